@@ -1,0 +1,517 @@
+//! Recognition of Aurora's own statements inside the SQL a client sends.
+//!
+//! Both sides of the proxy (native and HTTP) call [`classify`] on every query text. Only two statement shapes
+//! belong to Aurora:
+//!
+//! ```text
+//! [EXPLAIN] ASK '<question>' [FORMAT <name>] [SETTINGS k = v, ...] [;]
+//! ```
+//!
+//! keywords in any case, leading whitespace and SQL comments (`-- …`, `# …`, `/* … */`) allowed, the question a
+//! ClickHouse string literal (`''` and backslash escapes). Everything else is SQL and the caller forwards it byte
+//! for byte. A text that starts with the `ASK` keyword but does not follow the grammar is an [`AskSyntaxError`]:
+//! it is not valid SQL either, and the user deserves to be told what Aurora expected.
+
+use nom::branch::alt;
+use nom::bytes::complete::{tag, tag_no_case, take_until, take_while, take_while1};
+use nom::character::complete::{char, multispace1};
+use nom::combinator::{all_consuming, cut, map, opt, recognize, value};
+use nom::error::{context, ContextError, ErrorKind, ParseError};
+use nom::multi::{many0, separated_list1};
+use nom::sequence::{delimited, pair, preceded, terminated};
+use nom::{IResult, Parser};
+
+/// What a query text is, as far as Aurora is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    /// Ordinary SQL: forward it untouched.
+    Sql,
+    /// `ASK` or `EXPLAIN ASK`: Aurora answers it.
+    Ask(AskStatement),
+}
+
+/// A parsed `ASK` / `EXPLAIN ASK` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskStatement {
+    /// `EXPLAIN ASK`: describe the generated query instead of running it.
+    pub explain: bool,
+    /// The question with the string literal's escapes resolved.
+    pub question: String,
+    /// `FORMAT <name>` if given: the output format the client asked for.
+    pub format: Option<String>,
+    /// `SETTINGS k = v, …` in the order written.
+    pub settings: Vec<(String, SettingValue)>,
+}
+
+/// The value of one `SETTINGS` entry, kept as the literal's meaning rather than its spelling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingValue {
+    /// A number as written (`10000`, `0.5`, `-1`).
+    Number(String),
+    /// A string literal with escapes resolved.
+    String(String),
+    /// A bare word such as `true`, `false` or an enum value.
+    Word(String),
+}
+
+/// A text that starts like an `ASK` statement but does not follow its grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("syntax error in ASK statement at position {position}: expected {expected}")]
+pub struct AskSyntaxError {
+    /// Byte offset into the query text where parsing stopped.
+    pub position: usize,
+    /// What the grammar expected there, in words.
+    pub expected: String,
+}
+
+/// The outcome of looking only at the beginning of a query text (for bodies that are still arriving).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    /// The text is SQL whatever follows.
+    Sql,
+    /// The text starts with `ASK` or `EXPLAIN ASK`: read it whole and call [`classify`].
+    Ask,
+    /// Not enough bytes to tell yet.
+    NeedMore,
+}
+
+/// Classifies a complete query text.
+pub fn classify(text: &[u8]) -> Result<Statement, AskSyntaxError> {
+    if classify_prefix(text, true) != Prefix::Ask {
+        return Ok(Statement::Sql);
+    }
+    let text = std::str::from_utf8(text).map_err(|e| AskSyntaxError {
+        position: e.valid_up_to(),
+        expected: "a UTF-8 question".to_string(),
+    })?;
+    match all_consuming(ask_statement).parse(text) {
+        Ok((_, statement)) => Ok(Statement::Ask(statement)),
+        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e.into_syntax_error(text)),
+        Err(nom::Err::Incomplete(_)) => Err(AskSyntaxError {
+            position: text.len(),
+            expected: "more input".to_string(),
+        }),
+    }
+}
+
+/// Looks at the first keywords of a possibly incomplete text. `complete` says no more bytes will follow.
+pub fn classify_prefix(text: &[u8], complete: bool) -> Prefix {
+    let mut rest = text;
+    let mut saw_explain = false;
+    loop {
+        rest = match skip_trivia(rest) {
+            Some(rest) => rest,
+            None if complete => return Prefix::Sql,
+            None => return Prefix::NeedMore,
+        };
+        let word_len = rest
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        if word_len == rest.len() && !complete {
+            // The word may go on in bytes we have not seen.
+            return Prefix::NeedMore;
+        }
+        let word = &rest[..word_len];
+        if word.eq_ignore_ascii_case(b"ask") {
+            return Prefix::Ask;
+        }
+        if word.eq_ignore_ascii_case(b"explain") && !saw_explain {
+            saw_explain = true;
+            rest = &rest[word_len..];
+            continue;
+        }
+        return Prefix::Sql;
+    }
+}
+
+/// Skips whitespace and comments; `None` when the text ends (or may end) inside them.
+fn skip_trivia(mut rest: &[u8]) -> Option<&[u8]> {
+    loop {
+        match rest {
+            [] => return None,
+            [b, tail @ ..] if b.is_ascii_whitespace() => rest = tail,
+            [b'-', b'-', tail @ ..] | [b'#', tail @ ..] => {
+                let end = tail.iter().position(|b| *b == b'\n')?;
+                rest = &tail[end + 1..];
+            }
+            [b'/', b'*', tail @ ..] => {
+                let end = tail.windows(2).position(|w| w == b"*/")?;
+                rest = &tail[end + 2..];
+            }
+            [b'-'] | [b'/'] => return None,
+            _ => return Some(rest),
+        }
+    }
+}
+
+/// Parse error that remembers the innermost `context` label, for a message in words.
+#[derive(Debug)]
+struct GrammarError<'a> {
+    input: &'a str,
+    expected: &'static str,
+}
+
+impl<'a> GrammarError<'a> {
+    fn into_syntax_error(self, whole: &str) -> AskSyntaxError {
+        AskSyntaxError {
+            position: whole.len() - self.input.len(),
+            expected: self.expected.to_string(),
+        }
+    }
+}
+
+impl<'a> ParseError<&'a str> for GrammarError<'a> {
+    fn from_error_kind(input: &'a str, kind: ErrorKind) -> Self {
+        let expected = match kind {
+            ErrorKind::Eof => "the end of the statement",
+            _ => "valid ASK syntax",
+        };
+        GrammarError { input, expected }
+    }
+
+    fn append(_input: &'a str, _kind: ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+impl<'a> ContextError<&'a str> for GrammarError<'a> {
+    fn add_context(input: &'a str, ctx: &'static str, other: Self) -> Self {
+        // Keep the label closest to where parsing stopped.
+        if other.input.len() <= input.len() && other.expected != "valid ASK syntax" {
+            other
+        } else {
+            GrammarError {
+                input,
+                expected: ctx,
+            }
+        }
+    }
+}
+
+type Res<'a, T> = IResult<&'a str, T, GrammarError<'a>>;
+
+/// Whitespace and comments, possibly none.
+fn trivia(i: &str) -> Res<'_, ()> {
+    value(
+        (),
+        many0(alt((
+            value((), multispace1),
+            value((), (alt((tag("--"), tag("#"))), take_while(|c| c != '\n'))),
+            value((), (tag("/*"), take_until("*/"), tag("*/"))),
+        ))),
+    )
+    .parse(i)
+}
+
+/// A keyword that is not the start of a longer identifier.
+fn keyword<'a>(
+    word: &'static str,
+) -> impl Parser<&'a str, Output = &'a str, Error = GrammarError<'a>> {
+    terminated(
+        tag_no_case(word),
+        nom::combinator::not(nom::character::complete::satisfy(is_ident_char)),
+    )
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+fn identifier(i: &str) -> Res<'_, &str> {
+    recognize(pair(
+        take_while1(|c: char| c.is_ascii_alphabetic() || c == '_'),
+        take_while(is_ident_char),
+    ))
+    .parse(i)
+}
+
+/// A ClickHouse string literal: `'…'` with `''` and backslash escapes.
+fn string_literal(i: &str) -> Res<'_, String> {
+    let (mut rest, _) = char('\'').parse(i)?;
+    let mut out = String::new();
+    loop {
+        let mut chars = rest.chars();
+        match chars.next() {
+            None => {
+                return Err(nom::Err::Failure(GrammarError {
+                    input: rest,
+                    expected: "the closing quote of the string",
+                }))
+            }
+            Some('\'') => {
+                if chars.as_str().starts_with('\'') {
+                    out.push('\'');
+                    rest = &chars.as_str()[1..];
+                } else {
+                    return Ok((chars.as_str(), out));
+                }
+            }
+            Some('\\') => {
+                let escaped = chars.next().ok_or_else(|| {
+                    nom::Err::Failure(GrammarError {
+                        input: rest,
+                        expected: "a character after the backslash",
+                    })
+                })?;
+                match escaped {
+                    'b' => out.push('\u{8}'),
+                    'f' => out.push('\u{c}'),
+                    'n' => out.push('\n'),
+                    'r' => out.push('\r'),
+                    't' => out.push('\t'),
+                    '0' => out.push('\0'),
+                    'a' => out.push('\u{7}'),
+                    'v' => out.push('\u{b}'),
+                    'x' => {
+                        let hex = chars
+                            .as_str()
+                            .get(..2)
+                            .filter(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+                        let Some(hex) = hex else {
+                            return Err(nom::Err::Failure(GrammarError {
+                                input: chars.as_str(),
+                                expected: "two hexadecimal digits after \\x",
+                            }));
+                        };
+                        let byte = u8::from_str_radix(hex, 16).unwrap_or_default();
+                        if !byte.is_ascii() {
+                            return Err(nom::Err::Failure(GrammarError {
+                                input: chars.as_str(),
+                                expected: "an ASCII character (\\x00 to \\x7f)",
+                            }));
+                        }
+                        out.push(char::from(byte));
+                        chars = chars.as_str()[2..].chars();
+                    }
+                    other => out.push(other),
+                }
+                rest = chars.as_str();
+            }
+            Some(c) => {
+                out.push(c);
+                rest = chars.as_str();
+            }
+        }
+    }
+}
+
+fn number(i: &str) -> Res<'_, &str> {
+    recognize((
+        opt(alt((char('-'), char('+')))),
+        take_while1(|c: char| c.is_ascii_digit()),
+        opt(pair(char('.'), take_while(|c: char| c.is_ascii_digit()))),
+    ))
+    .parse(i)
+}
+
+fn setting_value(i: &str) -> Res<'_, SettingValue> {
+    alt((
+        map(string_literal, SettingValue::String),
+        map(number, |n| SettingValue::Number(n.to_string())),
+        map(identifier, |w| SettingValue::Word(w.to_string())),
+    ))
+    .parse(i)
+}
+
+fn setting(i: &str) -> Res<'_, (String, SettingValue)> {
+    map(
+        (
+            context("a setting name", identifier),
+            trivia,
+            context("'=' after the setting name", char('=')),
+            trivia,
+            context("a setting value (number, string or word)", setting_value),
+        ),
+        |(name, _, _, _, value)| (name.to_string(), value),
+    )
+    .parse(i)
+}
+
+enum Clause {
+    Format(String),
+    Settings(Vec<(String, SettingValue)>),
+}
+
+fn format_clause(i: &str) -> Res<'_, Clause> {
+    map(
+        preceded(
+            (keyword("format"), trivia),
+            cut(context("a format name after FORMAT", identifier)),
+        ),
+        |name| Clause::Format(name.to_string()),
+    )
+    .parse(i)
+}
+
+fn settings_clause(i: &str) -> Res<'_, Clause> {
+    map(
+        preceded(
+            (keyword("settings"), trivia),
+            cut(separated_list1(
+                delimited(trivia, char(','), trivia),
+                setting,
+            )),
+        ),
+        Clause::Settings,
+    )
+    .parse(i)
+}
+
+fn ask_statement(i: &str) -> Res<'_, AskStatement> {
+    let (i, _) = trivia(i)?;
+    let (i, explain) = opt(terminated(keyword("explain"), trivia)).parse(i)?;
+    let (i, _) = keyword("ask").parse(i)?;
+    let (i, _) = trivia(i)?;
+    let (i, question) = cut(context(
+        "the question as a string literal, e.g. ASK 'top 5 tenants'",
+        string_literal,
+    ))
+    .parse(i)?;
+    let (i, clauses) = many0(preceded(trivia, alt((format_clause, settings_clause)))).parse(i)?;
+    let (i, _) = trivia(i)?;
+    let (i, _) = opt(char(';')).parse(i)?;
+    let (i, _) = context(
+        "FORMAT, SETTINGS or the end of the statement",
+        trivia_then_end,
+    )
+    .parse(i)?;
+
+    let mut statement = AskStatement {
+        explain: explain.is_some(),
+        question,
+        format: None,
+        settings: Vec::new(),
+    };
+    for clause in clauses {
+        match clause {
+            Clause::Format(name) if statement.format.is_none() => statement.format = Some(name),
+            Clause::Settings(list) if statement.settings.is_empty() => statement.settings = list,
+            Clause::Format(_) | Clause::Settings(_) => {
+                return Err(nom::Err::Failure(GrammarError {
+                    input: i,
+                    expected: "each of FORMAT and SETTINGS at most once",
+                }))
+            }
+        }
+    }
+    Ok((i, statement))
+}
+
+fn trivia_then_end(i: &str) -> Res<'_, ()> {
+    let (i, _) = trivia(i)?;
+    if i.is_empty() {
+        Ok((i, ()))
+    } else {
+        Err(nom::Err::Error(GrammarError::from_error_kind(
+            i,
+            ErrorKind::Eof,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(text: &str) -> AskStatement {
+        match classify(text.as_bytes()) {
+            Ok(Statement::Ask(a)) => a,
+            other => panic!("{text:?} classified as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_sql_is_sql() {
+        for sql in [
+            "SELECT 1",
+            "select 'ASK' as ask",
+            "ASKED",
+            "  -- ASK 'x'\nSELECT 1",
+            "/* ASK 'x' */ SELECT 1",
+            "EXPLAIN SELECT 1",
+            "EXPLAIN EXPLAIN ASK 'x'",
+            "",
+            "   ",
+            "INSERT INTO ask VALUES",
+        ] {
+            assert_eq!(classify(sql.as_bytes()), Ok(Statement::Sql), "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn ask_in_any_case_with_comments() {
+        let a = ask("  /* c */ -- line\n aSk 'top 5 tenants by revenue'  ;  ");
+        assert!(!a.explain);
+        assert_eq!(a.question, "top 5 tenants by revenue");
+        let a = ask("# shell-style comment\nExplain\n\tASK'what''s up'");
+        assert!(a.explain);
+        assert_eq!(a.question, "what's up");
+    }
+
+    #[test]
+    fn escapes_are_resolved() {
+        assert_eq!(ask(r"ASK 'a\'b\\c\n\x41\q'").question, "a'b\\c\nAq");
+    }
+
+    #[test]
+    fn format_and_settings_in_either_order() {
+        let a = ask("ASK 'q' FORMAT JSONEachRow SETTINGS max_rows = 10, mode='fast', strict=true");
+        assert_eq!(a.format.as_deref(), Some("JSONEachRow"));
+        assert_eq!(
+            a.settings,
+            vec![
+                ("max_rows".into(), SettingValue::Number("10".into())),
+                ("mode".into(), SettingValue::String("fast".into())),
+                ("strict".into(), SettingValue::Word("true".into())),
+            ]
+        );
+        let b = ask("ask 'q' settings x=-1.5 format TSV;");
+        assert_eq!(b.format.as_deref(), Some("TSV"));
+        assert_eq!(
+            b.settings,
+            vec![("x".into(), SettingValue::Number("-1.5".into()))]
+        );
+    }
+
+    #[test]
+    fn malformed_ask_is_an_error_that_says_what_was_expected() {
+        let e = classify(b"ASK top tenants").unwrap_err();
+        assert_eq!(e.position, 4);
+        assert!(e.expected.contains("string literal"), "{e}");
+
+        let e = classify(b"ASK 'unterminated").unwrap_err();
+        assert!(e.expected.contains("closing quote"), "{e}");
+
+        let e = classify(b"ASK 'q' LIMIT 5").unwrap_err();
+        assert_eq!(e.position, 8);
+        assert!(e.expected.contains("end of the statement"), "{e}");
+
+        let e = classify(b"ASK 'q' FORMAT").unwrap_err();
+        assert!(e.expected.contains("format name"), "{e}");
+
+        let e = classify(b"ASK 'q' FORMAT TSV FORMAT CSV").unwrap_err();
+        assert!(e.expected.contains("at most once"), "{e}");
+
+        let e = classify(b"ASK '\xff'").unwrap_err();
+        assert!(e.expected.contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn prefix_classification_waits_for_enough_bytes() {
+        assert_eq!(classify_prefix(b"", false), Prefix::NeedMore);
+        assert_eq!(classify_prefix(b"  AS", false), Prefix::NeedMore);
+        assert_eq!(classify_prefix(b"  ASK", false), Prefix::NeedMore);
+        assert_eq!(classify_prefix(b"  ASK ", false), Prefix::Ask);
+        assert_eq!(classify_prefix(b"ASKED ", false), Prefix::Sql);
+        assert_eq!(classify_prefix(b"/* unfinished", false), Prefix::NeedMore);
+        assert_eq!(classify_prefix(b"-", false), Prefix::NeedMore);
+        assert_eq!(classify_prefix(b"explain ", false), Prefix::NeedMore);
+        assert_eq!(classify_prefix(b"explain ask'", false), Prefix::Ask);
+        assert_eq!(
+            classify_prefix(b"INSERT INTO t FORMAT TSV\n1\t2", false),
+            Prefix::Sql
+        );
+        assert_eq!(classify_prefix(b"ASK", true), Prefix::Ask);
+    }
+}

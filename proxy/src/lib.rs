@@ -1,0 +1,9 @@
+//! `aurora-proxy`: a ClickHouse native-protocol and HTTP proxy. SQL passes to ClickHouse untouched;
+//! `ASK '…'` and `EXPLAIN ASK '…'` are answered by Aurora.
+
+pub mod ask;
+pub mod config;
+pub mod metrics;
+pub mod native;
+pub mod server;
+pub mod telemetry;

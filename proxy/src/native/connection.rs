@@ -1,0 +1,66 @@
+//! A buffered socket of the native protocol: bytes arrive into a buffer that framing reads from, and
+//! complete packets leave from it. One per side of a proxied connection.
+
+use std::io;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Smallest read buffer growth: large reads keep the syscall count low when a stream of blocks arrives.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// One side of a proxied connection.
+pub struct Peer {
+    pub stream: TcpStream,
+    /// Received bytes not yet forwarded or consumed.
+    pub buf: BytesMut,
+    /// Buffer length below which framing the first packet again is pointless (it said it needs that many).
+    pub needed: usize,
+}
+
+impl Peer {
+    pub fn new(stream: TcpStream) -> Peer {
+        Peer {
+            stream,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            needed: 0,
+        }
+    }
+
+    /// Reads whatever the socket has; `Ok(0)` means the peer closed its side.
+    ///
+    /// # Cancellation safety
+    /// Safe to use in `select!`: bytes that were read are in `buf` even if the future is dropped afterwards.
+    pub async fn read_more(&mut self) -> io::Result<usize> {
+        let want = READ_CHUNK.max(self.needed.saturating_sub(self.buf.len()));
+        self.buf.reserve(want);
+        self.stream.read_buf(&mut self.buf).await
+    }
+
+    /// Whether framing can make progress with the bytes buffered now.
+    pub fn ready(&self) -> bool {
+        !self.buf.is_empty() && self.buf.len() >= self.needed
+    }
+
+    /// Drops `n` bytes from the front of the buffer.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.needed = 0;
+    }
+
+    /// Writes bytes to this peer.
+    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+}
+
+/// Writes the first `n` buffered bytes of `from` to `to` and drops them from `from`.
+pub async fn forward(from: &mut Peer, to: &mut Peer, n: usize) -> io::Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    to.stream.write_all(&from.buf[..n]).await?;
+    from.consume(n);
+    Ok(())
+}

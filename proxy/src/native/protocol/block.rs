@@ -1,0 +1,419 @@
+//! Native blocks: finding where a block ends without decoding its values.
+//!
+//! A block is `BlockInfo | columns (varuint) | rows (varuint) | per column: name, type, [custom serialization
+//! kinds], data`. Column data is written only when the block has rows (ClickHouse's `NativeWriter`). Inside a
+//! Data packet the block may be split over compressed frames; [`skip_block_body`] handles both forms.
+
+use super::compression;
+use super::error::DecodeError;
+use super::revision::{Feature, Revision};
+use super::types::DataType;
+use super::wire::Reader;
+
+/// What the proxy learns about a block while skipping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockShape {
+    pub columns: u64,
+    pub rows: u64,
+}
+
+impl BlockShape {
+    /// The empty block that ends a stream of data (external tables, INSERT data).
+    pub fn is_empty(&self) -> bool {
+        self.columns == 0 && self.rows == 0
+    }
+}
+
+/// LowCardinality index flags (`SerializationLowCardinality`).
+const LC_NEED_GLOBAL_DICTIONARY: u64 = 1 << 8;
+const LC_HAS_ADDITIONAL_KEYS: u64 = 1 << 9;
+/// Sparse serialization: the offset that ends a column's offsets stream.
+const SPARSE_END_OF_GRANULE: u64 = 1 << 62;
+/// Serialization kinds written after a column's type when custom serialization is on.
+const KIND_DEFAULT: u8 = 0;
+const KIND_SPARSE: u8 = 1;
+/// Upper bound on columns in one block, far above anything ClickHouse allows in a table.
+const MAX_COLUMNS: u64 = 1 << 20;
+
+/// Skips the block body of a Data-like packet (after its table name): compressed frames or a plain block.
+/// `scratch` holds decompressed bytes between calls so that allocations are reused.
+pub fn skip_block_body(
+    r: &mut Reader<'_>,
+    revision: Revision,
+    compressed: bool,
+    scratch: &mut Vec<u8>,
+) -> Result<BlockShape, DecodeError> {
+    if !compressed {
+        return skip_block(r, revision);
+    }
+    scratch.clear();
+    loop {
+        compression::read_frame(r, scratch)?;
+        let mut inner = Reader::new(scratch);
+        match skip_block(&mut inner, revision) {
+            Ok(shape) if inner.position() == scratch.len() => return Ok(shape),
+            Ok(_) => {
+                return Err(DecodeError::malformed(format!(
+                    "compressed block ends {} bytes before its last frame does",
+                    scratch.len() - inner.position()
+                )))
+            }
+            // The block continues in the next frame.
+            Err(DecodeError::Incomplete { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Skips one uncompressed block.
+pub fn skip_block(r: &mut Reader<'_>, revision: Revision) -> Result<BlockShape, DecodeError> {
+    skip_block_info(r)?;
+    let columns = r.varuint()?;
+    let rows = r.varuint()?;
+    if columns > MAX_COLUMNS {
+        return Err(DecodeError::malformed(format!(
+            "block declares {columns} columns"
+        )));
+    }
+    for _ in 0..columns {
+        let _name = r.bytes()?;
+        let type_name = r.string()?;
+        let ty = DataType::parse(type_name)?;
+        let kinds = if revision.has(Feature::CustomSerialization) && r.bool()? {
+            Some(read_kinds(r, &ty)?)
+        } else {
+            None
+        };
+        if rows > 0 {
+            if let Some(part) = ty.opaque_part() {
+                return Err(DecodeError::unsupported(format!(
+                    "column of type {type_name} ({part} values are not self-describing)"
+                )));
+            }
+            skip_prefix(r, &ty)?;
+            skip_data(r, &ty, kinds.as_ref(), rows)?;
+        }
+    }
+    Ok(BlockShape { columns, rows })
+}
+
+/// `BlockInfo`: numbered fields ending with field 0.
+fn skip_block_info(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    loop {
+        match r.varuint()? {
+            0 => return Ok(()),
+            1 => {
+                r.u8()?; // is_overflows
+            }
+            2 => {
+                r.i32_le()?; // bucket_num
+            }
+            3 => {
+                let n = r.varuint()?; // out_of_order_buckets
+                r.skip_items(n, 4)?;
+            }
+            other => {
+                return Err(DecodeError::malformed(format!(
+                    "unknown block info field {other}"
+                )))
+            }
+        }
+    }
+}
+
+/// Serialization kinds of one column: one byte per level, recursive for tuples.
+#[derive(Debug)]
+enum Kinds {
+    Plain(u8),
+    Tuple(Vec<Kinds>),
+}
+
+impl Kinds {
+    fn is_sparse(&self) -> bool {
+        matches!(self, Kinds::Plain(KIND_SPARSE))
+    }
+}
+
+fn read_kinds(r: &mut Reader<'_>, ty: &DataType) -> Result<Kinds, DecodeError> {
+    let kind = r.u8()?;
+    if kind != KIND_DEFAULT && kind != KIND_SPARSE {
+        return Err(DecodeError::unsupported(format!(
+            "serialization kind {kind}"
+        )));
+    }
+    match ty {
+        DataType::Tuple(elements) => Ok(Kinds::Tuple(
+            elements
+                .iter()
+                .map(|e| read_kinds(r, e))
+                .collect::<Result<_, _>>()?,
+        )),
+        _ => Ok(Kinds::Plain(kind)),
+    }
+}
+
+/// The state prefix written before any data of a column (LowCardinality's key version).
+fn skip_prefix(r: &mut Reader<'_>, ty: &DataType) -> Result<(), DecodeError> {
+    match ty {
+        DataType::LowCardinality(_) => {
+            let version = r.u64_le()?;
+            if version != 1 {
+                return Err(DecodeError::malformed(format!(
+                    "LowCardinality key version {version}"
+                )));
+            }
+            Ok(())
+        }
+        DataType::Nullable(inner) | DataType::Array(inner) => skip_prefix(r, inner),
+        DataType::Tuple(elements) => elements.iter().try_for_each(|e| skip_prefix(r, e)),
+        DataType::Fixed(_) | DataType::String => Ok(()),
+        DataType::Opaque(name) => Err(DecodeError::unsupported(format!("{name} column"))),
+    }
+}
+
+fn skip_data(
+    r: &mut Reader<'_>,
+    ty: &DataType,
+    kinds: Option<&Kinds>,
+    rows: u64,
+) -> Result<(), DecodeError> {
+    if kinds.is_some_and(Kinds::is_sparse) {
+        let values = skip_sparse_offsets(r, rows)?;
+        return skip_data(r, ty, None, values);
+    }
+    match ty {
+        DataType::Fixed(width) => r.skip_items(rows, *width),
+        DataType::String => {
+            for _ in 0..rows {
+                r.bytes()?;
+            }
+            Ok(())
+        }
+        DataType::Nullable(inner) => {
+            r.skip_items(rows, 1)?;
+            skip_data(r, inner, None, rows)
+        }
+        DataType::Array(inner) => {
+            if rows == 0 {
+                return Ok(());
+            }
+            r.skip_items(rows - 1, 8)?;
+            let elements = r.u64_le()?;
+            skip_data(r, inner, None, elements)
+        }
+        DataType::Tuple(elements) => {
+            let element_kinds = match kinds {
+                Some(Kinds::Tuple(k)) if k.len() == elements.len() => Some(k),
+                _ => None,
+            };
+            for (i, element) in elements.iter().enumerate() {
+                skip_data(r, element, element_kinds.map(|k| &k[i]), rows)?;
+            }
+            Ok(())
+        }
+        DataType::LowCardinality(dictionary) => {
+            let mut seen = 0u64;
+            while seen < rows {
+                let index_type = r.u64_le()?;
+                if index_type & LC_NEED_GLOBAL_DICTIONARY != 0 {
+                    return Err(DecodeError::unsupported(
+                        "LowCardinality with a global dictionary",
+                    ));
+                }
+                if index_type & LC_HAS_ADDITIONAL_KEYS != 0 {
+                    let keys = r.u64_le()?;
+                    skip_data(r, dictionary, None, keys)?;
+                }
+                let count = r.u64_le()?;
+                if count == 0 || count > rows - seen {
+                    return Err(DecodeError::malformed(format!(
+                        "LowCardinality granule of {count} rows in a column of {rows}"
+                    )));
+                }
+                let width = match index_type & 0xff {
+                    0 => 1,
+                    1 => 2,
+                    2 => 4,
+                    3 => 8,
+                    other => {
+                        return Err(DecodeError::malformed(format!(
+                            "LowCardinality index type {other}"
+                        )))
+                    }
+                };
+                r.skip_items(count, width)?;
+                seen += count;
+            }
+            Ok(())
+        }
+        DataType::Opaque(name) => Err(DecodeError::unsupported(format!("{name} column"))),
+    }
+}
+
+/// Reads a sparse column's offsets stream and returns how many non-default values follow.
+fn skip_sparse_offsets(r: &mut Reader<'_>, rows: u64) -> Result<u64, DecodeError> {
+    let mut values = 0u64;
+    let mut covered = 0u64;
+    loop {
+        let group = r.varuint()?;
+        if group & SPARSE_END_OF_GRANULE != 0 {
+            return Ok(values);
+        }
+        values += 1;
+        covered = covered.saturating_add(group).saturating_add(1);
+        if covered > rows {
+            return Err(DecodeError::malformed(format!(
+                "sparse column covers more than its {rows} rows"
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::protocol::compression::{write_frame, Method};
+    use crate::native::protocol::wire::{put_bytes, put_varuint};
+
+    const OLD: Revision = Revision(54412);
+    const NEW: Revision = Revision(54468);
+
+    fn block(revision: Revision, rows: u64, columns: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = vec![1, 0, 2, 0xff, 0xff, 0xff, 0xff, 0];
+        put_varuint(&mut out, columns.len() as u64);
+        put_varuint(&mut out, rows);
+        for (ty, data) in columns {
+            put_bytes(&mut out, b"c");
+            put_bytes(&mut out, ty.as_bytes());
+            if revision.has(Feature::CustomSerialization) {
+                out.push(0);
+            }
+            out.extend_from_slice(data);
+        }
+        out
+    }
+
+    fn u64s(values: &[u64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn sizes_every_supported_shape_and_every_prefix_is_incomplete() {
+        let mut strings = Vec::new();
+        for s in ["a", "", "ccc"] {
+            put_bytes(&mut strings, s.as_bytes());
+        }
+        // Array(Nullable(String)) of [["a", NULL], [], ["ccc"]]: offsets 2, 2, 3; null map; strings.
+        let mut array = u64s(&[2, 2, 3]);
+        array.extend_from_slice(&[0, 1, 0]);
+        array.extend_from_slice(&strings);
+        // LowCardinality(String), 3 rows, dictionary ["", "x"], UInt8 indexes.
+        let mut lc = u64s(&[1, LC_HAS_ADDITIONAL_KEYS, 2]);
+        put_bytes(&mut lc, b"");
+        put_bytes(&mut lc, b"x");
+        lc.extend_from_slice(&u64s(&[3]));
+        lc.extend_from_slice(&[1, 0, 1]);
+        for revision in [OLD, NEW] {
+            let bytes = block(
+                revision,
+                3,
+                &[
+                    ("UInt64", &u64s(&[1, 2, 3])),
+                    ("String", &strings),
+                    ("Array(Nullable(String))", &array),
+                    ("LowCardinality(String)", &lc),
+                    (
+                        "Tuple(UInt8, FixedString(2))",
+                        &[1, 2, 3, b'a', b'b', b'c', b'd', b'e', b'f'],
+                    ),
+                ],
+            );
+            let mut r = Reader::new(&bytes);
+            assert_eq!(
+                skip_block(&mut r, revision).unwrap(),
+                BlockShape {
+                    columns: 5,
+                    rows: 3
+                }
+            );
+            assert_eq!(r.position(), bytes.len());
+            for cut in 0..bytes.len() {
+                match skip_block(&mut Reader::new(&bytes[..cut]), revision) {
+                    Err(DecodeError::Incomplete { needed }) => {
+                        assert!(needed > cut && needed <= bytes.len())
+                    }
+                    other => panic!("prefix of {cut} bytes gave {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn header_blocks_have_no_data_and_opaque_types_only_matter_with_rows() {
+        let header = block(
+            NEW,
+            0,
+            &[
+                ("AggregateFunction(uniq, String)", &[]),
+                ("LowCardinality(String)", &[]),
+            ],
+        );
+        assert_eq!(
+            skip_block(&mut Reader::new(&header), NEW).unwrap(),
+            BlockShape {
+                columns: 2,
+                rows: 0
+            }
+        );
+        let with_rows = block(NEW, 1, &[("AggregateFunction(uniq, String)", &[0; 16])]);
+        assert!(matches!(
+            skip_block(&mut Reader::new(&with_rows), NEW),
+            Err(DecodeError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn sparse_columns_count_their_values() {
+        // 5 rows, non-defaults at rows 1 and 4: groups 1, 2, then the end with 0 trailing defaults.
+        let mut data = Vec::new();
+        for v in [1, 2, SPARSE_END_OF_GRANULE] {
+            put_varuint(&mut data, v);
+        }
+        data.extend_from_slice(&u64s(&[7, 9]));
+        let mut bytes = vec![0, 1, 5];
+        put_bytes(&mut bytes, b"c");
+        put_bytes(&mut bytes, b"UInt64");
+        bytes.extend_from_slice(&[1, KIND_SPARSE]);
+        bytes.extend_from_slice(&data);
+        let mut r = Reader::new(&bytes);
+        assert_eq!(
+            skip_block(&mut r, NEW).unwrap(),
+            BlockShape {
+                columns: 1,
+                rows: 5
+            }
+        );
+        assert_eq!(r.position(), bytes.len());
+    }
+
+    #[test]
+    fn compressed_blocks_may_span_frames() {
+        let big: Vec<u8> = (0..300_000u64).flat_map(|v| v.to_le_bytes()).collect();
+        let plain = block(OLD, 300_000, &[("UInt64", &big)]);
+        let mut framed = Vec::new();
+        for chunk in plain.chunks(1 << 20) {
+            write_frame(Method::Lz4, chunk, &mut framed);
+        }
+        framed.push(5); // the next packet (EndOfStream) must not be consumed
+        let mut scratch = Vec::new();
+        let mut r = Reader::new(&framed);
+        let shape = skip_block_body(&mut r, OLD, true, &mut scratch).unwrap();
+        assert_eq!(shape.rows, 300_000);
+        assert_eq!(r.position(), framed.len() - 1);
+        let cut = &framed[..framed.len() - 100];
+        assert!(matches!(
+            skip_block_body(&mut Reader::new(cut), OLD, true, &mut scratch),
+            Err(DecodeError::Incomplete { .. })
+        ));
+    }
+}

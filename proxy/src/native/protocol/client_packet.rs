@@ -1,0 +1,74 @@
+//! Framing of the packets a client sends after the handshake.
+
+use super::block::{skip_block_body, BlockShape};
+use super::error::DecodeError;
+use super::packets::ClientCode;
+use super::query::{decode_query, QueryPacket};
+use super::wire::Reader;
+use super::Context;
+
+/// A client packet, as much of it as the proxy needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientPacket<'a> {
+    Query(QueryPacket<'a>),
+    /// A block of INSERT data or of an external table; an empty one ends the stream.
+    Data(BlockShape),
+    Scalar(BlockShape),
+    Cancel,
+    Ping,
+    KeepAlive,
+    TablesStatusRequest,
+    IgnoredPartUuids,
+}
+
+/// Frames the packet at the start of `buf`; returns it and its length in bytes.
+pub fn frame_client_packet<'a>(
+    buf: &'a [u8],
+    ctx: &Context,
+    scratch: &mut Vec<u8>,
+) -> Result<(ClientPacket<'a>, usize), DecodeError> {
+    let mut r = Reader::new(buf);
+    let code = r.varuint()?;
+    let packet = match ClientCode::from_u64(code) {
+        Some(ClientCode::Query) => ClientPacket::Query(decode_query(&mut r, ctx.revision)?),
+        Some(code @ (ClientCode::Data | ClientCode::Scalar)) => {
+            r.bytes()?; // table name
+            let shape = skip_block_body(&mut r, ctx.revision, ctx.compression, scratch)?;
+            if code == ClientCode::Data {
+                ClientPacket::Data(shape)
+            } else {
+                ClientPacket::Scalar(shape)
+            }
+        }
+        Some(ClientCode::Cancel) => ClientPacket::Cancel,
+        Some(ClientCode::Ping) => ClientPacket::Ping,
+        Some(ClientCode::KeepAlive) => ClientPacket::KeepAlive,
+        Some(ClientCode::TablesStatusRequest) => {
+            let n = r.varuint()?;
+            for _ in 0..n {
+                r.bytes()?;
+                r.bytes()?;
+            }
+            ClientPacket::TablesStatusRequest
+        }
+        Some(ClientCode::IgnoredPartUuids) => {
+            let n = r.varuint()?;
+            r.skip_items(n, 16)?;
+            ClientPacket::IgnoredPartUuids
+        }
+        Some(ClientCode::Hello) => {
+            return Err(DecodeError::malformed("a second Hello after the handshake"))
+        }
+        Some(other) => {
+            return Err(DecodeError::unsupported(format!(
+                "client packet {other:?} (inter-server only)"
+            )))
+        }
+        None => {
+            return Err(DecodeError::malformed(format!(
+                "unknown client packet type {code}"
+            )))
+        }
+    };
+    Ok((packet, r.position()))
+}

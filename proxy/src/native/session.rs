@@ -1,0 +1,672 @@
+//! One native client connection: handshake, then a relay loop that frames packets in both directions.
+//!
+//! The session forwards every packet's original bytes. It acts on a few of them: a Query whose text is an
+//! `ASK` statement is answered by Aurora instead of ClickHouse; the end of each answer closes the query's
+//! metrics; a client that goes away mid-query makes the proxy cancel the query upstream. A packet the codec
+//! cannot frame (an opaque column type, an inter-server packet) turns the rest of the connection into a plain
+//! byte relay, so the client still works; a malformed packet closes only this connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use nlq::Statement;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::connection::{forward, Peer};
+use super::error::SessionError;
+use super::protocol::client_packet::{frame_client_packet, ClientPacket};
+use super::protocol::exception::{codes, encode_exception};
+use super::protocol::hello::{addendum_len, ClientHello, ServerHello};
+use super::protocol::packets::{ClientCode, ServerCode};
+use super::protocol::server_packet::{frame_server_packet, ServerPacket};
+use super::protocol::wire::Reader;
+use super::protocol::{Context, DecodeError, Revision};
+use crate::ask::AskAnswerer;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::telemetry::{self, Direction, Outcome, Protocol, QueryKind};
+
+/// What ClickHouse answers on its native port to an HTTP request; the proxy answers the same.
+const HTTP_ON_NATIVE_PORT: &[u8] = b"HTTP/1.0 400 Bad Request\r\n\r\nThis is the ClickHouse native protocol port of aurora-proxy.\r\nUse the HTTP port for HTTP requests.\r\n";
+
+/// Everything a session needs from the server around it.
+pub struct SessionEnv {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub ask: Arc<AskAnswerer>,
+}
+
+/// A statement whose answer has not ended yet.
+struct InFlight {
+    kind: QueryKind,
+    started: Instant,
+    cancelled: bool,
+}
+
+/// An ASK statement waiting for the client's end of external data before it is answered.
+struct PendingAsk {
+    started: Instant,
+    statement: Result<nlq::AskStatement, nlq::AskSyntaxError>,
+}
+
+/// How the relay loop ended.
+enum Flow {
+    /// Keep relaying.
+    Continue,
+    /// Stop framing; relay the rest as bytes.
+    Passthrough(String),
+    /// Close the connection.
+    Close(&'static str),
+}
+
+/// What to do with a framed client packet, decided while the packet still borrows the buffer.
+enum ClientAction {
+    Forward {
+        query: Option<QueryKind>,
+        cancel: bool,
+    },
+    StartAsk(Result<nlq::AskStatement, nlq::AskSyntaxError>),
+    /// Swallowed because it belongs to an intercepted ASK; `ends_data` when it is the empty block.
+    SwallowForAsk {
+        ends_data: bool,
+    },
+}
+
+pub struct Session {
+    peer: SocketAddr,
+    env: Arc<SessionEnv>,
+    client: Peer,
+    upstream: Peer,
+    ctx: Context,
+    /// The client still owes its addendum (quota key) after the handshake.
+    expect_addendum: bool,
+    query: Option<InFlight>,
+    ask: Option<PendingAsk>,
+    /// Decompressed bytes of the block being framed, reused between packets.
+    scratch: Vec<u8>,
+}
+
+/// Serves one client connection to its end.
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    env: Arc<SessionEnv>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let metrics = env.metrics.clone();
+    telemetry::connection_opened(&metrics, Protocol::Native, peer);
+    let reason = match tokio::time::timeout(
+        env.config.handshake_timeout,
+        handshake(stream, peer, env.clone()),
+    )
+    .await
+    {
+        Err(_) => "handshake timed out",
+        Ok(Err(error)) => {
+            log_session_error(&metrics, peer, &error);
+            "handshake failed"
+        }
+        Ok(Ok(None)) => "refused during handshake",
+        Ok(Ok(Some(session))) => session.relay(shutdown).await,
+    };
+    telemetry::connection_closed(&metrics, Protocol::Native, peer, reason);
+}
+
+fn log_session_error(metrics: &Metrics, peer: SocketAddr, error: &SessionError) {
+    match error {
+        SessionError::ClientProtocol(e) => {
+            telemetry::protocol_error(metrics, Protocol::Native, peer, "client", e)
+        }
+        SessionError::UpstreamProtocol(e) => {
+            telemetry::protocol_error(metrics, Protocol::Native, peer, "upstream", e)
+        }
+        SessionError::Io(e) => tracing::debug!(%peer, error = %e, "connection ended by I/O error"),
+    }
+}
+
+/// Reads the client's Hello, connects upstream and relays the handshake with the revision rewritten.
+/// `Ok(None)` when the connection ended during the handshake in an orderly way (refused login, bad upstream).
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    env: Arc<SessionEnv>,
+) -> Result<Option<Session>, SessionError> {
+    stream.set_nodelay(true)?;
+    let mut client = Peer::new(stream);
+    let hello = loop {
+        if client.buf.starts_with(b"GET ")
+            || client.buf.starts_with(b"POST")
+            || client.buf.starts_with(b"HEAD")
+        {
+            client.send(HTTP_ON_NATIVE_PORT).await?;
+            return Ok(None);
+        }
+        match ClientHello::decode(&client.buf) {
+            Ok((hello, len)) => {
+                client.consume(len);
+                break hello;
+            }
+            Err(DecodeError::Incomplete { needed }) => client.needed = needed,
+            Err(e) => return Err(SessionError::ClientProtocol(e)),
+        }
+        if client.read_more().await? == 0 {
+            return Ok(None);
+        }
+    };
+    tracing::debug!(%peer, ?hello, "client hello");
+
+    let upstream_addr = env.config.upstream_native.as_str();
+    let upstream_stream = match super::upstream::connect(upstream_addr, env.config.connect_timeout)
+        .await
+    {
+        Ok(stream) => stream,
+        Err(error) => {
+            telemetry::upstream_connect_failed(
+                &env.metrics,
+                Protocol::Native,
+                upstream_addr,
+                &error,
+            );
+            let message =
+                format!("Aurora proxy: cannot connect to ClickHouse at {upstream_addr}: {error}");
+            client
+                .send(&encode_exception(
+                    codes::ALL_CONNECTION_TRIES_FAILED,
+                    &message,
+                ))
+                .await?;
+            return Ok(None);
+        }
+    };
+    let mut upstream = Peer::new(upstream_stream);
+    let announced = hello.revision.min(super::protocol::PROXY_MAX_REVISION);
+    upstream
+        .send(&hello.encode_with_revision(announced))
+        .await?;
+
+    // Relay until the server's Hello: an Exception (wrong password, unknown user) or the SSH challenge
+    // exchange may come first.
+    loop {
+        while upstream.ready() {
+            match frame_handshake_server_packet(&upstream.buf, announced) {
+                Ok(HandshakeStep::Hello(server_hello, len)) => {
+                    upstream.consume(len);
+                    let revision = Revision::negotiate(hello.revision, server_hello.revision);
+                    client
+                        .send(
+                            &server_hello.encode_with_revision(
+                                server_hello
+                                    .revision
+                                    .min(super::protocol::PROXY_MAX_REVISION),
+                            ),
+                        )
+                        .await?;
+                    tracing::debug!(%peer, server = %server_hello.server_name, %revision, "handshake done");
+                    let expect_addendum = revision.has(super::protocol::Feature::Addendum);
+                    return Ok(Some(Session {
+                        peer,
+                        env,
+                        client,
+                        upstream,
+                        ctx: Context {
+                            revision,
+                            compression: false,
+                        },
+                        expect_addendum,
+                        query: None,
+                        ask: None,
+                        scratch: Vec::new(),
+                    }));
+                }
+                Ok(HandshakeStep::Relay(len)) => forward(&mut upstream, &mut client, len).await?,
+                Ok(HandshakeStep::Refused(len)) => {
+                    forward(&mut upstream, &mut client, len).await?;
+                    return Ok(None);
+                }
+                Err(DecodeError::Incomplete { needed }) => upstream.needed = needed,
+                Err(e) => return Err(SessionError::UpstreamProtocol(e)),
+            }
+        }
+        while client.ready() {
+            match frame_handshake_client_packet(&client.buf) {
+                Ok(len) => forward(&mut client, &mut upstream, len).await?,
+                Err(DecodeError::Incomplete { needed }) => client.needed = needed,
+                Err(e) => return Err(SessionError::ClientProtocol(e)),
+            }
+        }
+        tokio::select! {
+            n = upstream.read_more() => if n? == 0 {
+                let message = format!("Aurora proxy: ClickHouse at {upstream_addr} closed the connection during the handshake");
+                client.send(&encode_exception(codes::NETWORK_ERROR, &message)).await?;
+                return Ok(None);
+            },
+            n = client.read_more() => if n? == 0 { return Ok(None) },
+        }
+    }
+}
+
+enum HandshakeStep {
+    Hello(ServerHello, usize),
+    /// A packet to pass to the client before the Hello (SSH challenge).
+    Relay(usize),
+    /// An exception: the server refused the client.
+    Refused(usize),
+}
+
+fn frame_handshake_server_packet(
+    buf: &[u8],
+    announced: Revision,
+) -> Result<HandshakeStep, DecodeError> {
+    let mut r = Reader::new(buf);
+    match ServerCode::from_u64(r.varuint()?) {
+        Some(ServerCode::Hello) => {
+            let (hello, len) = ServerHello::decode(buf, announced)?;
+            Ok(HandshakeStep::Hello(hello, len))
+        }
+        Some(ServerCode::Exception) => {
+            super::protocol::exception::decode_exception(&mut r)?;
+            Ok(HandshakeStep::Refused(r.position()))
+        }
+        Some(ServerCode::SshChallenge) => {
+            r.bytes()?;
+            Ok(HandshakeStep::Relay(r.position()))
+        }
+        _ => Err(DecodeError::malformed(
+            "unexpected packet from the server during the handshake",
+        )),
+    }
+}
+
+/// Client packets allowed between Hello and the server's Hello: the SSH challenge exchange.
+fn frame_handshake_client_packet(buf: &[u8]) -> Result<usize, DecodeError> {
+    let mut r = Reader::new(buf);
+    match ClientCode::from_u64(r.varuint()?) {
+        Some(ClientCode::SshChallengeRequest) => Ok(r.position()),
+        Some(ClientCode::SshChallengeResponse) => {
+            r.bytes()?;
+            Ok(r.position())
+        }
+        _ => Err(DecodeError::malformed(
+            "unexpected packet from the client during the handshake",
+        )),
+    }
+}
+
+impl Session {
+    /// Relays packets until one side closes; returns why the connection ended.
+    async fn relay(mut self, mut shutdown: watch::Receiver<bool>) -> &'static str {
+        let mut draining = *shutdown.borrow();
+        loop {
+            let flow = match self.step(&mut shutdown, &mut draining).await {
+                Ok(flow) => flow,
+                Err(error) => {
+                    log_session_error(&self.env.metrics, self.peer, &error);
+                    self.fail_in_flight(&error).await;
+                    return "error";
+                }
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Close(reason) => return reason,
+                Flow::Passthrough(reason) => return self.passthrough(&reason).await,
+            }
+        }
+    }
+
+    /// Frames what is buffered, then waits for more bytes or for shutdown.
+    async fn step(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        draining: &mut bool,
+    ) -> Result<Flow, SessionError> {
+        match self.drain_client().await? {
+            Flow::Continue => {}
+            other => return Ok(other),
+        }
+        match self.drain_upstream().await? {
+            Flow::Continue => {}
+            other => return Ok(other),
+        }
+        if *draining && self.is_idle() {
+            return Ok(Flow::Close("shutdown"));
+        }
+        tokio::select! {
+            n = self.client.read_more() => {
+                if n? == 0 {
+                    return Ok(self.client_gone().await);
+                }
+            }
+            n = self.upstream.read_more() => {
+                if n? == 0 {
+                    return self.upstream_gone().await;
+                }
+            }
+            _ = crate::server::stopped(shutdown), if !*draining => {
+                *draining = true;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.query.is_none() && self.ask.is_none() && self.client.buf.is_empty()
+    }
+
+    /// Frames and handles complete client packets; forwards runs of them in one write.
+    async fn drain_client(&mut self) -> Result<Flow, SessionError> {
+        let mut pending = 0usize;
+        loop {
+            if self.client.buf.len() <= pending || self.client.buf.len() < self.client.needed {
+                break;
+            }
+            let buf = &self.client.buf[pending..];
+            if self.expect_addendum {
+                match addendum_len(buf, self.ctx.revision) {
+                    Ok(len) => {
+                        self.expect_addendum = false;
+                        pending += len;
+                        continue;
+                    }
+                    Err(DecodeError::Incomplete { needed }) => {
+                        self.client.needed = pending + needed;
+                        break;
+                    }
+                    Err(e) => return Err(SessionError::ClientProtocol(e)),
+                }
+            }
+            let framed = frame_client_packet(buf, &self.ctx, &mut self.scratch);
+            let (action, len) = match framed {
+                Ok((packet, len)) => (
+                    client_action(self.ask.is_some(), &mut self.ctx, packet),
+                    len,
+                ),
+                Err(DecodeError::Incomplete { needed }) => {
+                    if needed as u64 > self.env.config.max_framed_packet {
+                        self.flush_client(pending).await?;
+                        return Ok(Flow::Passthrough(format!(
+                            "client packet larger than {} bytes",
+                            self.env.config.max_framed_packet
+                        )));
+                    }
+                    self.client.needed = pending + needed;
+                    break;
+                }
+                Err(DecodeError::Unsupported(reason)) => {
+                    self.flush_client(pending).await?;
+                    return Ok(Flow::Passthrough(reason));
+                }
+                Err(e) => return Err(SessionError::ClientProtocol(e)),
+            };
+            match action {
+                ClientAction::Forward { query, cancel } => {
+                    if let Some(kind) = query {
+                        self.query = Some(InFlight {
+                            kind,
+                            started: Instant::now(),
+                            cancelled: false,
+                        });
+                    }
+                    if cancel {
+                        if let Some(q) = &mut self.query {
+                            q.cancelled = true;
+                        }
+                    }
+                    pending += len;
+                }
+                ClientAction::StartAsk(statement) => {
+                    self.flush_client(pending).await?;
+                    pending = 0;
+                    self.client.consume(len);
+                    self.ask = Some(PendingAsk {
+                        started: Instant::now(),
+                        statement,
+                    });
+                }
+                ClientAction::SwallowForAsk { ends_data } => {
+                    self.flush_client(pending).await?;
+                    pending = 0;
+                    self.client.consume(len);
+                    if ends_data {
+                        self.answer_ask().await?;
+                    }
+                }
+            }
+        }
+        self.flush_client(pending).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn flush_client(&mut self, n: usize) -> Result<(), SessionError> {
+        if n > 0 {
+            forward(&mut self.client, &mut self.upstream, n).await?;
+            telemetry::bytes_relayed(
+                &self.env.metrics,
+                Protocol::Native,
+                Direction::ClientToUpstream,
+                n,
+            );
+        }
+        Ok(())
+    }
+
+    /// Answers the pending ASK statement.
+    async fn answer_ask(&mut self) -> Result<(), SessionError> {
+        let Some(pending) = self.ask.take() else {
+            return Ok(());
+        };
+        let (code, message) = self.env.ask.answer(&pending.statement);
+        self.client.send(&encode_exception(code, &message)).await?;
+        telemetry::query_finished(
+            &self.env.metrics,
+            Protocol::Native,
+            QueryKind::Ask,
+            Outcome::Error,
+            pending.started.elapsed(),
+        );
+        Ok(())
+    }
+
+    /// Frames complete server packets and forwards them in one write.
+    async fn drain_upstream(&mut self) -> Result<Flow, SessionError> {
+        let mut pending = 0usize;
+        loop {
+            if self.upstream.buf.len() <= pending || self.upstream.buf.len() < self.upstream.needed
+            {
+                break;
+            }
+            let buf = &self.upstream.buf[pending..];
+            match frame_server_packet(buf, &self.ctx, &mut self.scratch) {
+                Ok((packet, len)) => {
+                    pending += len;
+                    if packet.ends_query() {
+                        self.finish_query(&packet);
+                    }
+                }
+                Err(DecodeError::Incomplete { needed }) => {
+                    if needed as u64 > self.env.config.max_framed_packet {
+                        self.flush_upstream(pending).await?;
+                        return Ok(Flow::Passthrough(format!(
+                            "server packet larger than {} bytes",
+                            self.env.config.max_framed_packet
+                        )));
+                    }
+                    self.upstream.needed = pending + needed;
+                    break;
+                }
+                Err(DecodeError::Unsupported(reason)) => {
+                    self.flush_upstream(pending).await?;
+                    return Ok(Flow::Passthrough(reason));
+                }
+                Err(e) => {
+                    self.flush_upstream(pending).await?;
+                    return Err(SessionError::UpstreamProtocol(e));
+                }
+            }
+        }
+        self.flush_upstream(pending).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn flush_upstream(&mut self, n: usize) -> Result<(), SessionError> {
+        if n > 0 {
+            forward(&mut self.upstream, &mut self.client, n).await?;
+            telemetry::bytes_relayed(
+                &self.env.metrics,
+                Protocol::Native,
+                Direction::UpstreamToClient,
+                n,
+            );
+        }
+        Ok(())
+    }
+
+    fn finish_query(&mut self, packet: &ServerPacket) {
+        let Some(query) = self.query.take() else {
+            return;
+        };
+        let outcome = match packet {
+            ServerPacket::Exception(_) => Outcome::Error,
+            _ if query.cancelled => Outcome::Cancelled,
+            _ => Outcome::Ok,
+        };
+        telemetry::query_finished(
+            &self.env.metrics,
+            Protocol::Native,
+            query.kind,
+            outcome,
+            query.started.elapsed(),
+        );
+    }
+
+    /// The client closed its side. A running query is cancelled upstream before the connection closes.
+    async fn client_gone(&mut self) -> Flow {
+        if let Some(query) = self.query.take() {
+            // Complete client packets were all forwarded, so the upstream stream is at a packet boundary.
+            let _ = self.upstream.send(&[ClientCode::Cancel as u8]).await;
+            telemetry::query_finished(
+                &self.env.metrics,
+                Protocol::Native,
+                query.kind,
+                Outcome::Aborted,
+                query.started.elapsed(),
+            );
+            return Flow::Close("client closed during a query");
+        }
+        Flow::Close("client closed")
+    }
+
+    /// ClickHouse closed its side. A client waiting for an answer gets an exception that says so.
+    async fn upstream_gone(&mut self) -> Result<Flow, SessionError> {
+        if self.query.is_some() || !self.upstream.buf.is_empty() {
+            let message = format!(
+                "Aurora proxy: ClickHouse at {} closed the connection before the query's answer ended",
+                self.env.config.upstream_native
+            );
+            self.fail_in_flight_with(&message).await;
+            return Ok(Flow::Close("upstream closed during a query"));
+        }
+        Ok(Flow::Close("upstream closed"))
+    }
+
+    async fn fail_in_flight(&mut self, error: &SessionError) {
+        let message = match error {
+            SessionError::ClientProtocol(e) => {
+                format!("Aurora proxy: malformed packet from the client: {e}")
+            }
+            SessionError::UpstreamProtocol(e) => {
+                format!("Aurora proxy: malformed packet from ClickHouse: {e}")
+            }
+            SessionError::Io(e) => format!("Aurora proxy: connection error: {e}"),
+        };
+        self.fail_in_flight_with(&message).await;
+    }
+
+    /// Ends a running query with an exception to the client (the client side is always at a packet boundary:
+    /// only complete packets are forwarded).
+    async fn fail_in_flight_with(&mut self, message: &str) {
+        let code = codes::NETWORK_ERROR;
+        let _ = self.client.send(&encode_exception(code, message)).await;
+        if let Some(query) = self.query.take() {
+            telemetry::query_finished(
+                &self.env.metrics,
+                Protocol::Native,
+                query.kind,
+                Outcome::Aborted,
+                query.started.elapsed(),
+            );
+        }
+    }
+
+    /// Relays the rest of the connection as plain bytes.
+    async fn passthrough(mut self, reason: &str) -> &'static str {
+        telemetry::passthrough_started(&self.env.metrics, self.peer, reason);
+        if let Some(query) = self.query.take() {
+            telemetry::query_finished(
+                &self.env.metrics,
+                Protocol::Native,
+                query.kind,
+                Outcome::Passthrough,
+                query.started.elapsed(),
+            );
+        }
+        let buffered_up = self.client.buf.len();
+        let buffered_down = self.upstream.buf.len();
+        if self.flush_client(buffered_up).await.is_err()
+            || self.flush_upstream(buffered_down).await.is_err()
+        {
+            return "error";
+        }
+        match tokio::io::copy_bidirectional(&mut self.client.stream, &mut self.upstream.stream)
+            .await
+        {
+            Ok((up, down)) => {
+                telemetry::bytes_relayed(
+                    &self.env.metrics,
+                    Protocol::Native,
+                    Direction::ClientToUpstream,
+                    up as usize,
+                );
+                telemetry::bytes_relayed(
+                    &self.env.metrics,
+                    Protocol::Native,
+                    Direction::UpstreamToClient,
+                    down as usize,
+                );
+                "closed after passthrough"
+            }
+            Err(_) => "error during passthrough",
+        }
+    }
+}
+
+/// Decides what to do with a client packet; `ask_pending` when an intercepted ASK awaits its end of data.
+fn client_action(ask_pending: bool, ctx: &mut Context, packet: ClientPacket<'_>) -> ClientAction {
+    if ask_pending {
+        // Until the empty block that ends external data, everything belongs to the ASK.
+        let ends_data = matches!(packet, ClientPacket::Data(shape) if shape.is_empty());
+        return ClientAction::SwallowForAsk { ends_data };
+    }
+    match packet {
+        ClientPacket::Query(query) => {
+            ctx.compression = query.compression;
+            match nlq::classify(query.query) {
+                Ok(Statement::Sql) => ClientAction::Forward {
+                    query: Some(QueryKind::Sql),
+                    cancel: false,
+                },
+                Ok(Statement::Ask(ask)) => ClientAction::StartAsk(Ok(ask)),
+                Err(syntax) => ClientAction::StartAsk(Err(syntax)),
+            }
+        }
+        ClientPacket::Cancel => ClientAction::Forward {
+            query: None,
+            cancel: true,
+        },
+        _ => ClientAction::Forward {
+            query: None,
+            cancel: false,
+        },
+    }
+}

@@ -1,0 +1,106 @@
+//! Runs the proxy: binds every listener, serves until SIGTERM/SIGINT, then drains running queries.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::ask::AskAnswerer;
+use crate::config::Config;
+use crate::metrics::{self, Metrics};
+use crate::native;
+
+/// Serves until a shutdown signal, then waits up to `shutdown_timeout` for running queries.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let metrics = Metrics::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tracker = TaskTracker::new();
+
+    let native_listener = bind(config.native_listen, "native").await?;
+    let metrics_listener = bind(config.metrics_listen, "metrics").await?;
+    let env = Arc::new(native::session::SessionEnv {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        ask: Arc::new(AskAnswerer {
+            llm_configured: config.llm_base_url.is_some(),
+        }),
+    });
+    tracing::info!(
+        native = %config.native_listen,
+        metrics = %config.metrics_listen,
+        upstream_native = %config.upstream_native,
+        "aurora-proxy listening"
+    );
+    let native_task = tokio::spawn(native::server::serve(
+        native_listener,
+        env,
+        stop_rx.clone(),
+        tracker.clone(),
+    ));
+    let metrics_task = tokio::spawn(metrics::serve(
+        metrics_listener,
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
+
+    wait_for_signal().await;
+    tracing::info!(timeout = %humantime::format_duration(config.shutdown_timeout), "shutting down: draining running queries");
+    let _ = stop_tx.send(true);
+    let _ = native_task.await;
+    tracker.close();
+    if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = tracker.len(),
+            "shutdown timeout reached; closing remaining connections"
+        );
+    }
+    metrics_task.abort();
+    tracing::info!("aurora-proxy stopped");
+    Ok(())
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+///
+/// # Cancellation safety
+/// Safe in `select!`: it only waits for a change.
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} clients on {addr}"))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
