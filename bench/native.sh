@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Native-protocol benchmark: aurora-proxy against ClickHouse directly, in one run, on this machine.
+#
+#   bench/native.sh [--rows N] [--runs N] [--seconds S]
+#
+# Prints, for each measurement, the direct and proxied numbers and their ratio (proxy / direct, higher is
+# better, 1.00 = no overhead):
+#   1. `SELECT 1` queries per second with clickhouse-benchmark, 4 and 16 concurrent connections;
+#   2. streaming N UInt64 rows (default 50M) with `clickhouse-client … FORMAT Null`, with the client's
+#      compression off and on (median of --runs runs, rows/s);
+#   3. the proxy's peak resident memory (VmHWM) before and after the streaming runs.
+# It starts its own ClickHouse (scripts/clickhouse.sh) and proxy (target/release/aurora-proxy) on free ports
+# and stops both at the end. Not a test: nothing here passes or fails.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROWS=50000000
+RUNS=5
+SECONDS_PER_QPS=6
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rows) ROWS="$2"; shift 2 ;;
+        --runs) RUNS="$2"; shift 2 ;;
+        --seconds) SECONDS_PER_QPS="$2"; shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+WORK="$(mktemp -d /tmp/aurora-bench-native.XXXXXX)"
+CH_TCP=$(free_port); CH_HTTP=$(free_port); PX_NATIVE=$(free_port); PX_HTTP=$(free_port); PX_METRICS=$(free_port)
+PROXY_PID=""
+cleanup() {
+    [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null || true
+    "$ROOT/scripts/clickhouse.sh" stop "$WORK/ch" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+[ -x "$ROOT/target/release/aurora-proxy" ] || (cd "$ROOT" && cargo build --release -p aurora-proxy)
+mkdir -p "$WORK/ch"
+"$ROOT/scripts/clickhouse.sh" start "$WORK/ch" "$CH_TCP" "$CH_HTTP"
+RUST_LOG=warn "$ROOT/target/release/aurora-proxy" --native-listen "127.0.0.1:$PX_NATIVE" --http-listen "127.0.0.1:$PX_HTTP" \
+    --metrics-listen "127.0.0.1:$PX_METRICS" --upstream-native "127.0.0.1:$CH_TCP" \
+    --upstream-http "http://127.0.0.1:$CH_HTTP" 2>"$WORK/proxy.log" &
+PROXY_PID=$!
+for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$PX_NATIVE") 2>/dev/null && break; sleep 0.05; done
+
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status"; }
+ratio() { python3 -c "import sys; d,p=float(sys.argv[1]),float(sys.argv[2]); print(f'{p/d:.3f}' if d else 'n/a')" "$1" "$2"; }
+
+echo "aurora-proxy native benchmark — $(nproc) cores, ClickHouse $(clickhouse-client --port "$CH_TCP" -q 'SELECT version()')"
+echo
+
+qps() { # <port> <concurrency>
+    echo "SELECT 1" | clickhouse-benchmark --port "$1" -c "$2" -t "$SECONDS_PER_QPS" -d 0 2>&1 \
+        | awk '/QPS:/ { for (i = 1; i <= NF; i++) if ($i == "QPS:") { v = $(i + 1); sub(",", "", v); print v; exit } }'
+}
+printf '%-34s %14s %14s %8s\n' "measurement" "direct" "proxy" "ratio"
+for c in 4 16; do
+    d=$(qps "$CH_TCP" "$c"); p=$(qps "$PX_NATIVE" "$c")
+    printf '%-34s %14.0f %14.0f %8s\n' "SELECT 1, $c connections (q/s)" "$d" "$p" "$(ratio "$d" "$p")"
+done
+
+HWM_BEFORE=$(hwm)
+stream() { # <port> <compression 0|1> → median rows/s over $RUNS runs
+    local times=()
+    for _ in $(seq 1 "$RUNS"); do
+        local start end
+        start=$(date +%s.%N)
+        clickhouse-client --port "$1" --compression "$2" -q "SELECT number FROM numbers($ROWS) FORMAT Null"
+        end=$(date +%s.%N)
+        times+=("$(python3 -c "print($end - $start)")")
+    done
+    python3 -c "import statistics,sys; print($ROWS / statistics.median(float(t) for t in sys.argv[1:]))" "${times[@]}"
+}
+for comp in 0 1; do
+    d=$(stream "$CH_TCP" "$comp"); p=$(stream "$PX_NATIVE" "$comp")
+    label="stream $((ROWS / 1000000))M UInt64, compression $comp"
+    printf '%-34s %14.3g %14.3g %8s\n' "$label (rows/s)" "$d" "$p" "$(ratio "$d" "$p")"
+done
+echo
+echo "proxy peak RSS: ${HWM_BEFORE} kB before streaming, $(hwm) kB after ($(( RUNS * 2 )) streams of $ROWS rows)"
