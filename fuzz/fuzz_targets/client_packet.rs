@@ -3,6 +3,7 @@
 //! and a framed packet's length must fit in the input.
 #![no_main]
 
+use aurora_proxy::native::protocol::block::FrameState;
 use aurora_proxy::native::protocol::client_packet::frame_client_packet;
 use aurora_proxy::native::protocol::hello::{addendum_len, ClientHello};
 use aurora_proxy::native::protocol::{Context, Revision};
@@ -17,8 +18,8 @@ fuzz_target!(|data: &[u8]| {
         _ => 54469, // the proxy's maximum
     });
     let ctx = Context { revision, compression: selector & 0x80 != 0 };
-    let mut scratch = Vec::new();
-    if let Ok((_, len)) = frame_client_packet(bytes, &ctx, &mut scratch) {
+    let mut state = FrameState::default();
+    if let Ok((_, len)) = frame_client_packet(bytes, &ctx, &mut state) {
         assert!(len <= bytes.len());
     }
     if let Ok((hello, len)) = ClientHello::decode(bytes) {

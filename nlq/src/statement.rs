@@ -181,10 +181,7 @@ impl<'a> ContextError<&'a str> for GrammarError<'a> {
         if other.input.len() <= input.len() && other.expected != "valid ASK syntax" {
             other
         } else {
-            GrammarError {
-                input,
-                expected: ctx,
-            }
+            GrammarError { input, expected: ctx }
         }
     }
 }
@@ -205,9 +202,7 @@ fn trivia(i: &str) -> Res<'_, ()> {
 }
 
 /// A keyword that is not the start of a longer identifier.
-fn keyword<'a>(
-    word: &'static str,
-) -> impl Parser<&'a str, Output = &'a str, Error = GrammarError<'a>> {
+fn keyword<'a>(word: &'static str) -> impl Parser<&'a str, Output = &'a str, Error = GrammarError<'a>> {
     terminated(
         tag_no_case(word),
         nom::combinator::not(nom::character::complete::satisfy(is_ident_char)),
@@ -348,10 +343,7 @@ fn settings_clause(i: &str) -> Res<'_, Clause> {
     map(
         preceded(
             (keyword("settings"), trivia),
-            cut(separated_list1(
-                delimited(trivia, char(','), trivia),
-                setting,
-            )),
+            cut(separated_list1(delimited(trivia, char(','), trivia), setting)),
         ),
         Clause::Settings,
     )
@@ -371,11 +363,7 @@ fn ask_statement(i: &str) -> Res<'_, AskStatement> {
     let (i, clauses) = many0(preceded(trivia, alt((format_clause, settings_clause)))).parse(i)?;
     let (i, _) = trivia(i)?;
     let (i, _) = opt(char(';')).parse(i)?;
-    let (i, _) = context(
-        "FORMAT, SETTINGS or the end of the statement",
-        trivia_then_end,
-    )
-    .parse(i)?;
+    let (i, _) = context("FORMAT, SETTINGS or the end of the statement", trivia_then_end).parse(i)?;
 
     let mut statement = AskStatement {
         explain: explain.is_some(),
@@ -403,10 +391,7 @@ fn trivia_then_end(i: &str) -> Res<'_, ()> {
     if i.is_empty() {
         Ok((i, ()))
     } else {
-        Err(nom::Err::Error(GrammarError::from_error_kind(
-            i,
-            ErrorKind::Eof,
-        )))
+        Err(nom::Err::Error(GrammarError::from_error_kind(i, ErrorKind::Eof)))
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::connection::{forward, Peer};
 use super::error::SessionError;
+use super::protocol::block::FrameState;
 use super::protocol::client_packet::{frame_client_packet, ClientPacket};
 use super::protocol::exception::{codes, encode_exception};
 use super::protocol::hello::{addendum_len, ClientHello, ServerHello};
@@ -84,17 +85,13 @@ pub struct Session {
     expect_addendum: bool,
     query: Option<InFlight>,
     ask: Option<PendingAsk>,
-    /// Decompressed bytes of the block being framed, reused between packets.
-    scratch: Vec<u8>,
+    /// Framing progress of the incomplete packet at the head of each buffer.
+    client_frame: FrameState,
+    upstream_frame: FrameState,
 }
 
 /// Serves one client connection to its end.
-pub async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
-    env: Arc<SessionEnv>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(stream: TcpStream, peer: SocketAddr, env: Arc<SessionEnv>, shutdown: watch::Receiver<bool>) {
     let metrics = env.metrics.clone();
     telemetry::connection_opened(&metrics, Protocol::Native, peer);
     let reason = match tokio::time::timeout(
@@ -158,33 +155,20 @@ async fn handshake(
     tracing::debug!(%peer, ?hello, "client hello");
 
     let upstream_addr = env.config.upstream_native.as_str();
-    let upstream_stream = match super::upstream::connect(upstream_addr, env.config.connect_timeout)
-        .await
-    {
+    let upstream_stream = match super::upstream::connect(upstream_addr, env.config.connect_timeout).await {
         Ok(stream) => stream,
         Err(error) => {
-            telemetry::upstream_connect_failed(
-                &env.metrics,
-                Protocol::Native,
-                upstream_addr,
-                &error,
-            );
-            let message =
-                format!("Aurora proxy: cannot connect to ClickHouse at {upstream_addr}: {error}");
+            telemetry::upstream_connect_failed(&env.metrics, Protocol::Native, upstream_addr, &error);
+            let message = format!("Aurora proxy: cannot connect to ClickHouse at {upstream_addr}: {error}");
             client
-                .send(&encode_exception(
-                    codes::ALL_CONNECTION_TRIES_FAILED,
-                    &message,
-                ))
+                .send(&encode_exception(codes::NETWORK_ERROR, &message))
                 .await?;
             return Ok(None);
         }
     };
     let mut upstream = Peer::new(upstream_stream);
     let announced = hello.revision.min(super::protocol::PROXY_MAX_REVISION);
-    upstream
-        .send(&hello.encode_with_revision(announced))
-        .await?;
+    upstream.send(&hello.encode_with_revision(announced)).await?;
 
     // Relay until the server's Hello: an Exception (wrong password, unknown user) or the SSH challenge
     // exchange may come first.
@@ -195,13 +179,9 @@ async fn handshake(
                     upstream.consume(len);
                     let revision = Revision::negotiate(hello.revision, server_hello.revision);
                     client
-                        .send(
-                            &server_hello.encode_with_revision(
-                                server_hello
-                                    .revision
-                                    .min(super::protocol::PROXY_MAX_REVISION),
-                            ),
-                        )
+                        .send(&server_hello.encode_with_revision(
+                            server_hello.revision.min(super::protocol::PROXY_MAX_REVISION),
+                        ))
                         .await?;
                     tracing::debug!(%peer, server = %server_hello.server_name, %revision, "handshake done");
                     let expect_addendum = revision.has(super::protocol::Feature::Addendum);
@@ -217,7 +197,8 @@ async fn handshake(
                         expect_addendum,
                         query: None,
                         ask: None,
-                        scratch: Vec::new(),
+                        client_frame: FrameState::default(),
+                        upstream_frame: FrameState::default(),
                     }));
                 }
                 Ok(HandshakeStep::Relay(len)) => forward(&mut upstream, &mut client, len).await?,
@@ -255,10 +236,7 @@ enum HandshakeStep {
     Refused(usize),
 }
 
-fn frame_handshake_server_packet(
-    buf: &[u8],
-    announced: Revision,
-) -> Result<HandshakeStep, DecodeError> {
+fn frame_handshake_server_packet(buf: &[u8], announced: Revision) -> Result<HandshakeStep, DecodeError> {
     let mut r = Reader::new(buf);
     match ServerCode::from_u64(r.varuint()?) {
         Some(ServerCode::Hello) => {
@@ -376,12 +354,9 @@ impl Session {
                     Err(e) => return Err(SessionError::ClientProtocol(e)),
                 }
             }
-            let framed = frame_client_packet(buf, &self.ctx, &mut self.scratch);
+            let framed = frame_client_packet(buf, &self.ctx, &mut self.client_frame);
             let (action, len) = match framed {
-                Ok((packet, len)) => (
-                    client_action(self.ask.is_some(), &mut self.ctx, packet),
-                    len,
-                ),
+                Ok((packet, len)) => (client_action(self.ask.is_some(), &mut self.ctx, packet), len),
                 Err(DecodeError::Incomplete { needed }) => {
                     if needed as u64 > self.env.config.max_framed_packet {
                         self.flush_client(pending).await?;
@@ -472,12 +447,11 @@ impl Session {
     async fn drain_upstream(&mut self) -> Result<Flow, SessionError> {
         let mut pending = 0usize;
         loop {
-            if self.upstream.buf.len() <= pending || self.upstream.buf.len() < self.upstream.needed
-            {
+            if self.upstream.buf.len() <= pending || self.upstream.buf.len() < self.upstream.needed {
                 break;
             }
             let buf = &self.upstream.buf[pending..];
-            match frame_server_packet(buf, &self.ctx, &mut self.scratch) {
+            match frame_server_packet(buf, &self.ctx, &mut self.upstream_frame) {
                 Ok((packet, len)) => {
                     pending += len;
                     if packet.ends_query() {
@@ -613,14 +587,11 @@ impl Session {
         }
         let buffered_up = self.client.buf.len();
         let buffered_down = self.upstream.buf.len();
-        if self.flush_client(buffered_up).await.is_err()
-            || self.flush_upstream(buffered_down).await.is_err()
+        if self.flush_client(buffered_up).await.is_err() || self.flush_upstream(buffered_down).await.is_err()
         {
             return "error";
         }
-        match tokio::io::copy_bidirectional(&mut self.client.stream, &mut self.upstream.stream)
-            .await
-        {
+        match tokio::io::copy_bidirectional(&mut self.client.stream, &mut self.upstream.stream).await {
             Ok((up, down)) => {
                 telemetry::bytes_relayed(
                     &self.env.metrics,

@@ -35,31 +35,74 @@ const KIND_SPARSE: u8 = 1;
 /// Upper bound on columns in one block, far above anything ClickHouse allows in a table.
 const MAX_COLUMNS: u64 = 1 << 20;
 
+/// Progress through a block that has not fully arrived, so that the next attempt resumes where this one stopped
+/// instead of scanning the packet from its start again (a 100 MB INSERT block arrives in hundreds of reads).
+///
+/// It belongs to the packet at the start of the buffer being framed: the framers reset it when a packet is
+/// complete, and positions are counted from the packet's first byte, so they survive the buffer moving.
+#[derive(Debug, Default)]
+pub struct FrameState {
+    /// Decompressed bytes of the frames read so far (compressed blocks only).
+    scratch: Vec<u8>,
+    /// Packet offset just after the last frame whose bytes are in `scratch`.
+    frames_end: usize,
+    /// Where skipping stopped in the block (in `scratch` for compressed blocks, in the packet otherwise).
+    checkpoint: Option<Checkpoint>,
+}
+
+impl FrameState {
+    /// Forgets all progress: the next packet starts from scratch.
+    pub fn reset(&mut self) {
+        self.scratch.clear();
+        self.frames_end = 0;
+        self.checkpoint = None;
+        // Do not keep a very large decompression buffer alive between packets.
+        if self.scratch.capacity() > 16 << 20 {
+            self.scratch = Vec::new();
+        }
+    }
+}
+
+/// A point between (or inside) columns from which skipping can go on.
+#[derive(Debug, Clone, Copy)]
+struct Checkpoint {
+    shape: BlockShape,
+    /// Offset where the column `column` (its name) starts, or where `string_rows_done` ends inside it.
+    pos: usize,
+    column: u64,
+    /// For a top-level String column: rows already skipped when `pos` points into its data.
+    string_rows_done: Option<u64>,
+}
+
 /// Skips the block body of a Data-like packet (after its table name): compressed frames or a plain block.
-/// `scratch` holds decompressed bytes between calls so that allocations are reused.
+/// On `Incomplete`, `state` keeps what was learnt for the next attempt on the same packet.
 pub fn skip_block_body(
     r: &mut Reader<'_>,
     revision: Revision,
     compressed: bool,
-    scratch: &mut Vec<u8>,
+    state: &mut FrameState,
 ) -> Result<BlockShape, DecodeError> {
     if !compressed {
-        return skip_block(r, revision);
+        return skip_block_resumable(r, revision, &mut state.checkpoint);
     }
-    scratch.clear();
+    if state.frames_end > 0 {
+        r.seek(state.frames_end)?;
+    }
     loop {
-        compression::read_frame(r, scratch)?;
-        let mut inner = Reader::new(scratch);
-        match skip_block(&mut inner, revision) {
-            Ok(shape) if inner.position() == scratch.len() => return Ok(shape),
+        let mut inner = Reader::new(&state.scratch);
+        match skip_block_resumable(&mut inner, revision, &mut state.checkpoint) {
+            Ok(shape) if inner.position() == state.scratch.len() => return Ok(shape),
             Ok(_) => {
                 return Err(DecodeError::malformed(format!(
                     "compressed block ends {} bytes before its last frame does",
-                    scratch.len() - inner.position()
+                    state.scratch.len() - inner.position()
                 )))
             }
             // The block continues in the next frame.
-            Err(DecodeError::Incomplete { .. }) => continue,
+            Err(DecodeError::Incomplete { .. }) => {
+                compression::read_frame(r, &mut state.scratch)?;
+                state.frames_end = r.position();
+            }
             Err(e) => return Err(e),
         }
     }
@@ -67,34 +110,110 @@ pub fn skip_block_body(
 
 /// Skips one uncompressed block.
 pub fn skip_block(r: &mut Reader<'_>, revision: Revision) -> Result<BlockShape, DecodeError> {
-    skip_block_info(r)?;
-    let columns = r.varuint()?;
-    let rows = r.varuint()?;
-    if columns > MAX_COLUMNS {
-        return Err(DecodeError::malformed(format!(
-            "block declares {columns} columns"
-        )));
-    }
-    for _ in 0..columns {
-        let _name = r.bytes()?;
-        let type_name = r.string()?;
-        let ty = DataType::parse(type_name)?;
-        let kinds = if revision.has(Feature::CustomSerialization) && r.bool()? {
-            Some(read_kinds(r, &ty)?)
-        } else {
-            None
-        };
-        if rows > 0 {
-            if let Some(part) = ty.opaque_part() {
-                return Err(DecodeError::unsupported(format!(
-                    "column of type {type_name} ({part} values are not self-describing)"
+    skip_block_resumable(r, revision, &mut None)
+}
+
+/// Skips one uncompressed block, starting from `checkpoint` if there is one and leaving one behind when the
+/// bytes run out.
+fn skip_block_resumable(
+    r: &mut Reader<'_>,
+    revision: Revision,
+    checkpoint: &mut Option<Checkpoint>,
+) -> Result<BlockShape, DecodeError> {
+    let mut cp = match *checkpoint {
+        Some(cp) => {
+            r.seek(cp.pos)?;
+            cp
+        }
+        None => {
+            skip_block_info(r)?;
+            let columns = r.varuint()?;
+            let rows = r.varuint()?;
+            if columns > MAX_COLUMNS {
+                return Err(DecodeError::malformed(format!(
+                    "block declares {columns} columns"
                 )));
             }
-            skip_prefix(r, &ty)?;
-            skip_data(r, &ty, kinds.as_ref(), rows)?;
+            Checkpoint {
+                shape: BlockShape { columns, rows },
+                pos: r.position(),
+                column: 0,
+                string_rows_done: None,
+            }
         }
+    };
+    let rows = cp.shape.rows;
+    while cp.column < cp.shape.columns {
+        if let Some(done) = cp.string_rows_done {
+            // Resume inside a String column's data.
+            if let Err(e) = skip_strings(r, rows, done, &mut cp) {
+                *checkpoint = Some(cp);
+                return Err(e);
+            }
+        } else {
+            let result = skip_column(r, revision, rows, &mut cp);
+            if let Err(e) = result {
+                *checkpoint = Some(cp);
+                return Err(e);
+            }
+        }
+        cp.column += 1;
+        cp.pos = r.position();
+        cp.string_rows_done = None;
     }
-    Ok(BlockShape { columns, rows })
+    *checkpoint = None;
+    Ok(cp.shape)
+}
+
+/// Skips one column: name, type, serialization kinds, data.
+fn skip_column(
+    r: &mut Reader<'_>,
+    revision: Revision,
+    rows: u64,
+    cp: &mut Checkpoint,
+) -> Result<(), DecodeError> {
+    let _name = r.bytes()?;
+    let type_name = r.string()?;
+    let ty = DataType::parse(type_name)?;
+    let kinds = if revision.has(Feature::CustomSerialization) && r.bool()? {
+        Some(read_kinds(r, &ty)?)
+    } else {
+        None
+    };
+    if rows == 0 {
+        return Ok(());
+    }
+    if let Some(part) = ty.opaque_part() {
+        return Err(DecodeError::unsupported(format!(
+            "column of type {type_name} ({part} values are not self-describing)"
+        )));
+    }
+    if ty == DataType::String && kinds.is_none() {
+        // The common large column: resumable row by row.
+        return skip_strings(r, rows, 0, cp);
+    }
+    skip_prefix(r, &ty)?;
+    skip_data(r, &ty, kinds.as_ref(), rows)
+}
+
+/// Skips the values of a top-level String column from row `done`; on running out of bytes, records the last
+/// complete row in `cp`.
+fn skip_strings(
+    r: &mut Reader<'_>,
+    rows: u64,
+    mut done: u64,
+    cp: &mut Checkpoint,
+) -> Result<(), DecodeError> {
+    while done < rows {
+        let before = r.position();
+        if let Err(e) = r.bytes() {
+            cp.pos = before;
+            cp.string_rows_done = Some(done);
+            return Err(e);
+        }
+        done += 1;
+    }
+    Ok(())
 }
 
 /// `BlockInfo`: numbered fields ending with field 0.
@@ -137,9 +256,7 @@ impl Kinds {
 fn read_kinds(r: &mut Reader<'_>, ty: &DataType) -> Result<Kinds, DecodeError> {
     let kind = r.u8()?;
     if kind != KIND_DEFAULT && kind != KIND_SPARSE {
-        return Err(DecodeError::unsupported(format!(
-            "serialization kind {kind}"
-        )));
+        return Err(DecodeError::unsupported(format!("serialization kind {kind}")));
     }
     match ty {
         DataType::Tuple(elements) => Ok(Kinds::Tuple(
@@ -171,12 +288,7 @@ fn skip_prefix(r: &mut Reader<'_>, ty: &DataType) -> Result<(), DecodeError> {
     }
 }
 
-fn skip_data(
-    r: &mut Reader<'_>,
-    ty: &DataType,
-    kinds: Option<&Kinds>,
-    rows: u64,
-) -> Result<(), DecodeError> {
+fn skip_data(r: &mut Reader<'_>, ty: &DataType, kinds: Option<&Kinds>, rows: u64) -> Result<(), DecodeError> {
     if kinds.is_some_and(Kinds::is_sparse) {
         let values = skip_sparse_offsets(r, rows)?;
         return skip_data(r, ty, None, values);
@@ -331,10 +443,7 @@ mod tests {
             let mut r = Reader::new(&bytes);
             assert_eq!(
                 skip_block(&mut r, revision).unwrap(),
-                BlockShape {
-                    columns: 5,
-                    rows: 3
-                }
+                BlockShape { columns: 5, rows: 3 }
             );
             assert_eq!(r.position(), bytes.len());
             for cut in 0..bytes.len() {
@@ -345,6 +454,49 @@ mod tests {
                     other => panic!("prefix of {cut} bytes gave {other:?}"),
                 }
             }
+        }
+    }
+
+    /// Feeding a block in small pieces with one `FrameState` gives the same answer as feeding it whole, and
+    /// each attempt resumes instead of starting over.
+    #[test]
+    fn resumes_where_the_previous_attempt_stopped() {
+        let mut strings = Vec::new();
+        for i in 0..5000u32 {
+            put_bytes(&mut strings, i.to_string().repeat((i % 7) as usize).as_bytes());
+        }
+        let numbers = u64s(&(0..5000).collect::<Vec<_>>());
+        let plain = block(
+            NEW,
+            5000,
+            &[("String", &strings), ("UInt64", &numbers), ("String", &strings)],
+        );
+        let mut compressed = Vec::new();
+        for chunk in plain.chunks(7000) {
+            write_frame(Method::Lz4, chunk, &mut compressed);
+        }
+        for (bytes, is_compressed) in [(&plain, false), (&compressed, true)] {
+            let mut state = FrameState::default();
+            let mut attempts = 0;
+            let mut len = 0;
+            let shape = loop {
+                len = (len + 997).min(bytes.len());
+                attempts += 1;
+                match skip_block_body(&mut Reader::new(&bytes[..len]), NEW, is_compressed, &mut state) {
+                    Ok(shape) => break shape,
+                    Err(DecodeError::Incomplete { needed }) => assert!(needed > len || is_compressed),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert_eq!(
+                shape,
+                BlockShape {
+                    columns: 3,
+                    rows: 5000
+                }
+            );
+            assert_eq!(len, bytes.len());
+            assert!(attempts > 10);
         }
     }
 
@@ -360,10 +512,7 @@ mod tests {
         );
         assert_eq!(
             skip_block(&mut Reader::new(&header), NEW).unwrap(),
-            BlockShape {
-                columns: 2,
-                rows: 0
-            }
+            BlockShape { columns: 2, rows: 0 }
         );
         let with_rows = block(NEW, 1, &[("AggregateFunction(uniq, String)", &[0; 16])]);
         assert!(matches!(
@@ -388,10 +537,7 @@ mod tests {
         let mut r = Reader::new(&bytes);
         assert_eq!(
             skip_block(&mut r, NEW).unwrap(),
-            BlockShape {
-                columns: 1,
-                rows: 5
-            }
+            BlockShape { columns: 1, rows: 5 }
         );
         assert_eq!(r.position(), bytes.len());
     }
@@ -405,14 +551,14 @@ mod tests {
             write_frame(Method::Lz4, chunk, &mut framed);
         }
         framed.push(5); // the next packet (EndOfStream) must not be consumed
-        let mut scratch = Vec::new();
+        let mut state = FrameState::default();
         let mut r = Reader::new(&framed);
-        let shape = skip_block_body(&mut r, OLD, true, &mut scratch).unwrap();
+        let shape = skip_block_body(&mut r, OLD, true, &mut state).unwrap();
         assert_eq!(shape.rows, 300_000);
         assert_eq!(r.position(), framed.len() - 1);
         let cut = &framed[..framed.len() - 100];
         assert!(matches!(
-            skip_block_body(&mut Reader::new(cut), OLD, true, &mut scratch),
+            skip_block_body(&mut Reader::new(cut), OLD, true, &mut FrameState::default()),
             Err(DecodeError::Incomplete { .. })
         ));
     }

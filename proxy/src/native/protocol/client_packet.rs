@@ -1,6 +1,6 @@
 //! Framing of the packets a client sends after the handshake.
 
-use super::block::{skip_block_body, BlockShape};
+use super::block::{skip_block_body, BlockShape, FrameState};
 use super::error::DecodeError;
 use super::packets::ClientCode;
 use super::query::{decode_query, QueryPacket};
@@ -21,11 +21,12 @@ pub enum ClientPacket<'a> {
     IgnoredPartUuids,
 }
 
-/// Frames the packet at the start of `buf`; returns it and its length in bytes.
+/// Frames the packet at the start of `buf`; returns it and its length in bytes. `state` carries progress
+/// between attempts on a packet that has not fully arrived.
 pub fn frame_client_packet<'a>(
     buf: &'a [u8],
     ctx: &Context,
-    scratch: &mut Vec<u8>,
+    state: &mut FrameState,
 ) -> Result<(ClientPacket<'a>, usize), DecodeError> {
     let mut r = Reader::new(buf);
     let code = r.varuint()?;
@@ -33,7 +34,7 @@ pub fn frame_client_packet<'a>(
         Some(ClientCode::Query) => ClientPacket::Query(decode_query(&mut r, ctx.revision)?),
         Some(code @ (ClientCode::Data | ClientCode::Scalar)) => {
             r.bytes()?; // table name
-            let shape = skip_block_body(&mut r, ctx.revision, ctx.compression, scratch)?;
+            let shape = skip_block_body(&mut r, ctx.revision, ctx.compression, state)?;
             if code == ClientCode::Data {
                 ClientPacket::Data(shape)
             } else {
@@ -56,9 +57,7 @@ pub fn frame_client_packet<'a>(
             r.skip_items(n, 16)?;
             ClientPacket::IgnoredPartUuids
         }
-        Some(ClientCode::Hello) => {
-            return Err(DecodeError::malformed("a second Hello after the handshake"))
-        }
+        Some(ClientCode::Hello) => return Err(DecodeError::malformed("a second Hello after the handshake")),
         Some(other) => {
             return Err(DecodeError::unsupported(format!(
                 "client packet {other:?} (inter-server only)"
@@ -70,5 +69,6 @@ pub fn frame_client_packet<'a>(
             )))
         }
     };
+    state.reset();
     Ok((packet, r.position()))
 }

@@ -51,14 +51,9 @@ pub fn read_frame(r: &mut Reader<'_>, out: &mut Vec<u8>) -> Result<Method, Decod
     let compressed = size_at(CHECKSUM_LEN + 1);
     let decompressed = size_at(CHECKSUM_LEN + 5);
     let method = Method::from_byte(method_byte).ok_or_else(|| {
-        DecodeError::unsupported(format!(
-            "compression method 0x{method_byte:02x} at byte {start}"
-        ))
+        DecodeError::unsupported(format!("compression method 0x{method_byte:02x} at byte {start}"))
     })?;
-    if (compressed as usize) < HEADER_LEN
-        || compressed > MAX_FRAME_SIZE
-        || decompressed > MAX_FRAME_SIZE
-    {
+    if (compressed as usize) < HEADER_LEN || compressed > MAX_FRAME_SIZE || decompressed > MAX_FRAME_SIZE {
         return Err(DecodeError::malformed(format!(
             "compressed frame at byte {start} declares sizes {compressed}/{decompressed}"
         )));
@@ -136,9 +131,7 @@ mod tests {
 
     #[test]
     fn frames_round_trip_with_every_method() {
-        let data: Vec<u8> = (0..100_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
         for method in [Method::None, Method::Lz4, Method::Zstd] {
             let mut framed = Vec::new();
             write_frame(method, &data, &mut framed);

@@ -10,7 +10,6 @@ pub mod codes {
     pub const NOT_IMPLEMENTED: i32 = 48;
     pub const TIMEOUT_EXCEEDED: i32 = 159;
     pub const NETWORK_ERROR: i32 = 210;
-    pub const ALL_CONNECTION_TRIES_FAILED: i32 = 279;
     pub const UNEXPECTED_PACKET_FROM_CLIENT: i32 = 101;
 }
 
@@ -34,11 +33,7 @@ pub fn decode_exception(r: &mut Reader<'_>) -> Result<ServerException, DecodeErr
         let message = String::from_utf8_lossy(r.bytes()?).into_owned();
         r.bytes()?; // stack trace
         let has_nested = r.bool()?;
-        outer.get_or_insert(ServerException {
-            code,
-            name,
-            message,
-        });
+        outer.get_or_insert(ServerException { code, name, message });
         if !has_nested {
             return Ok(outer.unwrap_or_else(|| unreachable!("set above")));
         }

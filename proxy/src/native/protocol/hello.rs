@@ -138,10 +138,7 @@ impl ServerHello {
             .has(Feature::ServerDisplayName)
             .then(|| r.string().map(str::to_string))
             .transpose()?;
-        let version_patch = gate
-            .has(Feature::VersionPatch)
-            .then(|| r.varuint())
-            .transpose()?;
+        let version_patch = gate.has(Feature::VersionPatch).then(|| r.varuint()).transpose()?;
         if gate.has(Feature::PasswordComplexityRules) {
             let rules = r.varuint()?;
             for _ in 0..rules {

@@ -25,10 +25,7 @@ const INTERFACE_TCP: u8 = 1;
 const INTERFACE_HTTP: u8 = 2;
 
 /// Decodes a Query packet body (after its code).
-pub fn decode_query<'a>(
-    r: &mut Reader<'a>,
-    revision: Revision,
-) -> Result<QueryPacket<'a>, DecodeError> {
+pub fn decode_query<'a>(r: &mut Reader<'a>, revision: Revision) -> Result<QueryPacket<'a>, DecodeError> {
     let query_id = r.bytes()?;
     if revision.has(Feature::ClientInfo) {
         skip_client_info(r, revision)?;
@@ -41,11 +38,7 @@ pub fn decode_query<'a>(
     let compression = match r.varuint()? {
         0 => false,
         1 => true,
-        other => {
-            return Err(DecodeError::malformed(format!(
-                "query compression flag {other}"
-            )))
-        }
+        other => return Err(DecodeError::malformed(format!("query compression flag {other}"))),
     };
     let query = r.bytes()?;
     if revision.has(Feature::Parameters) {
@@ -169,8 +162,7 @@ fn skip_binary_settings(r: &mut Reader<'_>) -> Result<(), DecodeError> {
         if name.is_empty() {
             return Ok(());
         }
-        let is_string =
-            std::str::from_utf8(name).is_ok_and(|n| STRING_VALUED_SETTINGS.contains(&n));
+        let is_string = std::str::from_utf8(name).is_ok_and(|n| STRING_VALUED_SETTINGS.contains(&n));
         if is_string {
             r.bytes()?;
         } else {

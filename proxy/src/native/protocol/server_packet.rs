@@ -1,6 +1,6 @@
 //! Framing of the packets a server sends after the handshake.
 
-use super::block::{skip_block_body, BlockShape};
+use super::block::{skip_block_body, BlockShape, FrameState};
 use super::error::DecodeError;
 use super::exception::{decode_exception, ServerException};
 use super::packets::ServerCode;
@@ -35,11 +35,12 @@ impl ServerPacket {
     }
 }
 
-/// Frames the packet at the start of `buf`; returns it and its length in bytes.
+/// Frames the packet at the start of `buf`; returns it and its length in bytes. `state` carries progress
+/// between attempts on a packet that has not fully arrived.
 pub fn frame_server_packet(
     buf: &[u8],
     ctx: &Context,
-    scratch: &mut Vec<u8>,
+    state: &mut FrameState,
 ) -> Result<(ServerPacket, usize), DecodeError> {
     let mut r = Reader::new(buf);
     let code = r.varuint()?;
@@ -47,7 +48,7 @@ pub fn frame_server_packet(
     let packet = match ServerCode::from_u64(code) {
         Some(code @ (ServerCode::Data | ServerCode::Totals | ServerCode::Extremes)) => {
             r.bytes()?;
-            let shape = skip_block_body(&mut r, rev, ctx.compression, scratch)?;
+            let shape = skip_block_body(&mut r, rev, ctx.compression, state)?;
             match code {
                 ServerCode::Totals => ServerPacket::Totals,
                 ServerCode::Extremes => ServerPacket::Extremes,
@@ -57,7 +58,7 @@ pub fn frame_server_packet(
         // Logs and profile events are never compressed below revision 54481 (above the proxy's maximum).
         Some(code @ (ServerCode::Log | ServerCode::ProfileEvents)) => {
             r.bytes()?;
-            skip_block_body(&mut r, rev, false, scratch)?;
+            skip_block_body(&mut r, rev, false, state)?;
             if code == ServerCode::Log {
                 ServerPacket::Log
             } else {
@@ -141,5 +142,6 @@ pub fn frame_server_packet(
             )))
         }
     };
+    state.reset();
     Ok((packet, r.position()))
 }

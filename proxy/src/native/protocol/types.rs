@@ -40,9 +40,7 @@ impl DataType {
     pub fn opaque_part(&self) -> Option<&str> {
         match self {
             DataType::Opaque(name) => Some(name),
-            DataType::Nullable(t) | DataType::Array(t) | DataType::LowCardinality(t) => {
-                t.opaque_part()
-            }
+            DataType::Nullable(t) | DataType::Array(t) | DataType::LowCardinality(t) => t.opaque_part(),
             DataType::Tuple(ts) => ts.iter().find_map(|t| t.opaque_part()),
             DataType::Fixed(_) | DataType::String => None,
         }
@@ -66,10 +64,8 @@ fn parse_type(name: &str, depth: usize) -> Result<DataType, DecodeError> {
     }
     let args = match rest.trim() {
         "" => Vec::new(),
-        rest if rest.starts_with('(') && rest.ends_with(')') => {
-            split_args(&rest[1..rest.len() - 1])
-                .ok_or_else(|| malformed(name, "unbalanced parentheses or quotes"))?
-        }
+        rest if rest.starts_with('(') && rest.ends_with(')') => split_args(&rest[1..rest.len() - 1])
+            .ok_or_else(|| malformed(name, "unbalanced parentheses or quotes"))?,
         _ => return Err(malformed(name, "unexpected text after the type name")),
     };
     let one_type = |depth| -> Result<DataType, DecodeError> {
@@ -82,9 +78,7 @@ fn parse_type(name: &str, depth: usize) -> Result<DataType, DecodeError> {
     match head {
         "UInt8" | "Int8" | "Bool" | "Enum8" | "Nothing" => fixed(1),
         "UInt16" | "Int16" | "Enum16" | "Date" | "BFloat16" => fixed(2),
-        "UInt32" | "Int32" | "Float32" | "Date32" | "DateTime" | "IPv4" | "Time" | "Decimal32" => {
-            fixed(4)
-        }
+        "UInt32" | "Int32" | "Float32" | "Date32" | "DateTime" | "IPv4" | "Time" | "Decimal32" => fixed(4),
         "UInt64" | "Int64" | "Float64" | "DateTime64" | "Time64" | "Decimal64" => fixed(8),
         "UInt128" | "Int128" | "UUID" | "IPv6" | "Decimal128" => fixed(16),
         "UInt256" | "Int256" | "Decimal256" => fixed(32),
@@ -145,9 +139,7 @@ fn parse_type(name: &str, depth: usize) -> Result<DataType, DecodeError> {
         },
         "Point" => Ok(point()),
         "Ring" | "LineString" => Ok(DataType::Array(Box::new(point()))),
-        "Polygon" | "MultiLineString" => Ok(DataType::Array(Box::new(DataType::Array(Box::new(
-            point(),
-        ))))),
+        "Polygon" | "MultiLineString" => Ok(DataType::Array(Box::new(DataType::Array(Box::new(point()))))),
         "MultiPolygon" => Ok(DataType::Array(Box::new(DataType::Array(Box::new(
             DataType::Array(Box::new(point())),
         ))))),
@@ -226,16 +218,10 @@ mod tests {
     #[test]
     fn parses_server_type_names() {
         assert_eq!(DataType::parse("UInt64").unwrap(), Fixed(8));
-        assert_eq!(
-            DataType::parse("DateTime('Europe/Berlin')").unwrap(),
-            Fixed(4)
-        );
+        assert_eq!(DataType::parse("DateTime('Europe/Berlin')").unwrap(), Fixed(4));
         assert_eq!(DataType::parse("DateTime64(3, 'UTC')").unwrap(), Fixed(8));
         assert_eq!(DataType::parse("Decimal(38, 10)").unwrap(), Fixed(16));
-        assert_eq!(
-            DataType::parse("Enum8('a, b' = 1, 'c)' = 2)").unwrap(),
-            Fixed(1)
-        );
+        assert_eq!(DataType::parse("Enum8('a, b' = 1, 'c)' = 2)").unwrap(), Fixed(1));
         assert_eq!(DataType::parse("FixedString(16)").unwrap(), Fixed(16));
         assert_eq!(
             DataType::parse("Array(Nullable(String))").unwrap(),

@@ -28,6 +28,15 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// Moves to byte `pos` of the buffer (a position this reader or an earlier one on the same bytes reached).
+    pub fn seek(&mut self, pos: usize) -> Result<(), DecodeError> {
+        if pos > self.buf.len() {
+            return Err(DecodeError::Incomplete { needed: pos });
+        }
+        self.pos = pos;
+        Ok(())
+    }
+
     /// The bytes between `start` and the current position.
     pub fn consumed_since(&self, start: usize) -> &'a [u8] {
         &self.buf[start.min(self.pos)..self.pos]
@@ -61,9 +70,7 @@ impl<'a> Reader<'a> {
             .checked_mul(width)
             .and_then(|t| usize::try_from(t).ok())
             .ok_or_else(|| {
-                DecodeError::malformed(format!(
-                    "column of {count} values of {width} bytes is too large"
-                ))
+                DecodeError::malformed(format!("column of {count} values of {width} bytes is too large"))
             })?;
         self.take(total).map(|_| ())
     }
