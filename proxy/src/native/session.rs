@@ -377,6 +377,9 @@ impl Session {
             match action {
                 ClientAction::Forward { query, cancel } => {
                     if let Some(kind) = query {
+                        // A new answer: its blocks may be shaped differently from the last one's.
+                        self.client_frame.forget_layout();
+                        self.upstream_frame.forget_layout();
                         self.query = Some(InFlight {
                             kind,
                             started: Instant::now(),

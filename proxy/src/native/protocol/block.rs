@@ -48,6 +48,10 @@ pub struct FrameState {
     frames_end: usize,
     /// Where skipping stopped in the block (in `scratch` for compressed blocks, in the packet otherwise).
     checkpoint: Option<Checkpoint>,
+    /// Layout of the last compressed block framed in full, kept across packets of one answer.
+    layout: Option<Layout>,
+    /// A prediction in progress, when its frames have not all arrived.
+    prediction: Option<Prediction>,
 }
 
 impl FrameState {
@@ -56,11 +60,150 @@ impl FrameState {
         self.scratch.clear();
         self.frames_end = 0;
         self.checkpoint = None;
+        self.prediction = None;
         // Do not keep a very large decompression buffer alive between packets.
         if self.scratch.capacity() > 16 << 20 {
             self.scratch = Vec::new();
         }
     }
+}
+
+impl FrameState {
+    /// Forgets the learnt block layout: called at each new query, whose blocks may look different.
+    pub fn forget_layout(&mut self) {
+        self.layout = None;
+    }
+}
+
+/// The shape of a block whose columns all have fixed widths: names and types (the same in every block of one
+/// answer) and the bytes each row takes. From it and a block's row count, the block's decompressed size follows.
+#[derive(Debug, Clone)]
+struct Layout {
+    columns: u64,
+    /// Bytes of every column's name, type and serialization flag together.
+    headers_len: usize,
+    /// The first column's name, type and flag, compared with each new block before trusting the layout.
+    first_header: Vec<u8>,
+    row_width: u64,
+}
+
+impl Layout {
+    /// Learns the layout of a decompressed block, if all its columns have a fixed width.
+    fn learn(block: &[u8], revision: Revision) -> Option<Layout> {
+        let mut r = Reader::new(block);
+        skip_block_info(&mut r).ok()?;
+        let columns = r.varuint().ok()?;
+        let rows = r.varuint().ok()?;
+        let (mut headers_len, mut first_header, mut row_width) = (0usize, Vec::new(), 0u64);
+        for column in 0..columns {
+            let start = r.position();
+            r.bytes().ok()?;
+            let DataType::Fixed(width) = DataType::parse(r.string().ok()?).ok()? else {
+                return None;
+            };
+            if revision.has(Feature::CustomSerialization) && r.bool().ok()? {
+                return None;
+            }
+            headers_len += r.position() - start;
+            if column == 0 {
+                first_header = r.consumed_since(start).to_vec();
+            }
+            row_width = row_width.checked_add(width)?;
+            r.skip_items(rows, width).ok()?;
+        }
+        (r.position() == block.len() && columns > 0).then_some(Layout {
+            columns,
+            headers_len,
+            first_header,
+            row_width,
+        })
+    }
+}
+
+/// A compressed block whose size was predicted from the layout; its frames are being counted.
+#[derive(Debug, Clone, Copy)]
+struct Prediction {
+    shape: BlockShape,
+    /// Decompressed size the block must have.
+    total: usize,
+    /// Decompressed bytes of the frames counted so far.
+    seen: usize,
+    /// Packet offset after the last counted frame.
+    frames_end: usize,
+}
+
+/// Finds the end of a compressed block without decompressing it, when the layout of the answer's blocks is
+/// known: only the first bytes of the first frame are decoded (for the row count), and the frames' declared
+/// sizes must add up exactly to the predicted size. `Ok(None)` when the prediction does not hold: the caller
+/// then frames the block in full from where it started.
+fn predict(r: &mut Reader<'_>, state: &mut FrameState) -> Result<Option<BlockShape>, DecodeError> {
+    let body_start = r.position();
+    let mut prediction = match state.prediction {
+        Some(p) => {
+            r.seek(p.frames_end)?;
+            p
+        }
+        None => {
+            let Some(layout) = &state.layout else {
+                return Ok(None);
+            };
+            let frame = compression::next_frame(r)?;
+            let prefix = frame.decompress_prefix(40 + layout.first_header.len())?;
+            let mut p = Reader::new(&prefix);
+            let header = (|| -> Result<(u64, u64, usize), DecodeError> {
+                skip_block_info(&mut p)?;
+                let columns = p.varuint()?;
+                let rows = p.varuint()?;
+                let counts_end = p.position();
+                let first = p.take(layout.first_header.len())?;
+                if first != layout.first_header.as_slice() {
+                    return Err(DecodeError::malformed("layout changed"));
+                }
+                Ok((columns, rows, counts_end))
+            })();
+            let total = header
+                .ok()
+                .filter(|(columns, _, _)| *columns == layout.columns)
+                .and_then(|(columns, rows, counts_end)| {
+                    let data = usize::try_from(rows.checked_mul(layout.row_width)?).ok()?;
+                    Some((
+                        BlockShape { columns, rows },
+                        counts_end.checked_add(layout.headers_len)?.checked_add(data)?,
+                    ))
+                });
+            let Some((shape, total)) = total else {
+                state.layout = None;
+                r.seek(body_start)?;
+                return Ok(None);
+            };
+            Prediction {
+                shape,
+                total,
+                seen: frame.decompressed_size,
+                frames_end: r.position(),
+            }
+        }
+    };
+    while prediction.seen < prediction.total {
+        match compression::next_frame(r) {
+            Ok(frame) => {
+                prediction.seen += frame.decompressed_size;
+                prediction.frames_end = r.position();
+            }
+            Err(e @ DecodeError::Incomplete { .. }) => {
+                state.prediction = Some(prediction);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    state.prediction = None;
+    if prediction.seen == prediction.total {
+        return Ok(Some(prediction.shape));
+    }
+    // The frames do not add up: this block is not shaped like the previous ones.
+    state.layout = None;
+    Ok(None)
 }
 
 /// A point between (or inside) columns from which skipping can go on.
@@ -85,13 +228,22 @@ pub fn skip_block_body(
     if !compressed {
         return skip_block_resumable(r, revision, &mut state.checkpoint);
     }
-    if state.frames_end > 0 {
+    if state.frames_end == 0 && state.checkpoint.is_none() {
+        let body_start = r.position();
+        if let Some(shape) = predict(r, state)? {
+            return Ok(shape);
+        }
+        r.seek(body_start)?;
+    } else {
         r.seek(state.frames_end)?;
     }
     loop {
         let mut inner = Reader::new(&state.scratch);
         match skip_block_resumable(&mut inner, revision, &mut state.checkpoint) {
-            Ok(shape) if inner.position() == state.scratch.len() => return Ok(shape),
+            Ok(shape) if inner.position() == state.scratch.len() => {
+                state.layout = Layout::learn(&state.scratch, revision);
+                return Ok(shape);
+            }
             Ok(_) => {
                 return Err(DecodeError::malformed(format!(
                     "compressed block ends {} bytes before its last frame does",
@@ -497,6 +649,53 @@ mod tests {
             );
             assert_eq!(len, bytes.len());
             assert!(attempts > 10);
+        }
+    }
+
+    /// A stream of compressed blocks of one answer: the header block, data blocks spanning several frames, and a
+    /// block with another layout. Every block is framed at exactly its end whether its size was predicted or not.
+    #[test]
+    fn predicted_blocks_end_exactly_where_full_framing_says() {
+        let data = |rows: u64| u64s(&(0..rows).collect::<Vec<_>>());
+        let blocks = [
+            block(NEW, 0, &[("UInt64", &[]), ("Int32", &[])]),
+            block(
+                NEW,
+                70_000,
+                &[("UInt64", &data(70_000)), ("Int32", &vec![7; 280_000])],
+            ),
+            block(NEW, 3, &[("UInt64", &data(3)), ("Int32", &[1; 12])]),
+            block(NEW, 2, &[("UInt64", &data(2)), ("String", &[1, b'a', 0])]),
+            block(NEW, 5, &[("UInt64", &data(5)), ("Int32", &[2; 20])]),
+        ];
+        let mut stream = Vec::new();
+        let mut ends = Vec::new();
+        for b in &blocks {
+            for chunk in b.chunks(200_000) {
+                write_frame(Method::Lz4, chunk, &mut stream);
+            }
+            ends.push(stream.len());
+        }
+        for piece in [usize::MAX, 4096] {
+            let mut state = FrameState::default();
+            let mut start = 0;
+            let mut len: usize = 0;
+            let mut found = Vec::new();
+            while found.len() < blocks.len() {
+                len = len.saturating_add(piece).min(stream.len());
+                let mut r = Reader::new(&stream[start..len]);
+                match skip_block_body(&mut r, NEW, true, &mut state) {
+                    Ok(shape) => {
+                        start += r.position();
+                        found.push((start, shape.rows));
+                        state.reset();
+                    }
+                    Err(DecodeError::Incomplete { .. }) => assert!(len < stream.len()),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let expected: Vec<_> = ends.iter().copied().zip([0, 70_000, 3, 2, 5]).collect();
+            assert_eq!(found, expected, "pieces of {piece}");
         }
     }
 

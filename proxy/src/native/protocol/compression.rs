@@ -42,8 +42,20 @@ fn checksum(header_and_payload: &[u8]) -> [u8; 16] {
         .to_le_bytes()
 }
 
-/// Reads one frame, verifies its checksum and appends its decompressed bytes to `out`.
-pub fn read_frame(r: &mut Reader<'_>, out: &mut Vec<u8>) -> Result<Method, DecodeError> {
+/// One compressed frame whose checksum has been verified; its payload is still compressed.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    pub method: Method,
+    /// The compressed bytes after the 9-byte header.
+    pub payload: &'a [u8],
+    /// How many bytes the payload decompresses to, as the header declares.
+    pub decompressed_size: usize,
+    /// Packet offset of the frame, for error messages.
+    start: usize,
+}
+
+/// Reads one frame and verifies its checksum, without decompressing it.
+pub fn next_frame<'a>(r: &mut Reader<'a>) -> Result<Frame<'a>, DecodeError> {
     let start = r.position();
     let head = r.take(CHECKSUM_LEN + HEADER_LEN)?;
     let method_byte = head[CHECKSUM_LEN];
@@ -59,49 +71,136 @@ pub fn read_frame(r: &mut Reader<'_>, out: &mut Vec<u8>) -> Result<Method, Decod
         )));
     }
     let payload = r.take(compressed as usize - HEADER_LEN)?;
-    let framed = &r_slice_from(r, start)[CHECKSUM_LEN..];
+    let framed = &r.consumed_since(start)[CHECKSUM_LEN..];
     if checksum(framed) != head[..CHECKSUM_LEN] {
         return Err(DecodeError::malformed(format!(
             "checksum mismatch in compressed frame at byte {start}"
         )));
     }
-    let before = out.len();
-    match method {
-        Method::None => {
-            if payload.len() != decompressed as usize {
-                return Err(DecodeError::malformed(
-                    "uncompressed frame size does not match its header",
-                ));
+    if method == Method::None && payload.len() != decompressed as usize {
+        return Err(DecodeError::malformed(format!(
+            "uncompressed frame at byte {start} declares {decompressed} bytes but holds {}",
+            payload.len()
+        )));
+    }
+    Ok(Frame {
+        method,
+        payload,
+        decompressed_size: decompressed as usize,
+        start,
+    })
+}
+
+impl Frame<'_> {
+    /// Appends the decompressed bytes to `out`.
+    pub fn decompress_into(&self, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        let before = out.len();
+        let start = self.start;
+        let written = match self.method {
+            Method::None => {
+                out.extend_from_slice(self.payload);
+                self.payload.len()
             }
-            out.extend_from_slice(payload);
-        }
-        Method::Lz4 => {
-            out.resize(before + decompressed as usize, 0);
-            let written = lz4_flex::block::decompress_into(payload, &mut out[before..])
-                .map_err(|e| DecodeError::malformed(format!("LZ4 frame at byte {start}: {e}")))?;
-            if written != decompressed as usize {
-                return Err(DecodeError::malformed(
-                    "LZ4 frame decompressed to a different size than declared",
-                ));
+            Method::Lz4 => {
+                out.resize(before + self.decompressed_size, 0);
+                lz4_flex::block::decompress_into(self.payload, &mut out[before..])
+                    .map_err(|e| DecodeError::malformed(format!("LZ4 frame at byte {start}: {e}")))?
             }
+            Method::Zstd => {
+                out.resize(before + self.decompressed_size, 0);
+                zstd::bulk::decompress_to_buffer(self.payload, &mut out[before..])
+                    .map_err(|e| DecodeError::malformed(format!("ZSTD frame at byte {start}: {e}")))?
+            }
+        };
+        if written != self.decompressed_size {
+            out.truncate(before);
+            return Err(DecodeError::malformed(format!(
+                "frame at byte {start} decompressed to {written} bytes, not the {} it declares",
+                self.decompressed_size
+            )));
         }
-        Method::Zstd => {
-            out.resize(before + decompressed as usize, 0);
-            let written = zstd::bulk::decompress_to_buffer(payload, &mut out[before..])
-                .map_err(|e| DecodeError::malformed(format!("ZSTD frame at byte {start}: {e}")))?;
-            if written != decompressed as usize {
-                return Err(DecodeError::malformed(
-                    "ZSTD frame decompressed to a different size than declared",
-                ));
+        Ok(())
+    }
+
+    /// The first `want` decompressed bytes (fewer when the frame is shorter), decoding no further than needed.
+    pub fn decompress_prefix(&self, want: usize) -> Result<Vec<u8>, DecodeError> {
+        let want = want.min(self.decompressed_size);
+        match self.method {
+            Method::None => Ok(self.payload[..want].to_vec()),
+            Method::Lz4 => lz4_prefix(self.payload, want).ok_or_else(|| {
+                DecodeError::malformed(format!("LZ4 frame at byte {} is corrupt", self.start))
+            }),
+            Method::Zstd => {
+                let mut out = vec![0u8; want];
+                let mut decoder = zstd::stream::raw::Decoder::new()
+                    .map_err(|e| DecodeError::malformed(format!("ZSTD decoder: {e}")))?;
+                let mut input = zstd::stream::raw::InBuffer::around(self.payload);
+                let mut filled = 0;
+                while filled < want {
+                    let mut output = zstd::stream::raw::OutBuffer::around(&mut out[filled..]);
+                    let status = zstd::stream::raw::Operation::run(&mut decoder, &mut input, &mut output)
+                        .map_err(|e| {
+                            DecodeError::malformed(format!("ZSTD frame at byte {}: {e}", self.start))
+                        })?;
+                    let produced = output.pos();
+                    filled += produced;
+                    if produced == 0 && (status == 0 || input.pos() == self.payload.len()) {
+                        break;
+                    }
+                }
+                out.truncate(filled);
+                Ok(out)
             }
         }
     }
-    Ok(method)
 }
 
-/// The bytes a reader consumed since `start` (the reader's buffer is the packet).
-fn r_slice_from<'a>(r: &Reader<'a>, start: usize) -> &'a [u8] {
-    r.consumed_since(start)
+/// Decodes the first `want` bytes of an LZ4 block (the block format: sequences of a token, literals, and a
+/// back-reference). `None` when the block is corrupt.
+fn lz4_prefix(input: &[u8], want: usize) -> Option<Vec<u8>> {
+    fn length(input: &[u8], i: &mut usize, mut n: usize) -> Option<usize> {
+        if n == 15 {
+            loop {
+                let b = *input.get(*i)?;
+                *i += 1;
+                n = n.checked_add(b as usize)?;
+                if b != 255 {
+                    break;
+                }
+            }
+        }
+        Some(n)
+    }
+    let mut out = Vec::with_capacity(want);
+    let mut i = 0;
+    while out.len() < want && i < input.len() {
+        let token = input[i];
+        i += 1;
+        let literals = length(input, &mut i, (token >> 4) as usize)?;
+        out.extend_from_slice(input.get(i..i.checked_add(literals)?)?);
+        i += literals;
+        if i == input.len() || out.len() >= want {
+            break; // the last sequence has literals only
+        }
+        let offset = u16::from_le_bytes([*input.get(i)?, *input.get(i + 1)?]) as usize;
+        i += 2;
+        let matched = length(input, &mut i, (token & 15) as usize)?.checked_add(4)?;
+        if offset == 0 || offset > out.len() {
+            return None;
+        }
+        for _ in 0..matched.min(want.saturating_sub(out.len())) {
+            out.push(out[out.len() - offset]);
+        }
+    }
+    out.truncate(want);
+    Some(out)
+}
+
+/// Reads one frame, verifies its checksum and appends its decompressed bytes to `out`.
+pub fn read_frame(r: &mut Reader<'_>, out: &mut Vec<u8>) -> Result<Method, DecodeError> {
+    let frame = next_frame(r)?;
+    frame.decompress_into(out)?;
+    Ok(frame.method)
 }
 
 /// Compresses `data` into one frame (used for blocks the proxy itself sends, and by tests).
@@ -147,6 +246,20 @@ mod tests {
                     read_frame(&mut Reader::new(&framed[..cut]), &mut out),
                     Err(DecodeError::Incomplete { .. })
                 ));
+            }
+        }
+    }
+
+    #[test]
+    fn prefixes_decode_without_the_rest() {
+        let data: Vec<u8> = (0..50_000u64).flat_map(|i| (i / 3).to_le_bytes()).collect();
+        for method in [Method::None, Method::Lz4, Method::Zstd] {
+            let mut framed = Vec::new();
+            write_frame(method, &data, &mut framed);
+            let frame = next_frame(&mut Reader::new(&framed)).unwrap();
+            for want in [0, 1, 7, 64, 1000, 65_537, data.len(), data.len() + 10] {
+                let prefix = frame.decompress_prefix(want).unwrap();
+                assert_eq!(prefix, &data[..want.min(data.len())], "{method:?} {want}");
             }
         }
     }
