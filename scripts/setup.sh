@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Installs what Aurora's tests need on a fresh Debian/Ubuntu machine, idempotently.
+#
+#   scripts/setup.sh            # apt packages + Python venv at ~/.cache/aurora/venv
+#
+# Each step checks first and skips work already done. Python tools go into a venv
+# (never the system site-packages); a marker file records the pinned requirement
+# set so a change to the pins below reinstalls them.
+set -euo pipefail
+
+CACHE="${AURORA_CACHE:-$HOME/.cache/aurora}"
+VENV="$CACHE/venv"
+
+# Pins verified against ClickHouse 18.16.1 (see tests/README.md).
+# clickhouse-driver 0.2.11 speaks native protocol revision 54468.
+# clickhouse-connect 0.6.x is the last line that works with an 18.16 server over HTTP.
+PY_REQUIREMENTS=(
+    "pytest==8.3.5"
+    "pytest-timeout==2.3.1"
+    "clickhouse-driver[lz4,zstd]==0.2.11"
+    "clickhouse-connect==0.6.23"
+)
+
+say() { printf '[setup] %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# --- apt --------------------------------------------------------------------
+apt_missing=()
+need_cmd_pkg() { # <command> <package>
+    if ! command -v "$1" >/dev/null 2>&1; then apt_missing+=("$2"); fi
+}
+need_cmd_pkg clickhouse-server clickhouse-server
+need_cmd_pkg clickhouse-client clickhouse-client
+need_cmd_pkg clickhouse-compressor clickhouse-tools
+need_cmd_pkg pkg-config pkg-config
+need_cmd_pkg cc build-essential
+need_cmd_pkg curl curl
+need_cmd_pkg python3 python3
+# The venv module (and ensurepip) ships separately on Debian.
+if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_missing+=(python3-venv)
+fi
+
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+    say "apt-get install: ${apt_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
+else
+    say "apt packages present (clickhouse-server/client/tools, pkg-config, build-essential, python3-venv)"
+fi
+
+# --- Python venv ------------------------------------------------------------
+# Prefer the distribution's interpreter: it is what a fresh CI machine has.
+PYTHON="${AURORA_PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+    if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON="$(command -v python3)"; fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating venv $VENV with $PYTHON"
+    mkdir -p "$CACHE"
+    "$PYTHON" -m venv "$VENV"
+else
+    say "venv $VENV exists"
+fi
+
+marker="$VENV/.aurora-requirements"
+wanted="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
+if [ -f "$marker" ] && [ "$(cat "$marker")" = "$wanted" ] \
+    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash' >/dev/null 2>&1; then
+    say "python packages up to date: ${PY_REQUIREMENTS[*]}"
+else
+    say "pip install: ${PY_REQUIREMENTS[*]}"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
+    printf '%s\n' "$wanted" > "$marker"
+fi
+
+say "done. Python: $VENV/bin/python; run tests with scripts/test.sh"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds and tests everything: Rust unit/integration tests, then the end-to-end suite
+# (a private ClickHouse + the release aurora-proxy + real clients).
+#
+#   scripts/test.sh                        # all
+#   scripts/test.sh -k driver              # extra arguments go to pytest
+#   AURORA_TEST_DIRECT=1 scripts/test.sh   # e2e suite against ClickHouse directly (no proxy)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+cargo test --workspace
+cargo build --release -p aurora-proxy
+"${AURORA_CACHE:-$HOME/.cache/aurora}/venv/bin/python" -m pytest tests "$@"

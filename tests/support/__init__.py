@@ -1,0 +1,1 @@
+"""Shared helpers for Aurora's end-to-end tests (servers, clients, names)."""
