@@ -43,10 +43,10 @@ impl Peer {
         !self.buf.is_empty() && self.buf.len() >= self.needed
     }
 
-    /// Drops `n` bytes from the front of the buffer.
+    /// Drops `n` bytes from the front of the buffer (the framing hint moves with the bytes).
     pub fn consume(&mut self, n: usize) {
         self.buf.advance(n);
-        self.needed = 0;
+        self.needed = self.needed.saturating_sub(n);
     }
 
     /// Writes bytes to this peer.

@@ -548,6 +548,10 @@ impl Session {
     }
 
     async fn fail_in_flight(&mut self, error: &SessionError) {
+        if self.query.is_some() {
+            // If the client is what failed, this cancels its query; if ClickHouse failed, it is harmless.
+            let _ = self.upstream.send(&[ClientCode::Cancel as u8]).await;
+        }
         let message = match error {
             SessionError::ClientProtocol(e) => {
                 format!("Aurora proxy: malformed packet from the client: {e}")

@@ -1,12 +1,18 @@
-//! The Query packet: where its SQL text is, and whether the blocks that follow are compressed.
+//! The Query packet, in two forms.
+//!
+//! - [`decode_query`] is the relay's fast path: it borrows, skips what the proxy does not act on and returns where
+//!   the SQL text is and whether the blocks that follow are compressed. The proxy forwards the original bytes.
+//! - [`Query`] is the whole packet, owned, for reading every field and for building queries the proxy sends
+//!   itself. [`Query::decode`] then [`Query::encode`] at the same revision gives back the same bytes.
 //!
 //! Field order (ClickHouse `Connection::sendQuery`, `TCPHandler::receiveQuery`): query id, ClientInfo, settings,
 //! inter-server secret, stage, compression, query text, parameters. Every gated field follows the negotiated
-//! revision. The proxy decodes only what it needs and forwards the packet's original bytes.
+//! revision.
 
 use super::error::DecodeError;
+use super::packets::ClientCode;
 use super::revision::{Feature, Revision};
-use super::wire::Reader;
+use super::wire::{put_bytes, put_varuint, Reader};
 
 /// What the proxy needs to know about a Query packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,423 @@ pub fn decode_query<'a>(r: &mut Reader<'a>, revision: Revision) -> Result<QueryP
         compression,
         query,
     })
+}
+
+/// A whole Query packet, owned.
+///
+/// Fields a revision does not carry are `None` (or, inside [`ClientInfo`], zero or empty) after decoding, and
+/// [`Query::encode`] leaves them out at such a revision: check [`Revision::has`] before relying on, say,
+/// parameters reaching an old server. A gated field that is `None` at a revision that carries it is written
+/// empty, as ClickHouse's own client does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Empty lets the server pick one.
+    pub query_id: Vec<u8>,
+    /// Who asks and how (`Feature::ClientInfo`).
+    pub client_info: Option<ClientInfo>,
+    pub settings: Settings,
+    /// The inter-server hash, empty from ordinary clients (`Feature::InterserverSecret`).
+    pub interserver_secret: Option<Vec<u8>>,
+    /// The processing stage the client asks for ([`Query::STAGE_COMPLETE`] from ordinary clients).
+    pub stage: u64,
+    /// Whether Data blocks of this query travel compressed, in both directions.
+    pub compression: bool,
+    /// The SQL text, as bytes (ClickHouse accepts any bytes in string literals).
+    pub query: Vec<u8>,
+    /// Values of `{name:Type}` placeholders, with [`Setting::CUSTOM`] flags (`Feature::Parameters`).
+    pub parameters: Option<Vec<Setting>>,
+}
+
+/// A query's settings, in the form the revision uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settings {
+    /// `(name, flags, value)` strings (`Feature::SettingsAsStrings` and later).
+    Strings(Vec<Setting>),
+    /// Before `Feature::SettingsAsStrings`: the raw bytes of the list, terminator included. Each value is in its
+    /// setting type's binary form, which only the exact server version knows, so the list is kept opaque.
+    Binary(Vec<u8>),
+}
+
+impl Default for Settings {
+    /// No settings; written as a bare terminator, which every revision reads as an empty list.
+    fn default() -> Self {
+        Settings::Strings(Vec::new())
+    }
+}
+
+/// One entry of a settings or parameters list (`BaseSettings::write` in STRINGS_WITH_FLAGS form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub name: Vec<u8>,
+    /// [`Setting::IMPORTANT`], [`Setting::CUSTOM`] and tier bits.
+    pub flags: u64,
+    /// The value as text; for parameters a quoted SQL literal.
+    pub value: Vec<u8>,
+}
+
+impl Setting {
+    /// The server must refuse the query if it does not know this setting.
+    pub const IMPORTANT: u64 = 0x01;
+    /// A custom setting; query parameters carry this flag.
+    pub const CUSTOM: u64 = 0x02;
+}
+
+/// `ClientInfo::write` up to [`PROXY_MAX_REVISION`](super::PROXY_MAX_REVISION).
+///
+/// With [`QueryKind::NoQuery`] nothing but the kind is on the wire and the other fields decode as their defaults.
+/// Fields marked with a feature are written only at revisions that have it and decode as zero or empty below.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub kind: QueryKind,
+    /// For a secondary query, the user, query id and `ip:port` of the query that started it.
+    pub initial_user: Vec<u8>,
+    pub initial_query_id: Vec<u8>,
+    pub initial_address: Vec<u8>,
+    /// Microseconds since the epoch (`Feature::InitialQueryStartTime`).
+    pub initial_query_start_time_us: u64,
+    pub interface: Interface,
+    /// `Feature::QuotaKeyInClientInfo`.
+    pub quota_key: Vec<u8>,
+    /// Hops through Distributed tables (`Feature::DistributedDepth`).
+    pub distributed_depth: u64,
+    /// `Feature::OpenTelemetry`.
+    pub trace_context: Option<TraceContext>,
+    /// `Feature::ParallelReplicas`.
+    pub parallel_replicas: ParallelReplicas,
+}
+
+/// `ClientInfo::QueryKind`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueryKind {
+    /// No query: the rest of the ClientInfo is absent.
+    #[default]
+    NoQuery = 0,
+    /// A query a user sent.
+    Initial = 1,
+    /// A query one server sends another on behalf of an initial query.
+    Secondary = 2,
+}
+
+/// The interface the query arrived on, with the fields ClickHouse keeps for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interface {
+    Tcp(TcpClient),
+    Http(HttpClient),
+    /// Any other interface code (gRPC, MySQL, …), which carries no fields here. Never 1 or 2: those are the
+    /// variants above.
+    Other(u8),
+}
+
+impl Default for Interface {
+    fn default() -> Self {
+        Interface::Tcp(TcpClient::default())
+    }
+}
+
+/// A native-protocol client, as it introduced itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TcpClient {
+    pub os_user: Vec<u8>,
+    pub client_hostname: Vec<u8>,
+    pub client_name: Vec<u8>,
+    pub version_major: u64,
+    pub version_minor: u64,
+    /// The client's own protocol revision (not the negotiated one).
+    pub revision: u64,
+    /// Written after the quota key and distributed depth (`Feature::VersionPatch`).
+    pub version_patch: u64,
+}
+
+/// An HTTP client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpClient {
+    /// `ClientInfo::HTTPMethod` (1 GET, 2 POST, …).
+    pub method: u8,
+    pub user_agent: Vec<u8>,
+    /// `Feature::XForwardedFor`.
+    pub forwarded_for: Vec<u8>,
+    /// `Feature::Referer`.
+    pub referer: Vec<u8>,
+}
+
+/// An OpenTelemetry trace context (`OpenTelemetry::TracingContext`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceContext {
+    /// A UUID in ClickHouse's binary form.
+    pub trace_id: [u8; 16],
+    pub span_id: u64,
+    pub tracestate: Vec<u8>,
+    pub trace_flags: u8,
+}
+
+/// Parallel-replicas coordinates of a query (all zero from ordinary clients).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParallelReplicas {
+    pub collaborate_with_initiator: u64,
+    pub count_participating_replicas: u64,
+    pub number_of_current_replica: u64,
+}
+
+impl Query {
+    /// `QueryProcessingStage::Complete`: the server runs the query to the end.
+    pub const STAGE_COMPLETE: u64 = 2;
+
+    /// Decodes a Query packet body (after its code) sent at `revision`.
+    pub fn decode(r: &mut Reader<'_>, revision: Revision) -> Result<Query, DecodeError> {
+        let query_id = r.bytes()?.to_vec();
+        let client_info = revision
+            .has(Feature::ClientInfo)
+            .then(|| ClientInfo::decode(r, revision))
+            .transpose()?;
+        let settings = if revision.has(Feature::SettingsAsStrings) {
+            Settings::Strings(decode_setting_list(r)?)
+        } else {
+            let start = r.position();
+            skip_binary_settings(r)?;
+            Settings::Binary(r.consumed_since(start).to_vec())
+        };
+        let interserver_secret = revision
+            .has(Feature::InterserverSecret)
+            .then(|| r.bytes().map(<[u8]>::to_vec))
+            .transpose()?;
+        let stage = r.varuint()?;
+        let compression = match r.varuint()? {
+            0 => false,
+            1 => true,
+            other => return Err(DecodeError::malformed(format!("query compression flag {other}"))),
+        };
+        let query = r.bytes()?.to_vec();
+        let parameters = revision
+            .has(Feature::Parameters)
+            .then(|| decode_setting_list(r))
+            .transpose()?;
+        Ok(Query {
+            query_id,
+            client_info,
+            settings,
+            interserver_secret,
+            stage,
+            compression,
+            query,
+            parameters,
+        })
+    }
+
+    /// Appends this packet, its code included, as sent at `revision`.
+    ///
+    /// `settings` must be in the revision's form, as [`Query::decode`] leaves them: `Binary` bytes cannot be
+    /// turned into strings nor strings into an old server's binary values, so a list in the other form is written
+    /// empty (and fails debug builds). An empty `Strings` list fits every revision.
+    pub fn encode(&self, revision: Revision, out: &mut Vec<u8>) {
+        put_varuint(out, ClientCode::Query as u64);
+        put_bytes(out, &self.query_id);
+        if revision.has(Feature::ClientInfo) {
+            match &self.client_info {
+                Some(info) => info.encode(revision, out),
+                None => out.push(QueryKind::NoQuery as u8),
+            }
+        }
+        match (&self.settings, revision.has(Feature::SettingsAsStrings)) {
+            (Settings::Strings(list), true) => encode_setting_list(list, out),
+            (Settings::Binary(raw), false) => out.extend_from_slice(raw),
+            (settings, _) => {
+                debug_assert!(
+                    matches!(settings, Settings::Strings(list) if list.is_empty()),
+                    "settings in the wrong form for revision {revision}"
+                );
+                put_bytes(out, b"");
+            }
+        }
+        if revision.has(Feature::InterserverSecret) {
+            put_bytes(out, self.interserver_secret.as_deref().unwrap_or_default());
+        }
+        put_varuint(out, self.stage);
+        put_varuint(out, u64::from(self.compression));
+        put_bytes(out, &self.query);
+        if revision.has(Feature::Parameters) {
+            encode_setting_list(self.parameters.as_deref().unwrap_or_default(), out);
+        }
+    }
+}
+
+impl ClientInfo {
+    fn decode(r: &mut Reader<'_>, revision: Revision) -> Result<ClientInfo, DecodeError> {
+        let kind = match r.u8()? {
+            0 => return Ok(ClientInfo::default()),
+            1 => QueryKind::Initial,
+            2 => QueryKind::Secondary,
+            other => return Err(DecodeError::malformed(format!("query kind {other}"))),
+        };
+        let initial_user = r.bytes()?.to_vec();
+        let initial_query_id = r.bytes()?.to_vec();
+        let initial_address = r.bytes()?.to_vec();
+        let initial_query_start_time_us = if revision.has(Feature::InitialQueryStartTime) {
+            r.u64_le()?
+        } else {
+            0
+        };
+        let mut interface = match r.u8()? {
+            INTERFACE_TCP => Interface::Tcp(TcpClient {
+                os_user: r.bytes()?.to_vec(),
+                client_hostname: r.bytes()?.to_vec(),
+                client_name: r.bytes()?.to_vec(),
+                version_major: r.varuint()?,
+                version_minor: r.varuint()?,
+                revision: r.varuint()?,
+                version_patch: 0, // after the quota key and the distributed depth
+            }),
+            INTERFACE_HTTP => Interface::Http(HttpClient {
+                method: r.u8()?,
+                user_agent: r.bytes()?.to_vec(),
+                forwarded_for: optional_bytes(r, revision.has(Feature::XForwardedFor))?,
+                referer: optional_bytes(r, revision.has(Feature::Referer))?,
+            }),
+            other => Interface::Other(other),
+        };
+        let quota_key = optional_bytes(r, revision.has(Feature::QuotaKeyInClientInfo))?;
+        let distributed_depth = if revision.has(Feature::DistributedDepth) {
+            r.varuint()?
+        } else {
+            0
+        };
+        if let Interface::Tcp(tcp) = &mut interface {
+            if revision.has(Feature::VersionPatch) {
+                tcp.version_patch = r.varuint()?;
+            }
+        }
+        let trace_context = if revision.has(Feature::OpenTelemetry) && r.bool()? {
+            let mut trace_id = [0u8; 16];
+            trace_id.copy_from_slice(r.take(16)?);
+            Some(TraceContext {
+                trace_id,
+                span_id: r.u64_le()?,
+                tracestate: r.bytes()?.to_vec(),
+                trace_flags: r.u8()?,
+            })
+        } else {
+            None
+        };
+        let parallel_replicas = if revision.has(Feature::ParallelReplicas) {
+            ParallelReplicas {
+                collaborate_with_initiator: r.varuint()?,
+                count_participating_replicas: r.varuint()?,
+                number_of_current_replica: r.varuint()?,
+            }
+        } else {
+            ParallelReplicas::default()
+        };
+        Ok(ClientInfo {
+            kind,
+            initial_user,
+            initial_query_id,
+            initial_address,
+            initial_query_start_time_us,
+            interface,
+            quota_key,
+            distributed_depth,
+            trace_context,
+            parallel_replicas,
+        })
+    }
+
+    fn encode(&self, revision: Revision, out: &mut Vec<u8>) {
+        out.push(self.kind as u8);
+        if self.kind == QueryKind::NoQuery {
+            return;
+        }
+        put_bytes(out, &self.initial_user);
+        put_bytes(out, &self.initial_query_id);
+        put_bytes(out, &self.initial_address);
+        if revision.has(Feature::InitialQueryStartTime) {
+            out.extend_from_slice(&self.initial_query_start_time_us.to_le_bytes());
+        }
+        match &self.interface {
+            Interface::Tcp(tcp) => {
+                out.push(INTERFACE_TCP);
+                put_bytes(out, &tcp.os_user);
+                put_bytes(out, &tcp.client_hostname);
+                put_bytes(out, &tcp.client_name);
+                put_varuint(out, tcp.version_major);
+                put_varuint(out, tcp.version_minor);
+                put_varuint(out, tcp.revision);
+            }
+            Interface::Http(http) => {
+                out.push(INTERFACE_HTTP);
+                out.push(http.method);
+                put_bytes(out, &http.user_agent);
+                if revision.has(Feature::XForwardedFor) {
+                    put_bytes(out, &http.forwarded_for);
+                }
+                if revision.has(Feature::Referer) {
+                    put_bytes(out, &http.referer);
+                }
+            }
+            Interface::Other(code) => out.push(*code),
+        }
+        if revision.has(Feature::QuotaKeyInClientInfo) {
+            put_bytes(out, &self.quota_key);
+        }
+        if revision.has(Feature::DistributedDepth) {
+            put_varuint(out, self.distributed_depth);
+        }
+        if let Interface::Tcp(tcp) = &self.interface {
+            if revision.has(Feature::VersionPatch) {
+                put_varuint(out, tcp.version_patch);
+            }
+        }
+        if revision.has(Feature::OpenTelemetry) {
+            match &self.trace_context {
+                None => out.push(0),
+                Some(trace) => {
+                    out.push(1);
+                    out.extend_from_slice(&trace.trace_id);
+                    out.extend_from_slice(&trace.span_id.to_le_bytes());
+                    put_bytes(out, &trace.tracestate);
+                    out.push(trace.trace_flags);
+                }
+            }
+        }
+        if revision.has(Feature::ParallelReplicas) {
+            let p = &self.parallel_replicas;
+            put_varuint(out, p.collaborate_with_initiator);
+            put_varuint(out, p.count_participating_replicas);
+            put_varuint(out, p.number_of_current_replica);
+        }
+    }
+}
+
+/// A string the revision may not carry: empty when it does not.
+fn optional_bytes(r: &mut Reader<'_>, present: bool) -> Result<Vec<u8>, DecodeError> {
+    Ok(if present { r.bytes()?.to_vec() } else { Vec::new() })
+}
+
+/// `(name, flags, value)` triples ending with an empty name.
+fn decode_setting_list(r: &mut Reader<'_>) -> Result<Vec<Setting>, DecodeError> {
+    let mut list = Vec::new();
+    loop {
+        let name = r.bytes()?;
+        if name.is_empty() {
+            return Ok(list);
+        }
+        list.push(Setting {
+            name: name.to_vec(),
+            flags: r.varuint()?,
+            value: r.bytes()?.to_vec(),
+        });
+    }
+}
+
+fn encode_setting_list(list: &[Setting], out: &mut Vec<u8>) {
+    for setting in list {
+        debug_assert!(
+            !setting.name.is_empty(),
+            "a setting with an empty name ends the list"
+        );
+        put_bytes(out, &setting.name);
+        put_varuint(out, setting.flags);
+        put_bytes(out, &setting.value);
+    }
+    put_bytes(out, b"");
 }
 
 /// `ClientInfo::write` up to the proxy's maximum revision.
@@ -252,5 +675,207 @@ mod tests {
                 ));
             }
         }
+    }
+
+    /// A Query with every field the revision carries set to something other than its default.
+    fn full_query(revision: Revision) -> Query {
+        let settings = if revision.has(Feature::SettingsAsStrings) {
+            Settings::Strings(vec![
+                Setting {
+                    name: b"max_threads".to_vec(),
+                    flags: 0,
+                    value: b"4".to_vec(),
+                },
+                Setting {
+                    name: b"send_logs_level".to_vec(),
+                    flags: Setting::IMPORTANT,
+                    value: b"trace".to_vec(),
+                },
+            ])
+        } else {
+            let mut raw = Vec::new();
+            put_bytes(&mut raw, b"max_threads");
+            put_varuint(&mut raw, 4);
+            put_bytes(&mut raw, b"load_balancing");
+            put_bytes(&mut raw, b"random");
+            put_bytes(&mut raw, b"");
+            Settings::Binary(raw)
+        };
+        let has = |feature| revision.has(feature);
+        let client_info = ClientInfo {
+            kind: QueryKind::Initial,
+            initial_user: b"alice".to_vec(),
+            initial_query_id: b"qid-0".to_vec(),
+            initial_address: b"10.0.0.1:9000".to_vec(),
+            initial_query_start_time_us: if has(Feature::InitialQueryStartTime) {
+                1_700_000_000_000_000
+            } else {
+                0
+            },
+            interface: Interface::Tcp(TcpClient {
+                os_user: b"me".to_vec(),
+                client_hostname: b"host".to_vec(),
+                client_name: b"ClickHouse client".to_vec(),
+                version_major: 24,
+                version_minor: 3,
+                revision: revision.0,
+                version_patch: 7,
+            }),
+            quota_key: b"quota".to_vec(),
+            distributed_depth: if has(Feature::DistributedDepth) { 1 } else { 0 },
+            trace_context: has(Feature::OpenTelemetry).then(|| TraceContext {
+                trace_id: *b"0123456789abcdef",
+                span_id: 0x0102_0304_0506_0708,
+                tracestate: b"vendor=x".to_vec(),
+                trace_flags: 1,
+            }),
+            parallel_replicas: if has(Feature::ParallelReplicas) {
+                ParallelReplicas {
+                    collaborate_with_initiator: 1,
+                    count_participating_replicas: 3,
+                    number_of_current_replica: 2,
+                }
+            } else {
+                ParallelReplicas::default()
+            },
+        };
+        Query {
+            query_id: b"qid-1".to_vec(),
+            client_info: has(Feature::ClientInfo).then_some(client_info),
+            settings,
+            interserver_secret: has(Feature::InterserverSecret).then(Vec::new),
+            stage: Query::STAGE_COMPLETE,
+            compression: true,
+            query: b"SELECT {x:String}".to_vec(),
+            parameters: has(Feature::Parameters).then(|| {
+                vec![Setting {
+                    name: b"x".to_vec(),
+                    flags: Setting::CUSTOM,
+                    value: b"'it\\'s'".to_vec(),
+                }]
+            }),
+        }
+    }
+
+    /// Encodes, checks that both decoders read it all back, and that every strict prefix is incomplete.
+    fn assert_round_trip(query: &Query, revision: Revision) {
+        let mut bytes = Vec::new();
+        query.encode(revision, &mut bytes);
+        assert_eq!(bytes[0], ClientCode::Query as u8);
+        let body = &bytes[1..];
+        let mut r = Reader::new(body);
+        let decoded = Query::decode(&mut r, revision).unwrap();
+        assert_eq!(&decoded, query, "at {revision}");
+        assert_eq!(r.position(), body.len());
+        let mut again = Vec::new();
+        decoded.encode(revision, &mut again);
+        assert_eq!(again, bytes);
+        let mut r = Reader::new(body);
+        let fast = decode_query(&mut r, revision).unwrap();
+        assert_eq!(r.position(), body.len());
+        assert_eq!(fast.query, &query.query[..]);
+        assert_eq!(fast.query_id, &query.query_id[..]);
+        assert_eq!((fast.stage, fast.compression), (query.stage, query.compression));
+        for cut in 0..body.len() {
+            assert!(
+                matches!(
+                    Query::decode(&mut Reader::new(&body[..cut]), revision),
+                    Err(DecodeError::Incomplete { .. })
+                ),
+                "prefix of {cut} bytes at {revision}"
+            );
+        }
+    }
+
+    #[test]
+    fn full_query_round_trips_at_old_and_new_revisions() {
+        for revision in [54412, 54429, 54460, 54468, 54469].map(Revision) {
+            let query = full_query(revision);
+            assert_round_trip(&query, revision);
+        }
+        let old = full_query(Revision(54412));
+        assert!(matches!(old.settings, Settings::Binary(_)));
+        assert_eq!(old.parameters, None);
+        let new = full_query(Revision(54468));
+        assert!(new.client_info.unwrap().trace_context.is_some());
+    }
+
+    #[test]
+    fn http_other_and_no_query_client_infos_round_trip() {
+        for revision in [54412, 54443, 54460].map(Revision) {
+            let mut query = full_query(revision);
+            let info = query.client_info.as_mut().unwrap();
+            info.interface = Interface::Http(HttpClient {
+                method: 2,
+                user_agent: b"curl/8".to_vec(),
+                forwarded_for: if revision.has(Feature::XForwardedFor) {
+                    b"1.2.3.4".to_vec()
+                } else {
+                    Vec::new()
+                },
+                referer: if revision.has(Feature::Referer) {
+                    b"https://example.com".to_vec()
+                } else {
+                    Vec::new()
+                },
+            });
+            assert_round_trip(&query, revision);
+            query.client_info.as_mut().unwrap().interface = Interface::Other(5);
+            assert_round_trip(&query, revision);
+            query.client_info = Some(ClientInfo::default());
+            assert_round_trip(&query, revision);
+        }
+    }
+
+    #[test]
+    fn absent_optional_fields_are_written_empty() {
+        let revision = Revision(54468);
+        let query = Query {
+            query_id: Vec::new(),
+            client_info: None,
+            settings: Settings::default(),
+            interserver_secret: None,
+            stage: Query::STAGE_COMPLETE,
+            compression: false,
+            query: b"SELECT 1".to_vec(),
+            parameters: None,
+        };
+        let mut bytes = Vec::new();
+        query.encode(revision, &mut bytes);
+        let decoded = Query::decode(&mut Reader::new(&bytes[1..]), revision).unwrap();
+        assert_eq!(decoded.client_info, Some(ClientInfo::default()));
+        assert_eq!(decoded.interserver_secret, Some(Vec::new()));
+        assert_eq!(decoded.parameters, Some(Vec::new()));
+        assert_eq!(decoded.settings, Settings::Strings(Vec::new()));
+        // Empty settings are a bare terminator, which old servers read as an empty binary list.
+        let mut old = Vec::new();
+        query.encode(Revision(54412), &mut old);
+        let decoded = Query::decode(&mut Reader::new(&old[1..]), Revision(54412)).unwrap();
+        assert_eq!(decoded.settings, Settings::Binary(vec![0]));
+    }
+
+    #[test]
+    fn unknown_query_kind_and_compression_flag_are_malformed() {
+        let revision = Revision(54468);
+        let mut bytes = Vec::new();
+        full_query(revision).encode(revision, &mut bytes);
+        let kind_at = 1 + 1 + b"qid-1".len();
+        let mut bad_kind = bytes.clone();
+        bad_kind[kind_at] = 3;
+        assert!(matches!(
+            Query::decode(&mut Reader::new(&bad_kind[1..]), revision),
+            Err(DecodeError::Malformed(_))
+        ));
+        let mut no_compression = full_query(revision);
+        no_compression.compression = false;
+        let mut plain = Vec::new();
+        no_compression.encode(revision, &mut plain);
+        // The compression flag is the only byte that differs.
+        let at = bytes.iter().zip(&plain).position(|(a, b)| a != b).unwrap();
+        plain[at] = 2;
+        assert!(matches!(
+            Query::decode(&mut Reader::new(&plain[1..]), revision),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }
