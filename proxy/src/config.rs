@@ -128,10 +128,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid {key}: {message}")]
@@ -208,9 +205,7 @@ impl Config {
                 )
             }
         }
-        if !(self.upstream_http.starts_with("http://")
-            || self.upstream_http.starts_with("https://"))
-        {
+        if !(self.upstream_http.starts_with("http://") || self.upstream_http.starts_with("https://")) {
             return invalid(
                 "upstream_http",
                 format!("{:?} is not an http:// or https:// URL", self.upstream_http),
@@ -226,10 +221,7 @@ impl Config {
             return invalid("max_connections", "must be at least 1".into());
         }
         if self.max_framed_packet < 1 << 20 {
-            return invalid(
-                "max_framed_packet",
-                "must be at least 1048576 (1 MiB)".into(),
-            );
+            return invalid("max_framed_packet", "must be at least 1048576 (1 MiB)".into());
         }
         for (key, value) in [
             ("connect_timeout", self.connect_timeout),
@@ -289,8 +281,7 @@ mod tests {
     fn unknown_flags_and_keys_are_named_in_the_error() {
         let err = cli(&["--natve-listen", "x"]).unwrap_err().to_string();
         assert!(err.contains("--natve-listen"), "{err}");
-        let dir =
-            std::env::temp_dir().join(format!("aurora-config-test-bad-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("aurora-config-test-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("proxy.toml");
         std::fs::write(&file, "upstream_natve = \"x\"\n").unwrap();

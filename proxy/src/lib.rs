@@ -3,6 +3,7 @@
 
 pub mod ask;
 pub mod config;
+pub mod http;
 pub mod metrics;
 pub mod native;
 pub mod server;

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub native_passthrough: IntCounterVec,
     /// `aurora_proxy_protocol_errors_total{protocol, side}`: connections closed for malformed input.
     pub protocol_errors: IntCounterVec,
+    /// `aurora_proxy_http_responses_total{class, outcome}`: HTTP answers by status class (2xx … 5xx) and outcome.
+    pub http_responses: IntCounterVec,
 }
 
 impl Metrics {
@@ -103,6 +105,11 @@ impl Metrics {
                 "aurora_proxy_protocol_errors_total",
                 "Connections closed because a peer broke the protocol.",
                 &["protocol", "side"],
+            ),
+            http_responses: counter(
+                "aurora_proxy_http_responses_total",
+                "HTTP answers by status class (1xx to 5xx) and outcome (ok, error, aborted).",
+                &["class", "outcome"],
             ),
             registry,
         })

@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::ask::AskAnswerer;
 use crate::config::Config;
+use crate::http;
 use crate::metrics::{self, Metrics};
 use crate::native;
 
@@ -20,23 +21,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
 
     let native_listener = bind(config.native_listen, "native").await?;
+    let http_listener = bind(config.http_listen, "HTTP").await?;
     let metrics_listener = bind(config.metrics_listen, "metrics").await?;
+    let ask = Arc::new(AskAnswerer {
+        llm_configured: config.llm_base_url.is_some(),
+    });
     let env = Arc::new(native::session::SessionEnv {
         config: config.clone(),
         metrics: metrics.clone(),
-        ask: Arc::new(AskAnswerer {
-            llm_configured: config.llm_base_url.is_some(),
-        }),
+        ask: ask.clone(),
     });
+    let http_env = Arc::new(
+        http::HttpEnv::new(config.clone(), metrics.clone(), ask)
+            .context("cannot set up the HTTP interface")?,
+    );
     tracing::info!(
         native = %config.native_listen,
+        http = %config.http_listen,
         metrics = %config.metrics_listen,
         upstream_native = %config.upstream_native,
+        upstream_http = %config.upstream_http,
         "aurora-proxy listening"
     );
     let native_task = tokio::spawn(native::server::serve(
         native_listener,
         env,
+        stop_rx.clone(),
+        tracker.clone(),
+    ));
+    let http_task = tokio::spawn(http::serve(
+        http_listener,
+        http_env,
         stop_rx.clone(),
         tracker.clone(),
     ));
@@ -50,6 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(timeout = %humantime::format_duration(config.shutdown_timeout), "shutting down: draining running queries");
     let _ = stop_tx.send(true);
     let _ = native_task.await;
+    let _ = http_task.await;
     tracker.close();
     if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
         .await

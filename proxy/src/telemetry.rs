@@ -164,3 +164,20 @@ pub fn protocol_error(
         .inc();
     tracing::warn!(protocol = protocol.label(), %peer, side, %error, "closing connection: protocol error");
 }
+
+/// An HTTP answer was sent in full, or broke off (`Outcome::Aborted`).
+pub fn http_response_finished(m: &Metrics, status: u16, outcome: Outcome) {
+    let class = match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    m.http_responses
+        .with_label_values(&[class, outcome.label()])
+        .inc();
+    if outcome == Outcome::Aborted {
+        tracing::debug!(status, "HTTP answer broke off before its end");
+    }
+}

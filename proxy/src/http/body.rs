@@ -1,0 +1,271 @@
+//! The two bodies the proxy moves: the request body on its way to ClickHouse, and the answer on its way back.
+//!
+//! Both stream frame by frame; nothing is collected. Each counts its bytes and reports them when it is dropped,
+//! and the answer's body also closes the request's metrics then: whether it ended, broke off, or the client
+//! went away is only known at that point.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::StatusCode;
+
+use crate::metrics::Metrics;
+use crate::telemetry::{self, Direction, Outcome, Protocol, QueryKind};
+
+/// The request body sent upstream: the frames already read to recognise the statement, then the rest of the
+/// client's stream as it arrives.
+pub struct UpstreamBody {
+    /// Frames read while looking for `ASK`, in order; sent first.
+    peeked: VecDeque<Frame<Bytes>>,
+    /// The client's body after the peeked frames.
+    rest: Incoming,
+    /// Bytes sent upstream so far, reported on drop.
+    bytes: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl UpstreamBody {
+    pub fn new(peeked: VecDeque<Frame<Bytes>>, rest: Incoming, metrics: Arc<Metrics>) -> Self {
+        UpstreamBody {
+            peeked,
+            rest,
+            bytes: 0,
+            metrics,
+        }
+    }
+
+    fn peeked_len(&self) -> u64 {
+        self.peeked
+            .iter()
+            .filter_map(|f| f.data_ref())
+            .map(|d| d.len() as u64)
+            .sum()
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = match this.peeked.pop_front() {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None => Pin::new(&mut this.rest).poll_frame(cx),
+        };
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.bytes += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.peeked.is_empty() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        shifted(self.rest.size_hint(), self.peeked_len())
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            telemetry::bytes_relayed(
+                &self.metrics,
+                Protocol::Http,
+                Direction::ClientToUpstream,
+                self.bytes as usize,
+            );
+        }
+    }
+}
+
+/// `hint` plus `extra` bytes already known.
+fn shifted(hint: SizeHint, extra: u64) -> SizeHint {
+    let mut out = SizeHint::new();
+    out.set_lower(hint.lower().saturating_add(extra));
+    if let Some(upper) = hint.upper() {
+        out.set_upper(upper.saturating_add(extra));
+    }
+    out
+}
+
+/// Where an answer's bytes come from.
+enum Source {
+    /// ClickHouse's response body, relayed as it arrives.
+    Relay(Incoming),
+    /// An answer of the proxy itself (ASK, errors); `None` once sent.
+    Local(Option<Bytes>),
+}
+
+/// The answer to one request. Dropping it records the request's outcome, duration and bytes.
+pub struct ClientBody {
+    source: Source,
+    /// What the request was, for its metrics.
+    kind: QueryKind,
+    /// The status sent to the client; 2xx counts as a success.
+    status: StatusCode,
+    started: Instant,
+    /// Bytes handed to the client so far.
+    bytes: u64,
+    /// The body ended cleanly (the source said so).
+    ended: bool,
+    /// The upstream's body broke off mid-way; the client connection is closed as a result.
+    failed: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientBody {
+    /// Relays ClickHouse's response body.
+    pub fn relay(body: Incoming, status: StatusCode, started: Instant, metrics: Arc<Metrics>) -> Self {
+        Self::new(Source::Relay(body), QueryKind::Sql, status, started, metrics)
+    }
+
+    /// An answer of the proxy's own.
+    pub fn local(
+        text: impl Into<Bytes>,
+        kind: QueryKind,
+        status: StatusCode,
+        started: Instant,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self::new(Source::Local(Some(text.into())), kind, status, started, metrics)
+    }
+
+    fn new(
+        source: Source,
+        kind: QueryKind,
+        status: StatusCode,
+        started: Instant,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        ClientBody {
+            source,
+            kind,
+            status,
+            started,
+            bytes: 0,
+            ended: false,
+            failed: false,
+            metrics,
+        }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = match &mut this.source {
+            Source::Relay(body) => Pin::new(body).poll_frame(cx),
+            Source::Local(text) => Poll::Ready(text.take().map(|t| Ok(Frame::data(t)))),
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.failed = true,
+            Poll::Ready(None) => this.ended = true,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.source {
+            Source::Relay(body) => body.is_end_stream(),
+            Source::Local(text) => text.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.source {
+            Source::Relay(body) => body.size_hint(),
+            Source::Local(text) => SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64)),
+        }
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        // hyper stops polling a body of known length once `is_end_stream` says so, without a final `None`.
+        let complete = !self.failed && (self.ended || self.is_end_stream());
+        let outcome = match (complete, self.status.is_success()) {
+            (false, _) => Outcome::Aborted,
+            (true, true) => Outcome::Ok,
+            (true, false) => Outcome::Error,
+        };
+        telemetry::query_finished(
+            &self.metrics,
+            Protocol::Http,
+            self.kind,
+            outcome,
+            self.started.elapsed(),
+        );
+        telemetry::http_response_finished(&self.metrics, self.status.as_u16(), outcome);
+        if self.bytes > 0 {
+            telemetry::bytes_relayed(
+                &self.metrics,
+                Protocol::Http,
+                Direction::UpstreamToClient,
+                self.bytes as usize,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_hints_add_the_peeked_bytes() {
+        let exact = shifted(SizeHint::with_exact(10), 5);
+        assert_eq!((exact.lower(), exact.upper()), (15, Some(15)));
+        let open = shifted(SizeHint::new(), 5);
+        assert_eq!((open.lower(), open.upper()), (5, None));
+    }
+
+    #[tokio::test]
+    async fn a_local_answer_is_sent_once_and_counted() {
+        use http_body_util::BodyExt as _;
+        let metrics = Metrics::new();
+        let body = ClientBody::local(
+            "Code: 48.\n",
+            QueryKind::Ask,
+            StatusCode::NOT_IMPLEMENTED,
+            Instant::now(),
+            metrics.clone(),
+        );
+        assert_eq!(body.size_hint().exact(), Some(10));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"Code: 48.\n");
+        let rendered = metrics.render();
+        assert!(
+            rendered.contains(r#"aurora_proxy_queries_total{kind="ask",outcome="error",protocol="http"} 1"#),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains(r#"aurora_proxy_http_responses_total{class="5xx",outcome="error"} 1"#),
+            "{rendered}"
+        );
+    }
+}

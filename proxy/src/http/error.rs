@@ -1,0 +1,143 @@
+//! Errors of the HTTP side and the ClickHouse-style answers they turn into.
+//!
+//! A client of ClickHouse's HTTP interface reads an error from three places: the status code, the
+//! `X-ClickHouse-Exception-Code` header and a text body `Code: N. DB::Exception: message. (NAME) `. Errors the
+//! proxy raises itself (ASK, an upstream that cannot be reached, a request it cannot read) are answered in the
+//! same shape, so drivers that parse ClickHouse's errors parse Aurora's too.
+
+use hyper::StatusCode;
+
+/// ClickHouse error codes used on the HTTP side (`src/Common/ErrorCodes.cpp`).
+pub mod codes {
+    pub const NOT_IMPLEMENTED: i32 = 48;
+    pub const SYNTAX_ERROR: i32 = 62;
+    pub const CANNOT_READ_FROM_SOCKET: i32 = 95;
+    pub const NETWORK_ERROR: i32 = 210;
+    pub const QUERY_IS_TOO_LARGE: i32 = 229;
+    pub const UNSUPPORTED_URI_SCHEME: i32 = 422;
+}
+
+/// The name ClickHouse prints in parentheses after the message, for the codes the proxy raises.
+pub fn code_name(code: i32) -> &'static str {
+    match code {
+        codes::NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
+        codes::SYNTAX_ERROR => "SYNTAX_ERROR",
+        codes::CANNOT_READ_FROM_SOCKET => "CANNOT_READ_FROM_SOCKET",
+        codes::NETWORK_ERROR => "NETWORK_ERROR",
+        codes::QUERY_IS_TOO_LARGE => "QUERY_IS_TOO_LARGE",
+        codes::UNSUPPORTED_URI_SCHEME => "UNSUPPORTED_URI_SCHEME",
+        _ => "UNKNOWN_EXCEPTION",
+    }
+}
+
+/// The status ClickHouse answers for an exception code, as its `exceptionCodeToHTTPStatus`
+/// (`src/Server/HTTP/exceptionCodeToHTTPStatus.cpp`) maps the codes the proxy raises; others are 500 there too.
+pub fn status_for_code(code: i32) -> StatusCode {
+    match code {
+        codes::SYNTAX_ERROR => StatusCode::BAD_REQUEST,
+        codes::QUERY_IS_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        codes::NOT_IMPLEMENTED => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Why the proxy answers a request itself instead of relaying ClickHouse's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// No connection to the upstream could be opened within the connect timeout.
+    #[error("Aurora proxy: cannot connect to ClickHouse at {upstream}: {reason}")]
+    Connect { upstream: String, reason: String },
+    /// The upstream took the request but failed before its response head arrived.
+    #[error("Aurora proxy: ClickHouse at {upstream} failed before answering: {reason}")]
+    Upstream { upstream: String, reason: String },
+    /// The client's request body broke off while the proxy was reading the statement.
+    #[error("Aurora proxy: cannot read the request body: {0}")]
+    ClientBody(#[source] hyper::Error),
+    /// An ASK statement's body is larger than the proxy reads into memory.
+    #[error("Aurora proxy: an ASK statement is limited to {limit} bytes")]
+    AskTooLarge { limit: usize },
+    /// The configured upstream URL cannot be used.
+    #[error("Aurora proxy: upstream_http {url:?} cannot be used: {reason}")]
+    UpstreamUrl { url: String, reason: String },
+}
+
+impl HttpError {
+    /// The ClickHouse exception code of this error.
+    pub fn code(&self) -> i32 {
+        match self {
+            HttpError::Connect { .. } | HttpError::Upstream { .. } => codes::NETWORK_ERROR,
+            HttpError::ClientBody(_) => codes::CANNOT_READ_FROM_SOCKET,
+            HttpError::AskTooLarge { .. } => codes::QUERY_IS_TOO_LARGE,
+            HttpError::UpstreamUrl { .. } => codes::UNSUPPORTED_URI_SCHEME,
+        }
+    }
+
+    /// The status of the answer. An upstream that cannot be reached or fails is the gateway's problem (502),
+    /// which is what load balancers and retrying clients look for; the rest follow ClickHouse's mapping.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            HttpError::Connect { .. } | HttpError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            HttpError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            other => status_for_code(other.code()),
+        }
+    }
+
+    /// The exception class ClickHouse would name: network trouble is a `DB::NetException`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            HttpError::Connect { .. } | HttpError::Upstream { .. } => "DB::NetException",
+            _ => "DB::Exception",
+        }
+    }
+}
+
+/// The body of a ClickHouse HTTP error: `Code: N. DB::Exception: message. (NAME) ` and a newline, as servers
+/// since 21.x write it. The message's own trailing period is not doubled.
+pub fn exception_body(code: i32, class: &str, message: &str) -> String {
+    let message = message.trim_end().trim_end_matches('.');
+    format!("Code: {code}. {class}: {message}. ({}) \n", code_name(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_looks_like_clickhouses() {
+        assert_eq!(
+            exception_body(codes::SYNTAX_ERROR, "DB::Exception", "Aurora: bad ASK."),
+            "Code: 62. DB::Exception: Aurora: bad ASK. (SYNTAX_ERROR) \n"
+        );
+        assert_eq!(
+            exception_body(codes::NOT_IMPLEMENTED, "DB::Exception", "not yet"),
+            "Code: 48. DB::Exception: not yet. (NOT_IMPLEMENTED) \n"
+        );
+    }
+
+    #[test]
+    fn statuses_follow_clickhouses_mapping() {
+        assert_eq!(status_for_code(codes::SYNTAX_ERROR), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status_for_code(codes::NOT_IMPLEMENTED),
+            StatusCode::NOT_IMPLEMENTED
+        );
+        assert_eq!(
+            status_for_code(codes::QUERY_IS_TOO_LARGE),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(status_for_code(999_999), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn an_unreachable_upstream_is_a_bad_gateway_net_exception() {
+        let e = HttpError::Connect {
+            upstream: "http://127.0.0.1:1".into(),
+            reason: "connection refused".into(),
+        };
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            exception_body(e.code(), e.class(), &e.to_string()),
+            "Code: 210. DB::NetException: Aurora proxy: cannot connect to ClickHouse at http://127.0.0.1:1: connection refused. (NETWORK_ERROR) \n"
+        );
+    }
+}

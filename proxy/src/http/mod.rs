@@ -1,0 +1,52 @@
+//! The ClickHouse HTTP interface of the proxy.
+//!
+//! Flow of one request: [`server`] accepts the connection and runs hyper on it → [`forward`] asks [`ask`]
+//! what the statement is (reading only the first bytes of the body) → an `ASK` gets Aurora's answer in
+//! ClickHouse's error shape ([`error`]); everything else goes to ClickHouse through the pooled client of
+//! [`upstream`], with both bodies streaming through [`body`] and nothing buffered whole. URL parameters are
+//! read by [`params`] and never rewritten: the upstream sees the query string the client sent.
+
+pub mod ask;
+pub mod body;
+pub mod error;
+pub mod forward;
+pub mod params;
+pub mod server;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use crate::ask::AskAnswerer;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+pub use error::HttpError;
+pub use server::serve;
+pub use upstream::Upstream;
+
+/// Everything the HTTP side needs from the process around it.
+pub struct HttpEnv {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    /// Aurora's answer to ASK statements, shared with the native side.
+    pub ask: Arc<AskAnswerer>,
+    /// ClickHouse's HTTP interface.
+    pub upstream: Upstream,
+}
+
+impl HttpEnv {
+    /// Builds the environment, with the upstream client from `config.upstream_http`.
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        ask: Arc<AskAnswerer>,
+    ) -> Result<HttpEnv, HttpError> {
+        let upstream = Upstream::new(&config.upstream_http, config.connect_timeout)?;
+        Ok(HttpEnv {
+            config,
+            metrics,
+            ask,
+            upstream,
+        })
+    }
+}

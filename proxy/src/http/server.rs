@@ -1,0 +1,95 @@
+//! The HTTP listener: one hyper connection task per client, a cap on concurrent connections, and graceful
+//! shutdown (stop accepting, let requests in flight finish, close idle keep-alive connections).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::task::TaskTracker;
+
+use super::forward;
+use super::HttpEnv;
+use crate::server::stopped;
+use crate::telemetry::{self, Protocol};
+
+/// Accepts HTTP clients until `shutdown` turns true. Connections are spawned on `tracker`, so the caller can
+/// wait for requests in flight to finish.
+pub async fn serve(
+    listener: TcpListener,
+    env: Arc<HttpEnv>,
+    mut shutdown: watch::Receiver<bool>,
+    tracker: TaskTracker,
+) {
+    let limit = Arc::new(Semaphore::new(env.config.max_connections));
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stopped(&mut shutdown) => return,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and similar: back off briefly instead of spinning.
+                    tracing::warn!(%error, "http accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut shutdown) => return,
+        };
+        let env = env.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            connection(stream, peer, env, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Serves one client connection (HTTP/1.1 keep-alive: many requests, one at a time).
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    env: Arc<HttpEnv>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    telemetry::connection_opened(&env.metrics, Protocol::Http, peer);
+    let service_env = env.clone();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let env = service_env.clone();
+        async move { Ok::<_, Infallible>(forward::handle(&env, request, peer).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stopped(&mut shutdown) => {
+            // Finishes the request in flight (if any), then closes; an idle connection closes at once.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    let reason = match &result {
+        Ok(()) => "closed",
+        Err(e) if e.is_incomplete_message() => "client went away mid-request",
+        Err(_) => "error",
+    };
+    if let Err(error) = &result {
+        tracing::debug!(%peer, %error, "http connection ended with an error");
+    }
+    telemetry::connection_closed(&env.metrics, Protocol::Http, peer, reason);
+}
