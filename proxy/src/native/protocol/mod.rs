@@ -4,6 +4,7 @@
 //! acts on (a query's text, the end of a query's answer, exceptions), and forwards the original bytes.
 
 pub mod block;
+pub mod client_info;
 pub mod client_packet;
 pub mod compression;
 pub mod error;
