@@ -243,12 +243,10 @@ fn string_literal(i: &str) -> Res<'_, String> {
                 }
             }
             Some('\\') => {
-                let escaped = chars.next().ok_or_else(|| {
-                    nom::Err::Failure(GrammarError {
-                        input: rest,
-                        expected: "a character after the backslash",
-                    })
-                })?;
+                let escaped = chars.next().ok_or(nom::Err::Failure(GrammarError {
+                    input: rest,
+                    expected: "a character after the backslash",
+                }))?;
                 match escaped {
                     'b' => out.push('\u{8}'),
                     'f' => out.push('\u{c}'),

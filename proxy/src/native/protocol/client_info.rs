@@ -255,8 +255,6 @@ fn optional_bytes(r: &mut Reader<'_>, present: bool) -> Result<Vec<u8>, DecodeEr
     Ok(if present { r.bytes()?.to_vec() } else { Vec::new() })
 }
 
-/// `(name, flags, value)` triples ending with an empty name.
-
 /// `ClientInfo::write` up to the proxy's maximum revision.
 pub(super) fn skip_client_info(r: &mut Reader<'_>, revision: Revision) -> Result<(), DecodeError> {
     let query_kind = r.u8()?;
