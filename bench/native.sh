@@ -5,9 +5,10 @@
 #
 # Prints, for each measurement, the direct and proxied numbers and their ratio (proxy / direct, higher is
 # better, 1.00 = no overhead):
-#   1. `SELECT 1` queries per second with clickhouse-benchmark, 4 and 16 concurrent connections;
+#   1. `SELECT 1` queries per second with clickhouse-benchmark, 4 and 16 concurrent connections (median of
+#      --runs alternating runs of --seconds each);
 #   2. streaming N UInt64 rows (default 50M) with `clickhouse-client … FORMAT Null`, with the client's
-#      compression off and on (median of --runs runs, rows/s);
+#      compression off and on (median of --runs alternating runs, rows/s; the time includes the client's start);
 #   3. the proxy's peak resident memory (VmHWM) before and after the streaming runs.
 # It starts its own ClickHouse (scripts/clickhouse.sh) and proxy (target/release/aurora-proxy) on free ports
 # and stops both at the end. Not a test: nothing here passes or fails.
@@ -57,26 +58,28 @@ qps() { # <port> <concurrency>
     echo "SELECT 1" | clickhouse-benchmark --port "$1" -c "$2" -t "$SECONDS_PER_QPS" -d 0 2>&1 \
         | awk '/QPS:/ { for (i = 1; i <= NF; i++) if ($i == "QPS:") { v = $(i + 1); sub(",", "", v); print v; exit } }'
 }
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 printf '%-34s %14s %14s %8s\n' "measurement" "direct" "proxy" "ratio"
 for c in 4 16; do
-    d=$(qps "$CH_TCP" "$c"); p=$(qps "$PX_NATIVE" "$c")
+    # Alternate direct and proxied runs so that drift in the machine's load hits both alike; report medians.
+    ds=(); ps=()
+    for _ in $(seq 1 "$RUNS"); do ds+=("$(qps "$CH_TCP" "$c")"); ps+=("$(qps "$PX_NATIVE" "$c")"); done
+    d=$(median "${ds[@]}"); p=$(median "${ps[@]}")
     printf '%-34s %14.0f %14.0f %8s\n' "SELECT 1, $c connections (q/s)" "$d" "$p" "$(ratio "$d" "$p")"
 done
 
 HWM_BEFORE=$(hwm)
-stream() { # <port> <compression 0|1> → median rows/s over $RUNS runs
-    local times=()
-    for _ in $(seq 1 "$RUNS"); do
-        local start end
-        start=$(date +%s.%N)
-        clickhouse-client --port "$1" --compression "$2" -q "SELECT number FROM numbers($ROWS) FORMAT Null"
-        end=$(date +%s.%N)
-        times+=("$(python3 -c "print($end - $start)")")
-    done
-    python3 -c "import statistics,sys; print($ROWS / statistics.median(float(t) for t in sys.argv[1:]))" "${times[@]}"
+stream_once() { # <port> <compression 0|1> → seconds
+    local start end
+    start=$(date +%s.%N)
+    clickhouse-client --port "$1" --compression "$2" -q "SELECT number FROM numbers($ROWS) FORMAT Null"
+    end=$(date +%s.%N)
+    python3 -c "print($end - $start)"
 }
 for comp in 0 1; do
-    d=$(stream "$CH_TCP" "$comp"); p=$(stream "$PX_NATIVE" "$comp")
+    ds=(); ps=()
+    for _ in $(seq 1 "$RUNS"); do ds+=("$(stream_once "$CH_TCP" "$comp")"); ps+=("$(stream_once "$PX_NATIVE" "$comp")"); done
+    d=$(python3 -c "print($ROWS / $(median "${ds[@]}"))"); p=$(python3 -c "print($ROWS / $(median "${ps[@]}"))")
     label="stream $((ROWS / 1000000))M UInt64, compression $comp"
     printf '%-34s %14.3g %14.3g %8s\n' "$label (rows/s)" "$d" "$p" "$(ratio "$d" "$p")"
 done
