@@ -9,6 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-cargo test --workspace
+AURORA_REQUIRE_CLICKHOUSE=1 cargo test --workspace
 cargo build --release -p aurora-proxy
 "${AURORA_CACHE:-$HOME/.cache/aurora}/venv/bin/python" -m pytest tests "$@"
