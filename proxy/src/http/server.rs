@@ -10,12 +10,12 @@ use hyper::server::conn::http1;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use super::forward;
 use super::HttpEnv;
-use crate::server::stopped;
+use crate::server::{accept_loop, stopped};
 use crate::telemetry::{self, Protocol};
 
 /// Accepts HTTP clients until `shutdown` turns true. Connections are spawned on `tracker`, so the caller can
@@ -23,37 +23,15 @@ use crate::telemetry::{self, Protocol};
 pub async fn serve(
     listener: TcpListener,
     env: Arc<HttpEnv>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     tracker: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(env.config.max_connections));
-    loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            _ = stopped(&mut shutdown) => return,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // Out of file descriptors and similar: back off briefly instead of spinning.
-                    tracing::warn!(%error, "http accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut shutdown) => return,
-        };
-        let env = env.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            connection(stream, peer, env, shutdown).await;
-            drop(permit);
-        });
-    }
+    let max = env.config.max_connections;
+    let serve_shutdown = shutdown.clone();
+    accept_loop(listener, max, shutdown, tracker, "http", move |stream, peer| {
+        connection(stream, peer, env.clone(), serve_shutdown.clone())
+    })
+    .await;
 }
 
 /// Serves one client connection (HTTP/1.1 keep-alive: many requests, one at a time).

@@ -357,22 +357,17 @@ impl Session {
             let framed = frame_client_packet(buf, &self.ctx, &mut self.client_frame);
             let (action, len) = match framed {
                 Ok((packet, len)) => (client_action(self.ask.is_some(), &mut self.ctx, packet), len),
-                Err(DecodeError::Incomplete { needed }) => {
-                    if needed as u64 > self.env.config.max_framed_packet {
-                        self.flush_client(pending).await?;
-                        return Ok(Flow::Passthrough(format!(
-                            "client packet larger than {} bytes",
-                            self.env.config.max_framed_packet
-                        )));
+                Err(e) => match stop(e, self.env.config.max_framed_packet, "client") {
+                    Stop::Wait(needed) => {
+                        self.client.needed = pending + needed;
+                        break;
                     }
-                    self.client.needed = pending + needed;
-                    break;
-                }
-                Err(DecodeError::Unsupported(reason)) => {
-                    self.flush_client(pending).await?;
-                    return Ok(Flow::Passthrough(reason));
-                }
-                Err(e) => return Err(SessionError::ClientProtocol(e)),
+                    Stop::Passthrough(reason) => {
+                        self.flush_client(pending).await?;
+                        return Ok(Flow::Passthrough(reason));
+                    }
+                    Stop::Broken(e) => return Err(SessionError::ClientProtocol(e)),
+                },
             };
             match action {
                 ClientAction::Forward { query, cancel } => {
@@ -461,25 +456,20 @@ impl Session {
                         self.finish_query(&packet);
                     }
                 }
-                Err(DecodeError::Incomplete { needed }) => {
-                    if needed as u64 > self.env.config.max_framed_packet {
-                        self.flush_upstream(pending).await?;
-                        return Ok(Flow::Passthrough(format!(
-                            "server packet larger than {} bytes",
-                            self.env.config.max_framed_packet
-                        )));
+                Err(e) => match stop(e, self.env.config.max_framed_packet, "server") {
+                    Stop::Wait(needed) => {
+                        self.upstream.needed = pending + needed;
+                        break;
                     }
-                    self.upstream.needed = pending + needed;
-                    break;
-                }
-                Err(DecodeError::Unsupported(reason)) => {
-                    self.flush_upstream(pending).await?;
-                    return Ok(Flow::Passthrough(reason));
-                }
-                Err(e) => {
-                    self.flush_upstream(pending).await?;
-                    return Err(SessionError::UpstreamProtocol(e));
-                }
+                    Stop::Passthrough(reason) => {
+                        self.flush_upstream(pending).await?;
+                        return Ok(Flow::Passthrough(reason));
+                    }
+                    Stop::Broken(e) => {
+                        self.flush_upstream(pending).await?;
+                        return Err(SessionError::UpstreamProtocol(e));
+                    }
+                },
             }
         }
         self.flush_upstream(pending).await?;
@@ -646,5 +636,26 @@ fn client_action(ask_pending: bool, ctx: &mut Context, packet: ClientPacket<'_>)
             query: None,
             cancel: false,
         },
+    }
+}
+
+/// What a framing error means for the relay loop.
+enum Stop {
+    /// The packet is incomplete: wait until the buffer holds this many bytes.
+    Wait(usize),
+    /// Valid traffic the proxy cannot frame (or a packet over the size limit): relay the rest as bytes.
+    Passthrough(String),
+    /// The peer broke the protocol.
+    Broken(DecodeError),
+}
+
+fn stop(error: DecodeError, max_framed_packet: u64, side: &str) -> Stop {
+    match error {
+        DecodeError::Incomplete { needed } if needed as u64 > max_framed_packet => {
+            Stop::Passthrough(format!("{side} packet larger than {max_framed_packet} bytes"))
+        }
+        DecodeError::Incomplete { needed } => Stop::Wait(needed),
+        DecodeError::Unsupported(reason) => Stop::Passthrough(reason),
+        broken @ DecodeError::Malformed(_) => Stop::Broken(broken),
     }
 }
