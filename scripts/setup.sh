@@ -37,6 +37,7 @@ need_cmd_pkg clickhouse-compressor clickhouse-tools
 need_cmd_pkg pkg-config pkg-config
 need_cmd_pkg cc build-essential
 need_cmd_pkg curl curl
+need_cmd_pkg openssl openssl
 need_cmd_pkg python3 python3
 # The venv module (and ensurepip) ships separately on Debian.
 if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then

@@ -34,6 +34,16 @@ pub struct Cli {
     /// Address for ClickHouse native-protocol clients [default: 127.0.0.1:9001].
     #[arg(long, env = "AURORA_NATIVE_LISTEN")]
     pub native_listen: Option<SocketAddr>,
+    /// Address for native-protocol clients over TLS (clickhouse-client --secure; ClickHouse uses 9440). Off unless
+    /// set; needs --tls-cert-file and --tls-key-file.
+    #[arg(long, env = "AURORA_NATIVE_TLS_LISTEN")]
+    pub native_tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for --native-tls-listen.
+    #[arg(long, env = "AURORA_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for --native-tls-listen.
+    #[arg(long, env = "AURORA_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
     /// Address for ClickHouse HTTP-interface clients [default: 127.0.0.1:8124].
     #[arg(long, env = "AURORA_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
@@ -87,6 +97,9 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     native_listen: Option<SocketAddr>,
+    native_tls_listen: Option<SocketAddr>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
     http_listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
     upstream_native: Option<String>,
@@ -108,6 +121,8 @@ struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub native_listen: SocketAddr,
+    /// TLS listener for native clients, with its certificate chain and key (all three or none).
+    pub native_tls: Option<NativeTls>,
     pub http_listen: SocketAddr,
     pub metrics_listen: SocketAddr,
     /// `host:port` of ClickHouse's native interface.
@@ -122,6 +137,14 @@ pub struct Config {
     pub max_connections: usize,
     pub max_framed_packet: u64,
     pub log_format: LogFormat,
+}
+
+/// Where the TLS listener binds and what it presents.
+#[derive(Debug, Clone)]
+pub struct NativeTls {
+    pub listen: SocketAddr,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// Why the configuration cannot be used.
@@ -143,7 +166,25 @@ impl Config {
             None => FileConfig::default(),
         };
         let parse_default = |s: &str| s.parse::<SocketAddr>().expect("default address is valid");
+        let tls_listen = cli.native_tls_listen.or(file.native_tls_listen);
+        let cert_file = cli.tls_cert_file.or(file.tls_cert_file);
+        let key_file = cli.tls_key_file.or(file.tls_key_file);
+        let native_tls = match (tls_listen, cert_file, key_file) {
+            (None, None, None) => None,
+            (Some(listen), Some(cert_file), Some(key_file)) => Some(NativeTls {
+                listen,
+                cert_file,
+                key_file,
+            }),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "native_tls_listen",
+                    message: "native_tls_listen, tls_cert_file and tls_key_file are set together".into(),
+                })
+            }
+        };
         let config = Config {
+            native_tls,
             native_listen: cli
                 .native_listen
                 .or(file.native_listen)
@@ -293,6 +334,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("upstream_native"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_its_certificate_and_key() {
+        let err = Config::load(cli(&["--native-tls-listen", "127.0.0.1:9440"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_cert_file"), "{err}");
+        let config = Config::load(
+            cli(&[
+                "--native-tls-listen",
+                "127.0.0.1:9440",
+                "--tls-cert-file",
+                "c.pem",
+                "--tls-key-file",
+                "k.pem",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config.native_tls.unwrap().listen.port(), 9440);
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod native;
 pub mod server;
 pub mod telemetry;
+pub mod tls;

@@ -23,6 +23,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let native_listener = bind(config.native_listen, "native").await?;
     let http_listener = bind(config.http_listen, "HTTP").await?;
     let metrics_listener = bind(config.metrics_listen, "metrics").await?;
+    let tls = match &config.native_tls {
+        Some(tls) => {
+            let acceptor = crate::tls::acceptor(&tls.cert_file, &tls.key_file)?;
+            Some((bind(tls.listen, "native TLS").await?, acceptor))
+        }
+        None => None,
+    };
     let ask = Arc::new(AskAnswerer {
         llm_configured: config.llm_base_url.is_some(),
     });
@@ -43,6 +50,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         upstream_http = %config.upstream_http,
         "aurora-proxy listening"
     );
+    if let Some(tls) = &config.native_tls {
+        tracing::info!(native_tls = %tls.listen, "serving native clients over TLS");
+    }
+    let tls_task = tls.map(|(listener, acceptor)| {
+        tokio::spawn(native::server::serve_tls(listener, acceptor, env.clone(), stop_rx.clone(), tracker.clone()))
+    });
     let native_task = tokio::spawn(native::server::serve(
         native_listener,
         env,
@@ -61,6 +74,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(timeout = %humantime::format_duration(config.shutdown_timeout), "shutting down: draining running queries");
     let _ = stop_tx.send(true);
     let _ = native_task.await;
+    if let Some(task) = tls_task {
+        let _ = task.await;
+    }
     let _ = http_task.await;
     tracker.close();
     if tokio::time::timeout(config.shutdown_timeout, tracker.wait())

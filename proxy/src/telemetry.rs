@@ -181,3 +181,8 @@ pub fn http_response_finished(m: &Metrics, status: u16, outcome: Outcome) {
         tracing::debug!(status, "HTTP answer broke off before its end");
     }
 }
+
+pub fn tls_handshake_failed(m: &Metrics, peer: std::net::SocketAddr, error: &dyn std::fmt::Display) {
+    m.protocol_errors.with_label_values(&[Protocol::Native.label(), "tls"]).inc();
+    tracing::info!(%peer, %error, "TLS handshake with a native client failed");
+}

@@ -4,23 +4,28 @@
 use std::io;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::tls::ClientStream;
 
 /// Smallest read buffer growth: large reads keep the syscall count low when a stream of blocks arrives.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// One side of a proxied connection.
-pub struct Peer {
-    pub stream: TcpStream,
+/// One side of a proxied connection: the client (plain or TLS) or ClickHouse.
+pub struct Peer<S = TcpStream> {
+    pub stream: S,
     /// Received bytes not yet forwarded or consumed.
     pub buf: BytesMut,
     /// Buffer length below which framing the first packet again is pointless (it said it needs that many).
     pub needed: usize,
 }
 
-impl Peer {
-    pub fn new(stream: TcpStream) -> Peer {
+/// The client's side of a session.
+pub type ClientPeer = Peer<ClientStream>;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
+    pub fn new(stream: S) -> Peer<S> {
         Peer {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -56,7 +61,11 @@ impl Peer {
 }
 
 /// Writes the first `n` buffered bytes of `from` to `to` and drops them from `from`.
-pub async fn forward(from: &mut Peer, to: &mut Peer, n: usize) -> io::Result<()> {
+pub async fn forward<A, B>(from: &mut Peer<A>, to: &mut Peer<B>, n: usize) -> io::Result<()>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
     if n == 0 {
         return Ok(());
     }

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nlq::Statement;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::connection::{forward, Peer};
+use super::connection::{forward, ClientPeer, Peer};
+use crate::tls::ClientStream;
 use super::error::SessionError;
 use super::protocol::block::FrameState;
 use super::protocol::client_packet::{frame_client_packet, ClientPacket};
@@ -78,7 +78,7 @@ enum ClientAction {
 pub struct Session {
     peer: SocketAddr,
     env: Arc<SessionEnv>,
-    client: Peer,
+    client: ClientPeer,
     upstream: Peer,
     ctx: Context,
     /// The client still owes its addendum (quota key) after the handshake.
@@ -91,7 +91,7 @@ pub struct Session {
 }
 
 /// Serves one client connection to its end.
-pub async fn run(stream: TcpStream, peer: SocketAddr, env: Arc<SessionEnv>, shutdown: watch::Receiver<bool>) {
+pub async fn run(stream: ClientStream, peer: SocketAddr, env: Arc<SessionEnv>, shutdown: watch::Receiver<bool>) {
     let metrics = env.metrics.clone();
     telemetry::connection_opened(&metrics, Protocol::Native, peer);
     let reason = match tokio::time::timeout(
@@ -126,11 +126,10 @@ fn log_session_error(metrics: &Metrics, peer: SocketAddr, error: &SessionError) 
 /// Reads the client's Hello, connects upstream and relays the handshake with the revision rewritten.
 /// `Ok(None)` when the connection ended during the handshake in an orderly way (refused login, bad upstream).
 async fn handshake(
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
     env: Arc<SessionEnv>,
 ) -> Result<Option<Session>, SessionError> {
-    stream.set_nodelay(true)?;
     let mut client = Peer::new(stream);
     let hello = loop {
         if client.buf.starts_with(b"GET ")
