@@ -14,6 +14,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::StatusCode;
 
+use super::pool::{quiet, Lease};
 use crate::metrics::Metrics;
 use crate::telemetry::{self, Direction, Outcome, Protocol, QueryKind};
 
@@ -22,8 +23,8 @@ use crate::telemetry::{self, Direction, Outcome, Protocol, QueryKind};
 pub struct UpstreamBody {
     /// Frames read while looking for `ASK`, in order; sent first.
     peeked: VecDeque<Frame<Bytes>>,
-    /// The client's body after the peeked frames.
-    rest: Incoming,
+    /// The client's body after the peeked frames (`None`: no body).
+    rest: Option<Incoming>,
     /// Bytes sent upstream so far, reported on drop.
     bytes: u64,
     metrics: Arc<Metrics>,
@@ -33,7 +34,17 @@ impl UpstreamBody {
     pub fn new(peeked: VecDeque<Frame<Bytes>>, rest: Incoming, metrics: Arc<Metrics>) -> Self {
         UpstreamBody {
             peeked,
-            rest,
+            rest: Some(rest),
+            bytes: 0,
+            metrics,
+        }
+    }
+
+    /// A body with nothing in it.
+    pub fn empty(metrics: Arc<Metrics>) -> Self {
+        UpstreamBody {
+            peeked: VecDeque::new(),
+            rest: None,
             bytes: 0,
             metrics,
         }
@@ -59,7 +70,10 @@ impl Body for UpstreamBody {
         let this = self.get_mut();
         let polled = match this.peeked.pop_front() {
             Some(frame) => Poll::Ready(Some(Ok(frame))),
-            None => Pin::new(&mut this.rest).poll_frame(cx),
+            None => match &mut this.rest {
+                Some(rest) => Pin::new(rest).poll_frame(cx),
+                None => Poll::Ready(None),
+            },
         };
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
@@ -70,11 +84,15 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.peeked.is_empty() && self.rest.is_end_stream()
+        self.peeked.is_empty() && self.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        shifted(self.rest.size_hint(), self.peeked_len())
+        let rest = self
+            .rest
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |rest| rest.size_hint());
+        shifted(rest, self.peeked_len())
     }
 }
 
@@ -103,8 +121,9 @@ fn shifted(hint: SizeHint, extra: u64) -> SizeHint {
 
 /// Where an answer's bytes come from.
 enum Source {
-    /// ClickHouse's response body, relayed as it arrives.
-    Relay(Incoming),
+    /// ClickHouse's response body, relayed as it arrives, and the connection it comes over. This body drives
+    /// the connection (see [`super::pool`]); `None` once the connection has ended.
+    Relay(Incoming, Option<Lease>),
     /// An answer of the proxy itself (ASK, errors); `None` once sent.
     Local(Option<Bytes>),
 }
@@ -127,9 +146,22 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    /// Relays ClickHouse's response body.
-    pub fn relay(body: Incoming, status: StatusCode, started: Instant, metrics: Arc<Metrics>) -> Self {
-        Self::new(Source::Relay(body), QueryKind::Sql, status, started, metrics)
+    /// Relays ClickHouse's response body, driving `upstream` (the connection it arrives on) as it streams.
+    /// The connection goes back to the pool when the body has ended cleanly.
+    pub fn relay(
+        body: Incoming,
+        upstream: Lease,
+        status: StatusCode,
+        started: Instant,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self::new(
+            Source::Relay(body, Some(upstream)),
+            QueryKind::Sql,
+            status,
+            started,
+            metrics,
+        )
     }
 
     /// An answer of the proxy's own.
@@ -173,7 +205,7 @@ impl Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let polled = match &mut this.source {
-            Source::Relay(body) => Pin::new(body).poll_frame(cx),
+            Source::Relay(body, upstream) => poll_relay(body, upstream, cx),
             Source::Local(text) => Poll::Ready(text.take().map(|t| Ok(Frame::data(t)))),
         };
         match &polled {
@@ -191,15 +223,46 @@ impl Body for ClientBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.source {
-            Source::Relay(body) => body.is_end_stream(),
+            Source::Relay(body, _) => body.is_end_stream(),
             Source::Local(text) => text.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.source {
-            Source::Relay(body) => body.size_hint(),
+            Source::Relay(body, _) => body.size_hint(),
             Source::Local(text) => SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64)),
+        }
+    }
+}
+
+/// The next frame of ClickHouse's answer. When none is there yet, the connection is driven (it reads from
+/// ClickHouse into the body) and the body asked once more.
+///
+/// While the connection is there, the body is asked with [`quiet`]: its frames arrive only while the driver
+/// runs, and the driver registers this task's waker with the socket. Once the connection has ended, the body
+/// holds what is left and the task's own waker is used.
+fn poll_relay(
+    body: &mut Incoming,
+    upstream: &mut Option<Lease>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    let Some(lease) = upstream else {
+        return Pin::new(body).poll_frame(cx);
+    };
+    if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(&mut quiet()) {
+        return Poll::Ready(frame);
+    }
+    match lease.poll_drive(cx) {
+        Poll::Pending => Pin::new(body).poll_frame(&mut quiet()),
+        // The connection ended; the body has its end or its error (hyper hands it over first).
+        Poll::Ready(Ok(())) => {
+            *upstream = None;
+            Pin::new(body).poll_frame(cx)
+        }
+        Poll::Ready(Err(error)) => {
+            *upstream = None;
+            Poll::Ready(Some(Err(error)))
         }
     }
 }
@@ -208,6 +271,11 @@ impl Drop for ClientBody {
     fn drop(&mut self) {
         // hyper stops polling a body of known length once `is_end_stream` says so, without a final `None`.
         let complete = !self.failed && (self.ended || self.is_end_stream());
+        if let Source::Relay(_, upstream) = &mut self.source {
+            if let Some(upstream) = upstream.take().filter(|_| complete) {
+                upstream.release();
+            }
+        }
         let outcome = match (complete, self.status.is_success()) {
             (false, _) => Outcome::Aborted,
             (true, true) => Outcome::Ok,

@@ -16,6 +16,7 @@ use hyper::{Request, Response, StatusCode};
 use super::ask::{self, Inspected};
 use super::body::{ClientBody, UpstreamBody};
 use super::error::{exception_body, status_for_code, HttpError};
+use super::upstream::SendError;
 use super::HttpEnv;
 use crate::telemetry::{self, Protocol, QueryKind};
 
@@ -74,36 +75,30 @@ async fn forward(
 ) -> Result<Response<ClientBody>, HttpError> {
     parts.uri = env.upstream.uri_for(&parts.uri)?;
     strip_hop_by_hop(&mut parts.headers);
-    // The pooled client writes `Host` from the URI.
+    // `Upstream::send` names the upstream in `Host`.
     parts.headers.remove(HOST);
     append_forwarded_for(&mut parts.headers, peer);
     parts.version = hyper::Version::HTTP_11;
 
-    let response = match env.upstream.send(Request::from_parts(parts, body)).await {
-        Ok(response) => response,
-        Err(error) => {
-            let reason = if error.is_connect() {
-                connect_reason(&error, env.config.connect_timeout)
-            } else {
-                error_chain(&error)
-            };
-            return Err(if error.is_connect() {
-                telemetry::upstream_connect_failed(&env.metrics, Protocol::Http, &env.upstream.url, &reason);
-                HttpError::Connect {
-                    upstream: env.upstream.url.clone(),
-                    reason,
-                }
-            } else {
-                HttpError::Upstream {
-                    upstream: env.upstream.url.clone(),
-                    reason,
-                }
+    let (response, connection) = match env.upstream.send(Request::from_parts(parts, body)).await {
+        Ok(answer) => answer,
+        Err(SendError::Connect(reason)) => {
+            telemetry::upstream_connect_failed(&env.metrics, Protocol::Http, &env.upstream.url, &reason);
+            return Err(HttpError::Connect {
+                upstream: env.upstream.url.clone(),
+                reason,
             });
+        }
+        Err(SendError::Failed(reason)) => {
+            return Err(HttpError::Upstream {
+                upstream: env.upstream.url.clone(),
+                reason,
+            })
         }
     };
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let body = ClientBody::relay(incoming, parts.status, started, env.metrics.clone());
+    let body = ClientBody::relay(incoming, connection, parts.status, started, env.metrics.clone());
     Ok(Response::from_parts(parts, body))
 }
 
@@ -160,38 +155,6 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.insert("x-forwarded-for", value);
     }
-}
-
-/// Why a connection failed, without the client's own wrapping ("client error (Connect)"), and a timeout said
-/// in words with the setting that bounds it.
-fn connect_reason(error: &hyper_util::client::legacy::Error, timeout: std::time::Duration) -> String {
-    let cause = match std::error::Error::source(error) {
-        Some(cause) => error_chain(cause),
-        None => error_chain(error),
-    };
-    if cause.contains("deadline has elapsed") {
-        format!(
-            "no connection within {} (connect_timeout)",
-            humantime::format_duration(timeout)
-        )
-    } else {
-        cause
-    }
-}
-
-/// The error and its causes on one line ("client error (Connect): tcp connect error: Connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

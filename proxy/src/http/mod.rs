@@ -2,8 +2,9 @@
 //!
 //! Flow of one request: [`server`] accepts the connection and runs hyper on it → [`forward`] asks [`ask`]
 //! what the statement is (reading only the first bytes of the body) → an `ASK` gets Aurora's answer in
-//! ClickHouse's error shape ([`error`]); everything else goes to ClickHouse through the pooled client of
-//! [`upstream`], with both bodies streaming through [`body`] and nothing buffered whole. URL parameters are
+//! ClickHouse's error shape ([`error`]); everything else goes to ClickHouse over a keep-alive connection of
+//! [`upstream`] (from [`pool`]), with both bodies streaming through [`body`] and nothing buffered whole; the
+//! request's own task drives that connection, so the answer is read and relayed without a hop between tasks. URL parameters are
 //! read by [`params`] and never rewritten: the upstream sees the query string the client sent.
 
 pub mod ask;
@@ -11,6 +12,7 @@ pub mod body;
 pub mod error;
 pub mod forward;
 pub mod params;
+pub mod pool;
 pub mod server;
 pub mod upstream;
 
@@ -35,7 +37,7 @@ pub struct HttpEnv {
 }
 
 impl HttpEnv {
-    /// Builds the environment, with the upstream client from `config.upstream_http`.
+    /// Builds the environment, with the upstream from `config.upstream_http`.
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<Metrics>,
