@@ -15,10 +15,7 @@ pub struct AskAnswerer {
 
 impl AskAnswerer {
     /// The ClickHouse error code and message for `statement`.
-    pub fn answer(
-        &self,
-        statement: &Result<nlq::AskStatement, nlq::AskSyntaxError>,
-    ) -> (i32, String) {
+    pub fn answer(&self, statement: &Result<nlq::AskStatement, nlq::AskSyntaxError>) -> (i32, String) {
         match statement {
             Err(syntax) => (
                 codes::SYNTAX_ERROR,

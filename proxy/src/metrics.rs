@@ -44,18 +44,14 @@ impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c =
-                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
             registry
                 .register(Box::new(c.clone()))
                 .expect("metric registered once");
             c
         };
         let connections_open = IntGaugeVec::new(
-            Opts::new(
-                "aurora_proxy_connections_open",
-                "Client connections open now.",
-            ),
+            Opts::new("aurora_proxy_connections_open", "Client connections open now."),
             &["protocol"],
         )
         .expect("valid metric definition");
@@ -68,8 +64,8 @@ impl Metrics {
                 "Time from a statement to the end of its answer.",
             )
             .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                60.0, 300.0,
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                300.0,
             ]),
             &["protocol", "kind"],
         )
@@ -79,7 +75,11 @@ impl Metrics {
             .expect("metric registered once");
         Arc::new(Metrics {
             connections_open,
-            connections_total: counter("aurora_proxy_connections_total", "Client connections accepted.", &["protocol"]),
+            connections_total: counter(
+                "aurora_proxy_connections_total",
+                "Client connections accepted.",
+                &["protocol"],
+            ),
             queries_total: counter(
                 "aurora_proxy_queries_total",
                 "Statements by kind (sql, ask) and outcome (ok, error, cancelled, aborted, passthrough).",
@@ -125,11 +125,7 @@ impl Metrics {
 }
 
 /// Serves `/metrics` and `/health` until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -155,16 +151,9 @@ pub async fn serve(
     }
 }
 
-fn metrics_response(
-    req: &Request<hyper::body::Incoming>,
-    metrics: &Metrics,
-) -> Response<Full<Bytes>> {
+fn metrics_response(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match req.uri().path() {
-        "/metrics" => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            metrics.render(),
-        ),
+        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", metrics.render()),
         "/health" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
         _ => (
             StatusCode::NOT_FOUND,

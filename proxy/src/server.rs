@@ -54,7 +54,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(native_tls = %tls.listen, "serving native clients over TLS");
     }
     let tls_task = tls.map(|(listener, acceptor)| {
-        tokio::spawn(native::server::serve_tls(listener, acceptor, env.clone(), stop_rx.clone(), tracker.clone()))
+        tokio::spawn(native::server::serve_tls(
+            listener,
+            acceptor,
+            env.clone(),
+            stop_rx.clone(),
+            tracker.clone(),
+        ))
     });
     let native_task = tokio::spawn(native::server::serve(
         native_listener,

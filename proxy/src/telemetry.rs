@@ -81,34 +81,17 @@ impl Direction {
 }
 
 pub fn connection_opened(m: &Metrics, protocol: Protocol, peer: std::net::SocketAddr) {
-    m.connections_total
-        .with_label_values(&[protocol.label()])
-        .inc();
-    m.connections_open
-        .with_label_values(&[protocol.label()])
-        .inc();
+    m.connections_total.with_label_values(&[protocol.label()]).inc();
+    m.connections_open.with_label_values(&[protocol.label()]).inc();
     tracing::debug!(protocol = protocol.label(), %peer, "connection opened");
 }
 
-pub fn connection_closed(
-    m: &Metrics,
-    protocol: Protocol,
-    peer: std::net::SocketAddr,
-    reason: &str,
-) {
-    m.connections_open
-        .with_label_values(&[protocol.label()])
-        .dec();
+pub fn connection_closed(m: &Metrics, protocol: Protocol, peer: std::net::SocketAddr, reason: &str) {
+    m.connections_open.with_label_values(&[protocol.label()]).dec();
     tracing::debug!(protocol = protocol.label(), %peer, reason, "connection closed");
 }
 
-pub fn query_finished(
-    m: &Metrics,
-    protocol: Protocol,
-    kind: QueryKind,
-    outcome: Outcome,
-    elapsed: Duration,
-) {
+pub fn query_finished(m: &Metrics, protocol: Protocol, kind: QueryKind, outcome: Outcome, elapsed: Duration) {
     m.queries_total
         .with_label_values(&[protocol.label(), kind.label(), outcome.label()])
         .inc();
@@ -183,6 +166,8 @@ pub fn http_response_finished(m: &Metrics, status: u16, outcome: Outcome) {
 }
 
 pub fn tls_handshake_failed(m: &Metrics, peer: std::net::SocketAddr, error: &dyn std::fmt::Display) {
-    m.protocol_errors.with_label_values(&[Protocol::Native.label(), "tls"]).inc();
+    m.protocol_errors
+        .with_label_values(&[Protocol::Native.label(), "tls"])
+        .inc();
     tracing::info!(%peer, %error, "TLS handshake with a native client failed");
 }

@@ -14,7 +14,6 @@ use nlq::Statement;
 use tokio::sync::watch;
 
 use super::connection::{forward, ClientPeer, Peer};
-use crate::tls::ClientStream;
 use super::error::SessionError;
 use super::protocol::block::FrameState;
 use super::protocol::client_packet::{frame_client_packet, ClientPacket};
@@ -28,6 +27,7 @@ use crate::ask::AskAnswerer;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::telemetry::{self, Direction, Outcome, Protocol, QueryKind};
+use crate::tls::ClientStream;
 
 /// What ClickHouse answers on its native port to an HTTP request; the proxy answers the same.
 const HTTP_ON_NATIVE_PORT: &[u8] = b"HTTP/1.0 400 Bad Request\r\n\r\nThis is the ClickHouse native protocol port of aurora-proxy.\r\nUse the HTTP port for HTTP requests.\r\n";
@@ -91,7 +91,12 @@ pub struct Session {
 }
 
 /// Serves one client connection to its end.
-pub async fn run(stream: ClientStream, peer: SocketAddr, env: Arc<SessionEnv>, shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    stream: ClientStream,
+    peer: SocketAddr,
+    env: Arc<SessionEnv>,
+    shutdown: watch::Receiver<bool>,
+) {
     let metrics = env.metrics.clone();
     telemetry::connection_opened(&metrics, Protocol::Native, peer);
     let reason = match tokio::time::timeout(
