@@ -416,16 +416,15 @@ impl Session {
     }
 
     async fn flush_client(&mut self, n: usize) -> Result<(), SessionError> {
-        if n > 0 {
-            forward(&mut self.client, &mut self.upstream, n).await?;
-            telemetry::bytes_relayed(
-                &self.env.metrics,
-                Protocol::Native,
-                Direction::ClientToUpstream,
-                n,
-            );
-        }
-        Ok(())
+        let direction = Direction::ClientToUpstream;
+        forward_counted(
+            &mut self.client,
+            &mut self.upstream,
+            n,
+            &self.env.metrics,
+            direction,
+        )
+        .await
     }
 
     /// Answers the pending ASK statement.
@@ -481,16 +480,15 @@ impl Session {
     }
 
     async fn flush_upstream(&mut self, n: usize) -> Result<(), SessionError> {
-        if n > 0 {
-            forward(&mut self.upstream, &mut self.client, n).await?;
-            telemetry::bytes_relayed(
-                &self.env.metrics,
-                Protocol::Native,
-                Direction::UpstreamToClient,
-                n,
-            );
-        }
-        Ok(())
+        let direction = Direction::UpstreamToClient;
+        forward_counted(
+            &mut self.upstream,
+            &mut self.client,
+            n,
+            &self.env.metrics,
+            direction,
+        )
+        .await
     }
 
     fn finish_query(&mut self, packet: &ServerPacket) {
@@ -662,4 +660,23 @@ fn stop(error: DecodeError, max_framed_packet: u64, side: &str) -> Stop {
         DecodeError::Unsupported(reason) => Stop::Passthrough(reason),
         broken @ DecodeError::Malformed(_) => Stop::Broken(broken),
     }
+}
+
+/// Forwards the first `n` buffered bytes of `from` to `to` and counts them.
+async fn forward_counted<A, B>(
+    from: &mut Peer<A>,
+    to: &mut Peer<B>,
+    n: usize,
+    metrics: &Metrics,
+    direction: Direction,
+) -> Result<(), SessionError>
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if n > 0 {
+        forward(from, to, n).await?;
+        telemetry::bytes_relayed(metrics, Protocol::Native, direction, n);
+    }
+    Ok(())
 }
