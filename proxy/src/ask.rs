@@ -4,7 +4,7 @@
 //! wired in, every ASK gets a ClickHouse-style error that says so plainly; a malformed ASK gets a syntax error
 //! that says what was expected.
 
-use crate::native::protocol::exception::codes;
+use crate::codes;
 
 /// Produces Aurora's answer to an ASK statement.
 #[derive(Debug, Default)]

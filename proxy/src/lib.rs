@@ -2,6 +2,7 @@
 //! `ASK '…'` and `EXPLAIN ASK '…'` are answered by Aurora.
 
 pub mod ask;
+pub mod codes;
 pub mod config;
 pub mod http;
 pub mod metrics;

@@ -7,28 +7,7 @@
 
 use hyper::StatusCode;
 
-/// ClickHouse error codes used on the HTTP side (`src/Common/ErrorCodes.cpp`).
-pub mod codes {
-    pub const NOT_IMPLEMENTED: i32 = 48;
-    pub const SYNTAX_ERROR: i32 = 62;
-    pub const CANNOT_READ_FROM_SOCKET: i32 = 95;
-    pub const NETWORK_ERROR: i32 = 210;
-    pub const QUERY_IS_TOO_LARGE: i32 = 229;
-    pub const UNSUPPORTED_URI_SCHEME: i32 = 422;
-}
-
-/// The name ClickHouse prints in parentheses after the message, for the codes the proxy raises.
-pub fn code_name(code: i32) -> &'static str {
-    match code {
-        codes::NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
-        codes::SYNTAX_ERROR => "SYNTAX_ERROR",
-        codes::CANNOT_READ_FROM_SOCKET => "CANNOT_READ_FROM_SOCKET",
-        codes::NETWORK_ERROR => "NETWORK_ERROR",
-        codes::QUERY_IS_TOO_LARGE => "QUERY_IS_TOO_LARGE",
-        codes::UNSUPPORTED_URI_SCHEME => "UNSUPPORTED_URI_SCHEME",
-        _ => "UNKNOWN_EXCEPTION",
-    }
-}
+use crate::codes;
 
 /// The status ClickHouse answers for an exception code, as its `exceptionCodeToHTTPStatus`
 /// (`src/Server/HTTP/exceptionCodeToHTTPStatus.cpp`) maps the codes the proxy raises; others are 500 there too.
@@ -95,7 +74,7 @@ impl HttpError {
 /// since 21.x write it. The message's own trailing period is not doubled.
 pub fn exception_body(code: i32, class: &str, message: &str) -> String {
     let message = message.trim_end().trim_end_matches('.');
-    format!("Code: {code}. {class}: {message}. ({}) \n", code_name(code))
+    format!("Code: {code}. {class}: {message}. ({}) \n", codes::name(code))
 }
 
 #[cfg(test)]

@@ -4,15 +4,6 @@ use super::error::DecodeError;
 use super::packets::ServerCode;
 use super::wire::{put_bytes, put_varuint, Reader};
 
-/// ClickHouse error codes the proxy uses in its own exceptions (`src/Common/ErrorCodes.cpp`).
-pub mod codes {
-    pub const SYNTAX_ERROR: i32 = 62;
-    pub const NOT_IMPLEMENTED: i32 = 48;
-    pub const TIMEOUT_EXCEEDED: i32 = 159;
-    pub const NETWORK_ERROR: i32 = 210;
-    pub const UNEXPECTED_PACKET_FROM_CLIENT: i32 = 101;
-}
-
 /// Nested exceptions deeper than this are malformed.
 const MAX_NESTING: usize = 32;
 
@@ -56,6 +47,7 @@ pub fn encode_exception(code: i32, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codes;
 
     #[test]
     fn encoded_exceptions_decode() {
