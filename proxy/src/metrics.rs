@@ -5,7 +5,6 @@
 //! in one place.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http_body_util::Full;
@@ -166,9 +165,4 @@ fn metrics_response(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> 
         .header("content-type", content_type)
         .body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
-}
-
-/// Binds the metrics listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
