@@ -125,14 +125,27 @@ pub fn upstream_connect_failed(
     tracing::warn!(protocol = protocol.label(), upstream, %error, "cannot connect to upstream ClickHouse");
 }
 
-pub fn passthrough_started(m: &Metrics, peer: std::net::SocketAddr, reason: &str) {
-    let label = if reason.contains("column") {
-        "column_type"
-    } else {
-        "packet"
-    };
-    m.native_passthrough.with_label_values(&[label]).inc();
-    tracing::warn!(%peer, reason, "relaying the rest of this connection as plain bytes");
+/// Why a native connection stopped being framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassthroughCause {
+    /// Valid traffic the codec cannot size (an opaque column type, an inter-server packet, another codec).
+    Unframeable,
+    /// A packet larger than `max_framed_packet`.
+    TooLarge,
+}
+
+impl PassthroughCause {
+    pub fn label(self) -> &'static str {
+        match self {
+            PassthroughCause::Unframeable => "unframeable",
+            PassthroughCause::TooLarge => "too_large",
+        }
+    }
+}
+
+pub fn passthrough_started(m: &Metrics, peer: std::net::SocketAddr, cause: PassthroughCause, detail: &str) {
+    m.native_passthrough.with_label_values(&[cause.label()]).inc();
+    tracing::warn!(%peer, reason = cause.label(), detail, "relaying the rest of this connection as plain bytes");
 }
 
 pub fn protocol_error(

@@ -8,6 +8,7 @@ import urllib.request
 import pytest
 
 from support import metric_names
+from support.cli import clickhouse_client
 from support.driver import connect
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ([0-9.eE+-]+|NaN|[+-]Inf)$')
@@ -43,3 +44,21 @@ def test_metrics_after_queries(proxy):
     text = scrape(proxy)
     assert sample_value(text, metric_names.NATIVE_CONNECTIONS_TOTAL) >= 1
     assert sample_value(text, metric_names.QUERIES_SQL_OK) >= 3
+
+
+@pytest.mark.proxy_only
+def test_an_unframeable_column_turns_the_connection_into_a_byte_relay(start_proxy, direct):
+    """AggregateFunction states are not self-describing: the proxy stops framing that one connection, relays
+    its bytes as they are (the client sees exactly what ClickHouse sent) and counts it."""
+    p = start_proxy(f"127.0.0.1:{direct.native_port}", direct.http_url)
+    query = "SELECT number % 3 AS k, uniqState(number) FROM numbers(100) GROUP BY k ORDER BY k FORMAT TSV; SELECT 42"
+    through = clickhouse_client(p.endpoint, "--multiquery", query=query)
+    straight = clickhouse_client(direct, "--multiquery", query=query)
+    assert through.returncode == 0, through.stderr
+    assert through.stdout == straight.stdout
+    assert through.stdout.endswith(b"42\n")
+    metrics = scrape(p.endpoint)
+    assert sample_value(metrics, ("aurora_proxy_native_passthrough_total", {"reason": "unframeable"})) == 1
+    # Other connections are still framed (and their queries counted).
+    assert connect(p.endpoint).execute("SELECT 1") == [(1,)]
+    assert sample_value(scrape(p.endpoint), metric_names.QUERIES_SQL_OK) >= 1

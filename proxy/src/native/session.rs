@@ -27,7 +27,7 @@ use crate::ask::AskAnswerer;
 use crate::codes;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::telemetry::{self, Direction, Outcome, Protocol, QueryKind};
+use crate::telemetry::{self, Direction, Outcome, PassthroughCause, Protocol, QueryKind};
 use crate::tls::ClientStream;
 
 /// What ClickHouse answers on its native port to an HTTP request; the proxy answers the same.
@@ -58,7 +58,7 @@ enum Flow {
     /// Keep relaying.
     Continue,
     /// Stop framing; relay the rest as bytes.
-    Passthrough(String),
+    Passthrough(PassthroughCause, String),
     /// Close the connection.
     Close(&'static str),
 }
@@ -293,7 +293,7 @@ impl Session {
             match flow {
                 Flow::Continue => {}
                 Flow::Close(reason) => return reason,
-                Flow::Passthrough(reason) => return self.passthrough(&reason).await,
+                Flow::Passthrough(cause, detail) => return self.passthrough(cause, &detail).await,
             }
         }
     }
@@ -367,9 +367,9 @@ impl Session {
                         self.client.needed = pending + needed;
                         break;
                     }
-                    Stop::Passthrough(reason) => {
+                    Stop::Passthrough(cause, detail) => {
                         self.flush_client(pending).await?;
-                        return Ok(Flow::Passthrough(reason));
+                        return Ok(Flow::Passthrough(cause, detail));
                     }
                     Stop::Broken(e) => return Err(SessionError::ClientProtocol(e)),
                 },
@@ -465,9 +465,9 @@ impl Session {
                         self.upstream.needed = pending + needed;
                         break;
                     }
-                    Stop::Passthrough(reason) => {
+                    Stop::Passthrough(cause, detail) => {
                         self.flush_upstream(pending).await?;
-                        return Ok(Flow::Passthrough(reason));
+                        return Ok(Flow::Passthrough(cause, detail));
                     }
                     Stop::Broken(e) => {
                         self.flush_upstream(pending).await?;
@@ -574,8 +574,8 @@ impl Session {
     }
 
     /// Relays the rest of the connection as plain bytes.
-    async fn passthrough(mut self, reason: &str) -> &'static str {
-        telemetry::passthrough_started(&self.env.metrics, self.peer, reason);
+    async fn passthrough(mut self, cause: PassthroughCause, detail: &str) -> &'static str {
+        telemetry::passthrough_started(&self.env.metrics, self.peer, cause, detail);
         if let Some(query) = self.query.take() {
             telemetry::query_finished(
                 &self.env.metrics,
@@ -647,18 +647,19 @@ enum Stop {
     /// The packet is incomplete: wait until the buffer holds this many bytes.
     Wait(usize),
     /// Valid traffic the proxy cannot frame (or a packet over the size limit): relay the rest as bytes.
-    Passthrough(String),
+    Passthrough(PassthroughCause, String),
     /// The peer broke the protocol.
     Broken(DecodeError),
 }
 
 fn stop(error: DecodeError, max_framed_packet: u64, side: &str) -> Stop {
     match error {
-        DecodeError::Incomplete { needed } if needed as u64 > max_framed_packet => {
-            Stop::Passthrough(format!("{side} packet larger than {max_framed_packet} bytes"))
-        }
+        DecodeError::Incomplete { needed } if needed as u64 > max_framed_packet => Stop::Passthrough(
+            PassthroughCause::TooLarge,
+            format!("{side} packet larger than {max_framed_packet} bytes"),
+        ),
         DecodeError::Incomplete { needed } => Stop::Wait(needed),
-        DecodeError::Unsupported(reason) => Stop::Passthrough(reason),
+        DecodeError::Unsupported(reason) => Stop::Passthrough(PassthroughCause::Unframeable, reason),
         broken @ DecodeError::Malformed(_) => Stop::Broken(broken),
     }
 }
