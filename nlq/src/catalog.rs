@@ -111,7 +111,10 @@ impl Catalog {
 
     /// `(major, minor)` of the server version; `(0, 0)` when it cannot be read.
     pub fn server_major_minor(&self) -> (u32, u32) {
-        let mut parts = self.server_version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut parts = self
+            .server_version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
         (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
     }
 
@@ -178,7 +181,13 @@ async fn read_samples(
     }
     let arrays: Vec<String> = columns
         .iter()
-        .map(|c| format!("groupUniqArray({})({})", MAX_SAMPLE_VALUES + 1, quote_ident(&c.name)))
+        .map(|c| {
+            format!(
+                "groupUniqArray({})({})",
+                MAX_SAMPLE_VALUES + 1,
+                quote_ident(&c.name)
+            )
+        })
         .collect();
     let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
     let sql = format!(
@@ -217,7 +226,10 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 /// Reads the catalog `credentials` can see.
-pub async fn read_catalog(ch: &ClickHouseHttp, credentials: &Credentials) -> Result<Catalog, ClickHouseError> {
+pub async fn read_catalog(
+    ch: &ClickHouseHttp,
+    credentials: &Credentials,
+) -> Result<Catalog, ClickHouseError> {
     let system = SYSTEM_DATABASES
         .iter()
         .map(|d| format!("'{d}'"))
@@ -303,7 +315,10 @@ impl CatalogCache {
     }
 
     fn key(&self, credentials: &Credentials) -> (String, u64) {
-        (credentials.user.clone(), self.hasher.hash_one(&credentials.password))
+        (
+            credentials.user.clone(),
+            self.hasher.hash_one(&credentials.password),
+        )
     }
 
     /// The cached catalog when fresh, otherwise a new read.

@@ -45,10 +45,7 @@ pub struct ClickHouseError {
 
 impl ClickHouseError {
     fn unreachable(message: String) -> Self {
-        Self {
-            code: None,
-            message,
-        }
+        Self { code: None, message }
     }
 
     /// Reads `Code: N. DB::Exception: …` (or the older `Code: N, e.displayText() = …`) from an error body.
@@ -135,7 +132,9 @@ impl ClickHouseHttp {
             .body(body)
             .send()
             .await
-            .map_err(|e| ClickHouseError::unreachable(format!("cannot reach ClickHouse at {}: {e}", self.url)))?;
+            .map_err(|e| {
+                ClickHouseError::unreachable(format!("cannot reach ClickHouse at {}: {e}", self.url))
+            })?;
         let status = response.status();
         let bytes = read_limited(response).await?;
         let text = String::from_utf8_lossy(&bytes);
@@ -143,7 +142,9 @@ impl ClickHouseHttp {
             return Err(ClickHouseError::from_body(&text));
         }
         let parsed: JsonCompact = serde_json::from_slice(&bytes).map_err(|e| {
-            ClickHouseError::unreachable(format!("ClickHouse answered with JSON this client cannot read: {e}"))
+            ClickHouseError::unreachable(format!(
+                "ClickHouse answered with JSON this client cannot read: {e}"
+            ))
         })?;
         Ok(QueryResult {
             columns: parsed.meta.into_iter().map(|m| (m.name, m.ty)).collect(),
@@ -189,9 +190,11 @@ mod tests {
 
     #[test]
     fn error_codes_are_read_from_both_message_shapes() {
-        let new = ClickHouseError::from_body("Code: 60. DB::Exception: Table x.y does not exist. (UNKNOWN_TABLE)");
+        let new =
+            ClickHouseError::from_body("Code: 60. DB::Exception: Table x.y does not exist. (UNKNOWN_TABLE)");
         assert_eq!(new.code, Some(60));
-        let old = ClickHouseError::from_body("Code: 47, e.displayText() = DB::Exception: Missing columns: 'z'");
+        let old =
+            ClickHouseError::from_body("Code: 47, e.displayText() = DB::Exception: Missing columns: 'z'");
         assert_eq!(old.code, Some(47));
         assert_eq!(ClickHouseError::from_body("Bad Gateway").code, None);
     }
@@ -199,6 +202,9 @@ mod tests {
     #[test]
     fn credentials_never_print_the_password() {
         let printed = format!("{:?}", Credentials::new("alice", "alice-secret"));
-        assert!(printed.contains("alice") && !printed.contains("secret"), "{printed}");
+        assert!(
+            printed.contains("alice") && !printed.contains("secret"),
+            "{printed}"
+        );
     }
 }

@@ -52,6 +52,7 @@ Rules:
   (for example tenant_id = {tenant:String}, timestamp >= {from:DateTime}, toDate(timestamp) = {day:Date},
   LIMIT {n:UInt32}) and its value in \"params\" (for example {\"tenant\": \"acme\", \"from\": \"2026-10-01 00:00:00\"}).
   Every placeholder needs a value in params and every value in params needs a placeholder.
+  Placeholder names are words of three or more letters (tenant, day_from); never d, t, ts or fn.
 - Fixed SQL words such as event type names listed under \"values\" may be written as literals.
 - Give result columns short readable aliases.
 - \"explanation\" is one sentence saying what the query computes.";
@@ -107,7 +108,12 @@ pub fn build_prompt(input: &ContextInput<'_>) -> Prompt {
     }
 }
 
-fn render_user(input: &ContextInput<'_>, question_words: &[String], column_limits: &[usize], examples: usize) -> String {
+fn render_user(
+    input: &ContextInput<'_>,
+    question_words: &[String],
+    column_limits: &[usize],
+    examples: usize,
+) -> String {
     let mut out = String::from("Tables:\n");
     let tables: Vec<&Table> = input
         .tables
@@ -175,7 +181,10 @@ fn render_table(out: &mut String, input: &ContextInput<'_>, table: &Table, words
             extra.push(description.to_string());
         }
         if let Some(values) = samples.and_then(|s| s.get(&column.name)) {
-            let quoted: Vec<String> = values.iter().map(|v| format!("'{}'", v.replace('\'', "\\'"))).collect();
+            let quoted: Vec<String> = values
+                .iter()
+                .map(|v| format!("'{}'", v.replace('\'', "\\'")))
+                .collect();
             extra.push(format!("values: {}", quoted.join(", ")));
         }
         if !extra.is_empty() {
@@ -253,7 +262,10 @@ mod tests {
             ..input
         });
         assert!(tight.tokens() <= roomy.tokens() - 100);
-        assert!(tight.user.contains("revenue Float64 -- money"), "named columns survive cuts");
+        assert!(
+            tight.user.contains("revenue Float64 -- money"),
+            "named columns survive cuts"
+        );
         assert!(tight.user.contains("more columns not shown"));
     }
 }

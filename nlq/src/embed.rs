@@ -120,7 +120,10 @@ impl Embedder for FastEmbedder {
     }
 
     fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut model = self.model.lock().map_err(|_| EmbedError::Embed("model lock poisoned".into()))?;
+        let mut model = self
+            .model
+            .lock()
+            .map_err(|_| EmbedError::Embed("model lock poisoned".into()))?;
         model
             .embed(texts, Some(32))
             .map_err(|e| EmbedError::Embed(e.to_string()))
@@ -160,7 +163,11 @@ impl EmbeddingStore {
             }
             path = Some(p);
         }
-        tracing::info!(model = embedder.model_id(), loaded = memory.len(), "embedding store ready");
+        tracing::info!(
+            model = embedder.model_id(),
+            loaded = memory.len(),
+            "embedding store ready"
+        );
         EmbeddingStore {
             embedder,
             memory: RwLock::new(memory),
@@ -336,7 +343,11 @@ mod tests {
         let store = EmbeddingStore::open(again.clone(), Some(&dir));
         assert_eq!(store.len(), 2);
         store.get_many(&texts).unwrap();
-        assert_eq!(again.0.load(Ordering::SeqCst), 0, "loaded from disk, nothing recomputed");
+        assert_eq!(
+            again.0.load(Ordering::SeqCst),
+            0,
+            "loaded from disk, nothing recomputed"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -121,8 +121,8 @@ impl CacheHit {
 /// What happened while planning, for metrics and logs.
 #[derive(Debug, Clone, Default)]
 pub struct AskStats {
-    pub llm_calls: u32,
-    pub llm_time: Duration,
+    /// Duration of each LLM call.
+    pub llm_durations: Vec<Duration>,
     pub usage: Usage,
     pub malformed_retries: u32,
     pub cache: Option<CacheHit>,
@@ -218,7 +218,9 @@ impl Plan {
 /// Why an ASK got no query.
 #[derive(Debug, thiserror::Error)]
 pub enum AskError {
-    #[error("no LLM endpoint is configured (--llm-base-url, --llm-model); the question was not sent anywhere")]
+    #[error(
+        "no LLM endpoint is configured (--llm-base-url, --llm-model); the question was not sent anywhere"
+    )]
     NoLlm,
     #[error("cannot read the catalog: {0}")]
     Catalog(ClickHouseError),
@@ -326,7 +328,10 @@ impl Engine {
                 let started = Instant::now();
                 let embedder: Arc<dyn Embedder> = Arc::new(FastEmbedder::load(dir)?);
                 tracing::info!(dir = %dir.display(), elapsed = ?started.elapsed(), "embedding model loaded");
-                Some(Arc::new(EmbeddingStore::open(embedder, config.cache_dir.as_deref())))
+                Some(Arc::new(EmbeddingStore::open(
+                    embedder,
+                    config.cache_dir.as_deref(),
+                )))
             }
             None => None,
         };
@@ -430,13 +435,17 @@ impl Engine {
         }
         if catalog.tables.len() <= 20 {
             for table in &catalog.tables {
-                catalog.samples(&self.clickhouse, &asker.credentials, &table.name).await;
+                catalog
+                    .samples(&self.clickhouse, &asker.credentials, &table.name)
+                    .await;
             }
         }
         let (chosen, examples) = self.retrieve(&catalog, question, question_vector.as_ref());
         let mut samples = BTreeMap::new();
         for table in &chosen {
-            let values = catalog.samples(&self.clickhouse, &asker.credentials, &table.name).await;
+            let values = catalog
+                .samples(&self.clickhouse, &asker.credentials, &table.name)
+                .await;
             samples.insert(table.name.to_string(), values);
         }
         stats.stages.push(("retrieval", stage.elapsed()));
@@ -456,7 +465,16 @@ impl Engine {
 
         let mut conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
         let (draft, answer) = self.ask_model(llm, &mut conversation, stats).await?;
-        let plan = self.check(question, asker, catalog, chosen, draft, answer, conversation, stats)?;
+        let plan = self.check(
+            question,
+            asker,
+            catalog,
+            chosen,
+            draft,
+            answer,
+            conversation,
+            stats,
+        )?;
         self.remember(&key, &plan, question_vector);
         Ok(plan)
     }
@@ -515,15 +533,45 @@ impl Engine {
         question_vector: Option<&Vector>,
     ) -> (Vec<RankedTable>, Vec<crate::semantic::Example>) {
         let store = self.store.as_deref().filter(|_| question_vector.is_some());
-        let chosen = rank_tables(catalog, &self.semantic, question, question_vector, store, self.config.max_tables)
-            .or_else(|error| {
-                tracing::warn!(%error, "embedding failed; ranking tables by words only");
-                rank_tables(catalog, &self.semantic, question, None, None, self.config.max_tables)
-            })
-            .unwrap_or_default();
-        let examples = closest_examples(&self.semantic, catalog, question, question_vector, store, self.config.examples)
-            .or_else(|_| closest_examples(&self.semantic, catalog, question, None, None, self.config.examples))
-            .unwrap_or_default();
+        let chosen = rank_tables(
+            catalog,
+            &self.semantic,
+            question,
+            question_vector,
+            store,
+            self.config.max_tables,
+        )
+        .or_else(|error| {
+            tracing::warn!(%error, "embedding failed; ranking tables by words only");
+            rank_tables(
+                catalog,
+                &self.semantic,
+                question,
+                None,
+                None,
+                self.config.max_tables,
+            )
+        })
+        .unwrap_or_default();
+        let examples = closest_examples(
+            &self.semantic,
+            catalog,
+            question,
+            question_vector,
+            store,
+            self.config.examples,
+        )
+        .or_else(|_| {
+            closest_examples(
+                &self.semantic,
+                catalog,
+                question,
+                None,
+                None,
+                self.config.examples,
+            )
+        })
+        .unwrap_or_default();
         (chosen, examples)
     }
 
@@ -552,8 +600,7 @@ impl Engine {
             let mut attempt = 0;
             loop {
                 let (text, usage, elapsed) = llm.complete(conversation).await.map_err(AskError::Llm)?;
-                stats.llm_calls += 1;
-                stats.llm_time += elapsed;
+                stats.llm_durations.push(elapsed);
                 stats.usage.prompt_tokens += usage.prompt_tokens;
                 stats.usage.completion_tokens += usage.completion_tokens;
                 match parse_draft(&text) {
@@ -678,7 +725,11 @@ impl Engine {
     }
 
     /// Retrieval and context for a question without the model: what the benchmark times.
-    pub fn prepare_prompt(&self, catalog: &Catalog, question: &str) -> Result<crate::context::Prompt, EngineError> {
+    pub fn prepare_prompt(
+        &self,
+        catalog: &Catalog,
+        question: &str,
+    ) -> Result<crate::context::Prompt, EngineError> {
         let vector = match &self.store {
             Some(store) => Some(store.get(question)?),
             None => None,
@@ -709,7 +760,10 @@ mod tests {
     fn questions_normalize_for_the_exact_cache() {
         assert_eq!(normalize_question("  Top 5   Tenants? "), "top 5 tenants");
         assert_eq!(normalize_question("top 5 tenants"), "top 5 tenants");
-        assert_ne!(normalize_question("top 5 tenants"), normalize_question("top 6 tenants"));
+        assert_ne!(
+            normalize_question("top 5 tenants"),
+            normalize_question("top 6 tenants")
+        );
     }
 
     #[test]

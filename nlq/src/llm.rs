@@ -155,9 +155,9 @@ impl Llm {
         let messages = messages
             .iter()
             .map(|m| match m {
-                Message::System(text) => {
-                    ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage::from(text.as_str()))
-                }
+                Message::System(text) => ChatCompletionRequestMessage::System(
+                    ChatCompletionRequestSystemMessage::from(text.as_str()),
+                ),
                 Message::User(text) => {
                     ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage::from(text.as_str()))
                 }
@@ -187,8 +187,8 @@ impl Llm {
 /// Reads an answer into a [`Draft`], or says what is wrong with it (the reason goes back to the model).
 pub fn parse_draft(text: &str) -> Result<Draft, String> {
     let trimmed = strip_fence(text.trim());
-    let value: Value = serde_json::from_str(trimmed)
-        .map_err(|e| format!("the answer is not a JSON object ({e})"))?;
+    let value: Value =
+        serde_json::from_str(trimmed).map_err(|e| format!("the answer is not a JSON object ({e})"))?;
     let Value::Object(mut object) = value else {
         return Err("the answer is JSON but not an object".into());
     };
@@ -209,7 +209,9 @@ pub fn parse_draft(text: &str) -> Result<Draft, String> {
         Some(_) => return Err("\"explanation\" must be a string".into()),
     };
     if let Some(extra) = object.keys().next() {
-        return Err(format!("unexpected key \"{extra}\"; only sql, params, explanation"));
+        return Err(format!(
+            "unexpected key \"{extra}\"; only sql, params, explanation"
+        ));
     }
     Ok(Draft {
         sql: sql.trim().trim_end_matches(';').trim().to_string(),
@@ -246,13 +248,21 @@ mod tests {
         let d = parse_draft(r#"{"sql": "SELECT 1;", "params": {"a": 1}, "explanation": "one"}"#).unwrap();
         assert_eq!(d.sql, "SELECT 1");
         assert_eq!(d.params["a"], 1);
-        let fenced = parse_draft("```json\n{\"sql\": \"SELECT 2\", \"params\": {}, \"explanation\": \"\"}\n```").unwrap();
+        let fenced =
+            parse_draft("```json\n{\"sql\": \"SELECT 2\", \"params\": {}, \"explanation\": \"\"}\n```")
+                .unwrap();
         assert_eq!(fenced.sql, "SELECT 2");
         assert!(parse_draft("SELECT 1").unwrap_err().contains("not a JSON object"));
         assert!(parse_draft("[1]").unwrap_err().contains("not an object"));
-        assert!(parse_draft(r#"{"params": {}}"#).unwrap_err().contains("no \"sql\""));
-        assert!(parse_draft(r#"{"sql": "SELECT 1", "params": [1]}"#).unwrap_err().contains("params"));
-        assert!(parse_draft(r#"{"sql": "SELECT 1", "drop": true}"#).unwrap_err().contains("drop"));
+        assert!(parse_draft(r#"{"params": {}}"#)
+            .unwrap_err()
+            .contains("no \"sql\""));
+        assert!(parse_draft(r#"{"sql": "SELECT 1", "params": [1]}"#)
+            .unwrap_err()
+            .contains("params"));
+        assert!(parse_draft(r#"{"sql": "SELECT 1", "drop": true}"#)
+            .unwrap_err()
+            .contains("drop"));
         assert!(parse_draft(r#"{"sql": "  "}"#).unwrap_err().contains("empty"));
     }
 
@@ -266,11 +276,16 @@ mod tests {
             max_tokens: 300,
         })
         .unwrap();
-        let body = serde_json::to_value(llm.request(&[Message::System("s".into()), Message::User("u".into())])).unwrap();
+        let body =
+            serde_json::to_value(llm.request(&[Message::System("s".into()), Message::User("u".into())]))
+                .unwrap();
         assert_eq!(body["temperature"], 0.0);
         assert_eq!(body["max_tokens"], 300);
         assert_eq!(body["response_format"]["type"], "json_schema");
-        assert_eq!(body["response_format"]["json_schema"]["schema"]["required"][0], "sql");
+        assert_eq!(
+            body["response_format"]["json_schema"]["schema"]["required"][0],
+            "sql"
+        );
         assert_eq!(body["messages"][1]["role"], "user");
     }
 }

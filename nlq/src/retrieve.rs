@@ -136,7 +136,11 @@ fn lexical(
                 continue;
             }
         }
-        if let Some(column) = table.columns.iter().find(|c| terms(&c.name).iter().any(|t| t == w)) {
+        if let Some(column) = table
+            .columns
+            .iter()
+            .find(|c| terms(&c.name).iter().any(|t| t == w))
+        {
             hit(2.0, w, format!("column {}", column.name));
             continue;
         }
@@ -157,8 +161,13 @@ fn lexical(
         }
         let described = notes.is_some_and(|n| {
             terms(&n.description).iter().any(|t| t == w)
-                || n.columns.values().any(|c| terms(&c.description).iter().any(|t| t == w))
-        }) || table.columns.iter().any(|c| terms(&c.comment).iter().any(|t| t == w));
+                || n.columns
+                    .values()
+                    .any(|c| terms(&c.description).iter().any(|t| t == w))
+        }) || table
+            .columns
+            .iter()
+            .any(|c| terms(&c.comment).iter().any(|t| t == w));
         if described {
             hit(1.0, w, "a description".into());
         }
@@ -187,7 +196,11 @@ pub fn rank_tables(
     let best_lexical = lexical_scores.iter().map(|(s, _)| *s).fold(0.0f32, f32::max);
     let similarities: Option<Vec<f32>> = match (question_vector, store) {
         (Some(q), Some(store)) => {
-            let docs: Vec<String> = catalog.tables.iter().map(|t| table_document(t, semantic)).collect();
+            let docs: Vec<String> = catalog
+                .tables
+                .iter()
+                .map(|t| table_document(t, semantic))
+                .collect();
             let vectors = store.get_many(&docs)?;
             Some(vectors.iter().map(|v| cosine(q, v)).collect())
         }
@@ -199,7 +212,11 @@ pub fn rank_tables(
         .enumerate()
         .map(|(i, table)| {
             let (lex, mut reasons) = lexical_scores[i].clone();
-            let lex_norm = if best_lexical > 0.0 { lex / best_lexical } else { 0.0 };
+            let lex_norm = if best_lexical > 0.0 {
+                lex / best_lexical
+            } else {
+                0.0
+            };
             let score = match &similarities {
                 Some(sims) => {
                     reasons.push(format!("similarity {:.2}", sims[i]));
@@ -327,7 +344,11 @@ mod tests {
     fn catalog() -> Catalog {
         Catalog::new(
             vec![
-                table("analytics", "events", &["event_id", "event_type", "tenant_id", "revenue"]),
+                table(
+                    "analytics",
+                    "events",
+                    &["event_id", "event_type", "tenant_id", "revenue"],
+                ),
                 table("analytics", "users", &["user_id", "country", "signup_date"]),
                 table("analytics", "tenants", &["tenant_id", "name", "plan"]),
                 table("ops", "deployments", &["service", "version"]),
@@ -339,7 +360,10 @@ mod tests {
 
     #[test]
     fn terms_are_lowercase_stems() {
-        assert_eq!(terms("Top Tenants by revenue_total"), ["top", "tenant", "by", "revenue", "total"]);
+        assert_eq!(
+            terms("Top Tenants by revenue_total"),
+            ["top", "tenant", "by", "revenue", "total"]
+        );
         assert_eq!(terms("countries"), ["country"]);
         assert_eq!(terms("class"), ["class"]);
     }
@@ -352,9 +376,17 @@ mod tests {
         .unwrap();
         let ranked = rank_tables(&catalog(), &semantic, "total sales by event type", None, None, 3).unwrap();
         assert_eq!(ranked[0].name, TableName::new("analytics", "events"));
-        assert!(ranked[0].reasons.iter().any(|r| r.contains("synonym of column revenue")), "{ranked:?}");
+        assert!(
+            ranked[0]
+                .reasons
+                .iter()
+                .any(|r| r.contains("synonym of column revenue")),
+            "{ranked:?}"
+        );
         // The join hint brings tenants along.
-        assert!(ranked.iter().any(|t| t.name.table == "tenants" && t.reasons[0].starts_with("joins with")));
+        assert!(ranked
+            .iter()
+            .any(|t| t.name.table == "tenants" && t.reasons[0].starts_with("joins with")));
         assert!(!ranked.iter().any(|t| t.name.table == "deployments"));
 
         let users = rank_tables(&catalog(), &semantic, "users per country", None, None, 3).unwrap();
@@ -372,7 +404,15 @@ mod tests {
             "18.16.1".into(),
             0,
         );
-        let found = closest_examples(&semantic, &only_analytics, "deployments per service", None, None, 3).unwrap();
+        let found = closest_examples(
+            &semantic,
+            &only_analytics,
+            "deployments per service",
+            None,
+            None,
+            3,
+        )
+        .unwrap();
         assert_eq!(found.len(), 1);
         assert!(found[0].sql.contains("analytics.events"));
     }

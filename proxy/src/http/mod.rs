@@ -7,6 +7,7 @@
 //! request's own task drives that connection, so the answer is read and relayed without a hop between tasks. URL parameters are
 //! read by [`params`] and never rewritten: the upstream sees the query string the client sent.
 
+pub mod answer;
 pub mod ask;
 pub mod body;
 pub mod error;
@@ -18,7 +19,7 @@ pub mod upstream;
 
 use std::sync::Arc;
 
-use crate::ask::AskAnswerer;
+use crate::ask::AskService;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -31,7 +32,7 @@ pub struct HttpEnv {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     /// Aurora's answer to ASK statements, shared with the native side.
-    pub ask: Arc<AskAnswerer>,
+    pub ask: Arc<AskService>,
     /// ClickHouse's HTTP interface.
     pub upstream: Upstream,
 }
@@ -41,7 +42,7 @@ impl HttpEnv {
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<Metrics>,
-        ask: Arc<AskAnswerer>,
+        ask: Arc<AskService>,
     ) -> Result<HttpEnv, HttpError> {
         let upstream = Upstream::new(&config.upstream_http, config.connect_timeout)?;
         Ok(HttpEnv {
