@@ -219,7 +219,7 @@ impl Plan {
 #[derive(Debug, thiserror::Error)]
 pub enum AskError {
     #[error(
-        "no LLM endpoint is configured (--llm-base-url, --llm-model); the question was not sent anywhere"
+        "ASK needs an LLM endpoint and none is configured (--llm-base-url, --llm-model); the question was not sent anywhere"
     )]
     NoLlm,
     #[error("cannot read the catalog: {0}")]
