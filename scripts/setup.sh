@@ -20,6 +20,7 @@ PY_REQUIREMENTS=(
     "pytest-timeout==2.3.1"
     "clickhouse-driver[lz4,zstd]==0.2.11"
     "clickhouse-connect==0.6.23"
+    "PyYAML==6.0.3"
 )
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -72,7 +73,7 @@ fi
 marker="$VENV/.aurora-requirements"
 wanted="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$wanted" ] \
-    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash' >/dev/null 2>&1; then
+    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash, yaml' >/dev/null 2>&1; then
     say "python packages up to date: ${PY_REQUIREMENTS[*]}"
 else
     say "pip install: ${PY_REQUIREMENTS[*]}"

@@ -20,6 +20,7 @@ import uuid
 import pytest
 from clickhouse_driver import Client
 
+from support import analytics as analytics_data
 from support.llm import ScriptedLLM
 from support.servers import DIRECT_MODE, ClickHouseServer, Endpoint, ProxyProcess
 
@@ -106,3 +107,10 @@ def scripted_llm(scripted_llm_server) -> ScriptedLLM:
     scripted_llm_server.reset()
     yield scripted_llm_server
     scripted_llm_server.reset()
+
+
+@pytest.fixture(scope="session")
+def analytics(direct) -> str:
+    """Database `analytics` of fixtures/analytics, loaded once into the session ClickHouse; its name."""
+    analytics_data.ensure_loaded(direct.host, direct.native_port)
+    return "analytics"
