@@ -195,3 +195,26 @@ def test_semantic_example_runs_with_its_params(ch, example):
     rows = ch.execute(sql)
     assert rows and rows[0][0] not in (0, None)
     assert example["question"].strip().lower() not in {q["question"].strip().lower() for q in QUESTIONS}
+
+
+# --- parameterized references (for scripted-LLM runs of the evaluation) ---------------------------------------
+
+
+@pytest.mark.parametrize("q", QUESTIONS, ids=[q["id"] for q in QUESTIONS])
+def test_parameterized_reference_gives_the_reference_result(ch, results, q):
+    sql, params = fixture.parameterized(q["sql"])
+    assert set(m.group(1) for m in PLACEHOLDER.finditer(sql)) == set(params)
+    bound = PLACEHOLDER.sub(lambda m: literal(params[m.group(1)], m.group(2)), sql)
+    assert ch.execute(bound) == results[q["id"]]
+
+
+def test_scripted_answers_are_a_valid_script():
+    from support.scripted_llm import validate_rules
+
+    rules = fixture.scripted_answers()
+    validate_rules(rules)
+    assert len(rules) == len(QUESTIONS)
+    # each question is matched by its own rule first (rules are tried in order, match is a substring)
+    for q in QUESTIONS:
+        first = next(r for r in rules if r["match"] in q["question"])
+        assert first["match"] == q["question"]
