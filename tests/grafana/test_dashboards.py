@@ -24,16 +24,18 @@ import pytest
 import yaml
 from clickhouse_driver import Client
 
-from support import analytics, grafana
+from support import grafana, sample_events
 from support.cli import clickhouse_client
 from support.driver import connect, run_error
 from support.servers import HOST, REPO_ROOT, free_port, port_accepts, tail
 
 #: The fixed range the dashboards are replayed for, and the interval Grafana picks for it
 #: (24 h at ~1000 points is 86 s, which Grafana rounds to 1 min).
+#: A day after the fixtures/analytics data (October and November 2026), so the rows added here are a partition
+#: of their own, dropped afterwards, and the shared dataset stays as generated.
 RANGE = grafana.TimeRange(
-    start=dt.datetime(2026, 10, 1, 0, 0, tzinfo=dt.timezone.utc),
-    end=dt.datetime(2026, 10, 2, 0, 0, tzinfo=dt.timezone.utc),
+    start=dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.timezone.utc),
+    end=dt.datetime(2026, 12, 2, 0, 0, tzinfo=dt.timezone.utc),
     interval_s=60,
 )
 SAMPLE_ROWS = 5000
@@ -60,21 +62,18 @@ def exported_names(text: str) -> set:
 # --- sample data ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def analytics_data(direct):
-    """analytics.events with SAMPLE_ROWS rows inside RANGE (created here unless another test made it)."""
+def analytics_data(direct, analytics):
+    """The fixtures/analytics dataset plus SAMPLE_ROWS events inside RANGE (partition 202612, dropped after)."""
     admin = Client(direct.host, port=direct.native_port)
-    created = not admin.execute("SELECT count() FROM system.databases WHERE name = 'analytics'")[0][0]
-    admin.execute("CREATE DATABASE IF NOT EXISTS analytics")
-    admin.execute(analytics.EVENTS_DDL)
-    rows = analytics.sample_events(RANGE.start, hours=24, count=SAMPLE_ROWS)
+    assert not admin.execute("SELECT count() FROM analytics.events WHERE toYYYYMM(timestamp) = 202612")[0][0]
+    rows = sample_events.sample_events(RANGE.start, hours=24, count=SAMPLE_ROWS)
     admin.execute(
         "INSERT INTO analytics.events (event_id, timestamp, event_type, tenant_id, user_id, revenue, payload, "
         "schema_version) VALUES",
         rows,
     )
     yield rows
-    if created:
-        admin.execute("DROP DATABASE IF EXISTS analytics")
+    admin.execute("ALTER TABLE analytics.events DROP PARTITION 202612")
     admin.disconnect()
 
 
