@@ -30,7 +30,12 @@ struct Cli {
     #[arg(long, default_value = "default")]
     user: String,
     /// The password, from the environment only.
-    #[arg(long, env = "AURORA_EVAL_PASSWORD", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "AURORA_EVAL_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
     password: String,
     /// The database unqualified names refer to.
     #[arg(long, default_value = "default")]
