@@ -52,6 +52,9 @@ impl Column {
     }
 }
 
+/// Sampled distinct values of one table's string columns, by column name.
+pub type Samples = BTreeMap<String, Vec<String>>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub name: TableName,
@@ -70,7 +73,7 @@ pub struct Catalog {
     /// Changes whenever the tables, columns or server version change; part of cache keys.
     pub version: u64,
     pub read_at: Instant,
-    samples: Mutex<HashMap<TableName, Arc<BTreeMap<String, Vec<String>>>>>,
+    samples: Mutex<HashMap<TableName, Arc<Samples>>>,
 }
 
 impl Catalog {
