@@ -454,16 +454,7 @@ impl Engine {
         stats.stages.push(("retrieval", stage.elapsed()));
 
         let stage = Instant::now();
-        let prompt = build_prompt(&ContextInput {
-            question,
-            catalog: &catalog,
-            semantic: &self.semantic,
-            tables: &chosen,
-            samples: &samples,
-            examples: &examples,
-            max_rows: self.config.max_rows,
-            token_budget: self.config.token_budget,
-        });
+        let prompt = self.prompt(question, &catalog, &chosen, &samples, &examples);
         stats.stages.push(("context", stage.elapsed()));
 
         let mut conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
@@ -795,6 +786,26 @@ impl Engine {
         }
     }
 
+    fn prompt(
+        &self,
+        question: &str,
+        catalog: &Catalog,
+        chosen: &[RankedTable],
+        samples: &BTreeMap<String, Arc<crate::catalog::Samples>>,
+        examples: &[crate::semantic::Example],
+    ) -> crate::context::Prompt {
+        build_prompt(&ContextInput {
+            question,
+            catalog,
+            semantic: &self.semantic,
+            tables: chosen,
+            samples,
+            examples,
+            max_rows: self.config.max_rows,
+            token_budget: self.config.token_budget,
+        })
+    }
+
     /// Retrieval and context for a question without the model: what the benchmark times.
     pub fn prepare_prompt(
         &self,
@@ -810,16 +821,7 @@ impl Engine {
             .iter()
             .filter_map(|t| catalog.cached_samples(&t.name).map(|s| (t.name.to_string(), s)))
             .collect();
-        Ok(build_prompt(&ContextInput {
-            question,
-            catalog,
-            semantic: &self.semantic,
-            tables: &chosen,
-            samples: &samples,
-            examples: &examples,
-            max_rows: self.config.max_rows,
-            token_budget: self.config.token_budget,
-        }))
+        Ok(self.prompt(question, catalog, &chosen, &samples, &examples))
     }
 }
 

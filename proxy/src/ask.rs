@@ -144,36 +144,25 @@ impl AskService {
         self.prepare(plan, ask, settings, mode, prepared.started)
     }
 
-    /// The answer when ClickHouse rejected the corrected query too.
-    pub fn rejected_twice(
+    /// The answer when ClickHouse rejected a generated query for good: after the one correction
+    /// (`corrected`), or where no correction applies (`EXPLAIN ASK`, a plan from the cache).
+    pub fn sql_rejected(
         &self,
         prepared: &Prepared,
         code: Option<i32>,
         clickhouse_error: &str,
+        corrected: bool,
     ) -> AskFailure {
+        let when = if corrected {
+            ", also after one correction"
+        } else {
+            ""
+        };
         self.fail(
             "sql_error",
             code.unwrap_or(codes::NETWORK_ERROR),
             format!(
-                "Aurora: ClickHouse rejected the generated query, also after one correction: {}. Generated SQL: {}",
-                clickhouse_error.trim(),
-                prepared.plan.sql
-            ),
-        )
-    }
-
-    /// The answer when ClickHouse rejected an `EXPLAIN ASK` or a cached plan could not run (no correction).
-    pub fn execution_failed(
-        &self,
-        prepared: &Prepared,
-        code: Option<i32>,
-        clickhouse_error: &str,
-    ) -> AskFailure {
-        self.fail(
-            "sql_error",
-            code.unwrap_or(codes::NETWORK_ERROR),
-            format!(
-                "Aurora: ClickHouse rejected the generated query: {}. Generated SQL: {}",
+                "Aurora: ClickHouse rejected the generated query{when}: {}. Generated SQL: {}",
                 clickhouse_error.trim(),
                 prepared.plan.sql
             ),

@@ -156,7 +156,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-fn write_report(path: &std::path::Path, modes: &[(Mode, &str)], outcomes: &[Vec<Outcome>]) -> Result<(), String> {
+fn write_report(
+    path: &std::path::Path,
+    modes: &[(Mode, &str)],
+    outcomes: &[Vec<Outcome>],
+) -> Result<(), String> {
     let mut report = serde_json::Map::new();
     for ((_, name), list) in modes.iter().zip(outcomes) {
         let summary = summarize(list);

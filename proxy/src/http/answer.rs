@@ -226,11 +226,8 @@ async fn run(
                 return Ok((prepared, response, lease));
             }
             Ok(Attempt::Rejected(code, message)) => {
-                if corrected {
-                    return Err((env.ask.rejected_twice(&prepared, code, &message), sql));
-                }
-                if prepared.explain || prepared.plan.cached.is_some() {
-                    return Err((env.ask.execution_failed(&prepared, code, &message), sql));
+                if corrected || prepared.explain || prepared.plan.cached.is_some() {
+                    return Err((env.ask.sql_rejected(&prepared, code, &message, corrected), sql));
                 }
                 prepared = env
                     .ask
@@ -278,6 +275,21 @@ pub async fn answer_statement(
 fn failure_answer(env: &HttpEnv, failure: &AskFailure, started: Instant) -> Response<ClientBody> {
     let status = status_for_code(failure.code);
     let body = exception_body(failure.code, "DB::Exception", &failure.message);
+    let mut response = local_response(env, status, "text/plain; charset=UTF-8", body, started);
+    response
+        .headers_mut()
+        .insert("x-clickhouse-exception-code", HeaderValue::from(failure.code));
+    response
+}
+
+/// An answer of the proxy's own, counted as an ASK.
+fn local_response(
+    env: &HttpEnv,
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+    started: Instant,
+) -> Response<ClientBody> {
     let mut response = Response::new(ClientBody::local(
         body,
         QueryKind::Ask,
@@ -286,13 +298,9 @@ fn failure_answer(env: &HttpEnv, failure: &AskFailure, started: Instant) -> Resp
         env.metrics.clone(),
     ));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=UTF-8"),
-    );
     response
         .headers_mut()
-        .insert("x-clickhouse-exception-code", HeaderValue::from(failure.code));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -419,19 +427,13 @@ fn bad_request(env: &HttpEnv, message: &str, started: Instant) -> Response<Clien
 }
 
 fn json_answer(env: &HttpEnv, status: StatusCode, body: Value, started: Instant) -> Response<ClientBody> {
-    let mut response = Response::new(ClientBody::local(
-        body.to_string(),
-        QueryKind::Ask,
+    local_response(
+        env,
         status,
+        "application/json; charset=UTF-8",
+        body.to_string(),
         started,
-        env.metrics.clone(),
-    ));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    response
+    )
 }
 
 async fn read_client_body(body: Incoming, limit: usize) -> Result<Vec<u8>, String> {

@@ -473,17 +473,22 @@ impl Session {
             };
             return self.fail_ask(&failure, pending.started).await;
         };
-        let mode = if self.ctx.revision.has(Feature::Parameters) {
-            ParamMode::Parameters
-        } else {
-            ParamMode::Literals
-        };
+        let mode = self.param_mode();
         match self.env.ask.plan(&ask, &self.asker, mode).await {
             Ok(prepared) => {
                 self.run_generated(prepared, ask, query, false, pending.started)
                     .await
             }
             Err(failure) => self.fail_ask(&failure, pending.started).await,
+        }
+    }
+
+    /// How this connection's server takes query parameters.
+    fn param_mode(&self) -> ParamMode {
+        if self.ctx.revision.has(Feature::Parameters) {
+            ParamMode::Parameters
+        } else {
+            ParamMode::Literals
         }
     }
 
@@ -559,18 +564,13 @@ impl Session {
     ) -> Result<(), SessionError> {
         let started = self.query.as_ref().map_or(run.prepared.started, |q| q.started);
         if run.corrected || run.prepared.explain || run.prepared.plan.cached.is_some() {
-            let failure = if run.corrected {
-                self.env.ask.rejected_twice(&run.prepared, Some(code), &message)
-            } else {
-                self.env.ask.execution_failed(&run.prepared, Some(code), &message)
-            };
+            let failure = self
+                .env
+                .ask
+                .sql_rejected(&run.prepared, Some(code), &message, run.corrected);
             return self.fail_ask(&failure, started).await;
         }
-        let mode = if self.ctx.revision.has(Feature::Parameters) {
-            ParamMode::Parameters
-        } else {
-            ParamMode::Literals
-        };
+        let mode = self.param_mode();
         match self
             .env
             .ask
