@@ -1,0 +1,470 @@
+//! One consumer of a pipeline's group and its inserter: the delivery path.
+//!
+//! The consumer thread polls messages, turns each into a RowBinary row (or a dead letter) and closes a batch
+//! at `batch_max_rows`, `batch_max_bytes` or `batch_max_wait`. The inserter (a task on the runtime) inserts
+//! batches one after another, retrying with backoff until ClickHouse acknowledges, and hands the offsets back;
+//! only then does the consumer thread commit them. One batch may wait while another is inserted: when both
+//! are taken, the consumer thread blocks, so memory stays bounded while ClickHouse is down.
+//!
+//! Exactly-once into ClickHouse rests on the ledger (see [`crate::schema`]): every batch is one insert into
+//! the pipeline's stage, which writes the rows and the batch's offset range per partition together. When
+//! partitions are assigned, the consumer reads the ledger and skips offsets at or below the recorded range, so
+//! a batch inserted but not committed before a crash is not inserted again.
+//!
+//! Rebalances: before partitions are revoked, the consumer waits for every batch handed to the inserter to be
+//! acknowledged and commits it; a batch still being filled is dropped (those messages were not committed and
+//! will be read again by whoever gets the partition).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::clickhouse::ClickHouse;
+use crate::columns::{write_bytes, RowEncoder};
+use crate::config::{Config, DeadLetters, Secret, StartOffset};
+use crate::metrics::Metrics;
+use crate::pipeline::{lock, Shared, State};
+use crate::schema::{self, Objects, DEAD_LETTER_COLUMNS};
+
+/// What every worker needs from the daemon's configuration.
+pub struct WorkerEnv {
+    pub ch: ClickHouse,
+    pub metrics: Arc<Metrics>,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    kafka: BTreeMap<String, String>,
+}
+
+impl WorkerEnv {
+    pub fn new(config: &Config, ch: ClickHouse, metrics: Arc<Metrics>) -> Result<WorkerEnv, String> {
+        let k = &config.kafka;
+        let mut kafka = BTreeMap::new();
+        kafka.insert("bootstrap.servers".to_string(), k.brokers.clone());
+        kafka.insert("security.protocol".to_string(), k.security_protocol.clone());
+        if let Some(m) = &k.sasl_mechanism {
+            kafka.insert("sasl.mechanism".to_string(), m.clone());
+        }
+        if let Some(u) = &k.sasl_username {
+            kafka.insert("sasl.username".to_string(), u.clone());
+        }
+        if let Some(Secret(p)) = config.sasl_password()? {
+            kafka.insert("sasl.password".to_string(), p);
+        }
+        if let Some(ca) = &k.ssl_ca_file {
+            kafka.insert("ssl.ca.location".to_string(), ca.display().to_string());
+        }
+        for (key, value) in &k.options {
+            kafka.insert(key.clone(), value.clone());
+        }
+        Ok(WorkerEnv {
+            ch,
+            metrics,
+            retry_initial: config.clickhouse.retry_initial,
+            retry_max: config.clickhouse.retry_max,
+            kafka,
+        })
+    }
+}
+
+/// A message set aside.
+struct DeadLetter {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    error: String,
+    raw: Vec<u8>,
+}
+
+/// Rows and dead letters read from a set of offset ranges.
+struct Batch {
+    rows: Vec<u8>,
+    row_count: usize,
+    dead: Vec<DeadLetter>,
+    /// Highest offset read per (topic, partition): what is committed once the batch is in.
+    last: HashMap<(String, i32), i64>,
+    opened: Instant,
+}
+
+impl Batch {
+    fn new(capacity: usize) -> Batch {
+        Batch {
+            rows: Vec::with_capacity(capacity),
+            row_count: 0,
+            dead: Vec::new(),
+            last: HashMap::new(),
+            opened: Instant::now(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+}
+
+/// Offsets ClickHouse has acknowledged, ready to commit.
+type Ack = Vec<((String, i32), i64)>;
+
+/// State the rebalance callbacks share with the consumer loop.
+struct WorkerContext {
+    shared: Arc<Shared>,
+    ch: ClickHouse,
+    runtime: tokio::runtime::Handle,
+    retry_max: Duration,
+    /// Batches handed to the inserter and not yet acknowledged.
+    in_flight: Arc<AtomicUsize>,
+    acks: Mutex<mpsc::Receiver<Ack>>,
+    /// Offsets at or below these are already in ClickHouse (from the ledger): skipped.
+    floor: Mutex<HashMap<(String, i32), i64>>,
+    /// Bumped at every revocation: a batch opened in an older generation is dropped.
+    generation: AtomicU64,
+}
+
+impl ClientContext for WorkerContext {}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let name = self.shared.name().to_string();
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                self.shared.metrics.rebalances.with_label_values(&[&name]).inc();
+                tracing::info!(pipeline = %name, partitions = tpl.count(), "partitions revoked: draining");
+                self.drain();
+                self.commit_acks(consumer, CommitMode::Sync);
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                lock(&self.floor).clear();
+                let partitions: Vec<(String, i32)> = lock(&self.shared.lag).keys().cloned().collect();
+                self.shared.metrics.forget_lag(&name, partitions.into_iter());
+                lock(&self.shared.lag).clear();
+            }
+            Rebalance::Assign(tpl) => {
+                self.shared.metrics.rebalances.with_label_values(&[&name]).inc();
+                let partitions: Vec<(String, i32)> =
+                    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                tracing::info!(pipeline = %name, partitions = ?partitions, "partitions assigned");
+                let ledger = self.read_ledger();
+                let mut floor = lock(&self.floor);
+                floor.clear();
+                for (topic, partition, offset) in ledger {
+                    if partitions.iter().any(|(t, p)| *t == topic && *p == partition) {
+                        floor.insert((topic, partition), offset);
+                    }
+                }
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(pipeline = %name, error = %e, "rebalance error");
+            }
+        }
+    }
+}
+
+impl WorkerContext {
+    /// Waits until the inserter has acknowledged every batch handed to it.
+    fn drain(&self) {
+        while self.in_flight.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The ledger's positions, retried until ClickHouse answers (nothing may be read before they are known).
+    fn read_ledger(&self) -> Vec<(String, i32, i64)> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.runtime.block_on(schema::ledger_positions(&self.ch, &self.shared.spec)) {
+                Ok(positions) => return positions,
+                Err(e) => {
+                    tracing::warn!(pipeline = %self.shared.name(), error = %e, "cannot read the ledger; retrying");
+                    self.shared.set_state(State::Backoff, Some(e.to_string()));
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(self.retry_max);
+                }
+            }
+        }
+    }
+
+    fn commit_acks(&self, consumer: &BaseConsumer<Self>, mode: CommitMode) {
+        let mut offsets: HashMap<(String, i32), i64> = HashMap::new();
+        for ack in lock(&self.acks).try_iter() {
+            for (tp, offset) in ack {
+                let e = offsets.entry(tp).or_insert(offset);
+                *e = (*e).max(offset);
+            }
+        }
+        if offsets.is_empty() {
+            return;
+        }
+        let result = {
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, partition), offset) in &offsets {
+                if tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1)).is_err() {
+                    continue;
+                }
+            }
+            consumer.commit(&tpl, mode)
+            // tpl dropped here, before anything else touches the consumer
+        };
+        if let Err(e) = result {
+            // Safe: the ledger holds these ranges, a re-read skips them.
+            tracing::warn!(pipeline = %self.shared.name(), error = %e, "offset commit failed");
+        }
+    }
+}
+
+/// The consumer loop of worker `index` of a pipeline; returns after a stop request, once all is committed.
+pub fn run(
+    env: Arc<WorkerEnv>,
+    shared: Arc<Shared>,
+    index: usize,
+    runtime: tokio::runtime::Handle,
+) -> Result<(), String> {
+    let spec = shared.spec.clone();
+    let name = spec.name.clone();
+    let mut config = ClientConfig::new();
+    for (k, v) in &env.kafka {
+        config.set(k, v);
+    }
+    config
+        .set("group.id", spec.group_id())
+        .set("client.id", format!("aurora-ingest-{name}-{index}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match spec.start_offset {
+                StartOffset::Earliest => "earliest",
+                StartOffset::Latest => "latest",
+            },
+        );
+    if !env.kafka.contains_key("max.poll.interval.ms") {
+        // A batch can wait for ClickHouse for a long time; the group must not evict us meanwhile.
+        config.set("max.poll.interval.ms", "600000");
+    }
+    for (k, v) in &spec.kafka_options {
+        config.set(k, v);
+    }
+    let (ack_tx, ack_rx) = mpsc::channel::<Ack>();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let context = WorkerContext {
+        shared: shared.clone(),
+        ch: env.ch.clone(),
+        runtime: runtime.clone(),
+        retry_max: env.retry_max,
+        in_flight: in_flight.clone(),
+        acks: Mutex::new(ack_rx),
+        floor: Mutex::new(HashMap::new()),
+        generation: AtomicU64::new(0),
+    };
+    let consumer: BaseConsumer<WorkerContext> = config
+        .create_with_context(context)
+        .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
+    let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
+
+    let (batch_tx, batch_rx) = tokio::sync::mpsc::channel::<Batch>(1);
+    let inserter = runtime.spawn(insert_loop(env.clone(), shared.clone(), batch_rx, ack_tx, in_flight.clone()));
+
+    let encoder = RowEncoder::new(spec.columns());
+    let capacity = spec.batch_max_bytes.min(8 << 20);
+    let mut batch = Batch::new(capacity);
+    let mut batch_generation = 0;
+    let mut last_lag = Instant::now();
+    let mut started = false;
+    let messages = shared.metrics.messages_consumed.with_label_values(&[&name]);
+    let bytes = shared.metrics.bytes_consumed.with_label_values(&[&name]);
+    let dead_counter = shared.metrics.dead_letters.with_label_values(&[&name]);
+
+    loop {
+        let stopping = shared.stop.load(Ordering::SeqCst);
+        let due = !batch.is_empty()
+            && (batch.row_count >= spec.batch_max_rows
+                || batch.rows.len() >= spec.batch_max_bytes
+                || batch.opened.elapsed() >= spec.batch_max_wait
+                || stopping);
+        if due {
+            let full = std::mem::replace(&mut batch, Batch::new(capacity));
+            in_flight.fetch_add(1, Ordering::SeqCst);
+            if batch_tx.blocking_send(full).is_err() {
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                return Err("the inserter stopped".into());
+            }
+        }
+        consumer.context().commit_acks(&consumer, CommitMode::Async);
+        if stopping {
+            break;
+        }
+        if last_lag.elapsed() >= Duration::from_secs(2) {
+            update_lag(&consumer, &shared);
+            last_lag = Instant::now();
+        }
+        let timeout = if batch.is_empty() {
+            Duration::from_millis(100)
+        } else {
+            spec.batch_max_wait.saturating_sub(batch.opened.elapsed()).min(Duration::from_millis(100))
+        };
+        let Some(result) = consumer.poll(timeout) else { continue };
+        let message = match result {
+            Ok(m) => m,
+            Err(KafkaError::PartitionEOF(_)) => continue,
+            Err(e) => {
+                tracing::warn!(pipeline = %name, error = %e, "consumer error");
+                continue;
+            }
+        };
+        if !started {
+            started = true;
+            shared.recovered();
+        }
+        let generation = consumer.context().generation.load(Ordering::SeqCst);
+        if generation != batch_generation {
+            // A revocation happened inside poll: what this batch holds was not committed; drop it.
+            batch = Batch::new(capacity);
+            batch_generation = generation;
+        }
+        if batch.is_empty() {
+            batch.opened = Instant::now();
+        }
+        let topic = message.topic();
+        let partition = message.partition();
+        let offset = message.offset();
+        let payload = message.payload().unwrap_or(&[]);
+        messages.inc();
+        bytes.inc_by(payload.len() as u64);
+        let key = (topic.to_string(), partition);
+        let floor = lock(&consumer.context().floor).get(&key).copied();
+        if floor.is_none_or(|f| offset > f) {
+            match encoder.encode(payload, &mut batch.rows) {
+                Ok(()) => {
+                    write_bytes(topic.as_bytes(), &mut batch.rows);
+                    batch.rows.extend_from_slice(&partition.to_le_bytes());
+                    batch.rows.extend_from_slice(&offset.to_le_bytes());
+                    batch.row_count += 1;
+                }
+                Err(e) => {
+                    dead_counter.inc();
+                    shared.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(pipeline = %name, topic, partition, offset, error = %e, "dead letter");
+                    if spec.dead_letters == DeadLetters::Table {
+                        batch.dead.push(DeadLetter {
+                            topic: topic.to_string(),
+                            partition,
+                            offset,
+                            error: e.to_string(),
+                            raw: payload.to_vec(),
+                        });
+                    }
+                }
+            }
+        }
+        batch.last.insert(key, offset);
+    }
+
+    // Stop: the last batch was handed over above; wait for it, commit, leave the group.
+    consumer.context().drain();
+    consumer.context().commit_acks(&consumer, CommitMode::Sync);
+    drop(batch_tx);
+    let _ = runtime.block_on(inserter);
+    consumer.unsubscribe();
+    drop(consumer);
+    Ok(())
+}
+
+fn update_lag(consumer: &BaseConsumer<WorkerContext>, shared: &Shared) {
+    let Ok(positions) = consumer.position() else { return };
+    let mut lag = Vec::new();
+    for e in positions.elements() {
+        let Offset::Offset(position) = e.offset() else { continue };
+        if let Ok((_, high)) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500)) {
+            lag.push(((e.topic().to_string(), e.partition()), (high - position).max(0)));
+        }
+    }
+    drop(positions);
+    let mut map = lock(&shared.lag);
+    for ((topic, partition), value) in lag {
+        shared
+            .metrics
+            .consumer_lag
+            .with_label_values(&[shared.name(), &topic, &partition.to_string()])
+            .set(value);
+        map.insert((topic, partition), value);
+    }
+}
+
+/// Inserts batches in order, each until ClickHouse acknowledges it, then passes its offsets back.
+async fn insert_loop(
+    env: Arc<WorkerEnv>,
+    shared: Arc<Shared>,
+    mut batches: tokio::sync::mpsc::Receiver<Batch>,
+    acks: mpsc::Sender<Ack>,
+    in_flight: Arc<AtomicUsize>,
+) {
+    let spec = &shared.spec;
+    let objects = Objects::new(spec);
+    let stage_columns = schema::stage_insert_columns(&spec.columns());
+    let name = spec.name.as_str();
+    let ok = shared.metrics.batches.with_label_values(&[name, "ok"]);
+    let failed = shared.metrics.batches.with_label_values(&[name, "error"]);
+    let retries = shared.metrics.retries.with_label_values(&[name]);
+    let rows_inserted = shared.metrics.rows_inserted.with_label_values(&[name]);
+    let duration = shared.metrics.insert_duration.with_label_values(&[name]);
+    while let Some(batch) = batches.recv().await {
+        let mut dead_rows = Vec::new();
+        if !batch.dead.is_empty() {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as u32;
+            for d in &batch.dead {
+                write_bytes(d.topic.as_bytes(), &mut dead_rows);
+                dead_rows.extend_from_slice(&d.partition.to_le_bytes());
+                dead_rows.extend_from_slice(&d.offset.to_le_bytes());
+                write_bytes(d.error.as_bytes(), &mut dead_rows);
+                write_bytes(&d.raw, &mut dead_rows);
+                dead_rows.extend_from_slice(&now.to_le_bytes());
+            }
+        }
+        let parts: [(&str, &str, Bytes, usize); 2] = [
+            (&objects.dead_letters, DEAD_LETTER_COLUMNS, Bytes::from(dead_rows), 0),
+            (&objects.stage, &stage_columns, Bytes::from(batch.rows), batch.row_count),
+        ];
+        for (table, columns, body, rows) in parts {
+            if body.is_empty() {
+                continue;
+            }
+            let mut delay = env.retry_initial;
+            loop {
+                let started = Instant::now();
+                match env.ch.insert(table, columns, "", body.clone()).await {
+                    Ok(()) => {
+                        ok.inc();
+                        duration.observe(started.elapsed().as_secs_f64());
+                        rows_inserted.inc_by(rows as u64);
+                        shared.rows_inserted.fetch_add(rows as u64, Ordering::Relaxed);
+                        shared.recovered();
+                        break;
+                    }
+                    Err(e) => {
+                        failed.inc();
+                        retries.inc();
+                        tracing::warn!(pipeline = name, table, error = %e, retry_in = ?delay, "insert failed");
+                        if shared.state() != State::Stopping {
+                            shared.set_state(State::Backoff, Some(e.to_string()));
+                        } else {
+                            shared.set_state(State::Stopping, Some(e.to_string()));
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(env.retry_max);
+                    }
+                }
+            }
+        }
+        let ack: Ack = batch.last.into_iter().collect();
+        let _ = acks.send(ack);
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
