@@ -78,11 +78,9 @@ async fn handle(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/health") => json_response(StatusCode::OK, json!({"status": "ok"})),
-        (Method::GET, "/metrics") => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            api.metrics.render(),
-        ),
+        (Method::GET, "/metrics") => {
+            respond(StatusCode::OK, "text/plain; version=0.0.4", api.metrics.render())
+        }
         (Method::GET, "/pipelines") => {
             json_response(StatusCode::OK, json!({ "pipelines": api.manager.list().await }))
         }
@@ -108,7 +106,9 @@ async fn handle(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
             }
         }
-        (_, "/health" | "/metrics" | "/pipelines") => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        (_, "/health" | "/metrics" | "/pipelines") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
         _ => error(StatusCode::NOT_FOUND, format!("no such resource: {path}")),
     }
 }

@@ -17,7 +17,11 @@ use tokio::net::TcpStream;
 use crate::config::{Config, PipelineSpec};
 
 #[derive(Debug, Parser)]
-#[command(name = "aurora-ingest", version, about = "Kafka topics into ClickHouse tables")]
+#[command(
+    name = "aurora-ingest",
+    version,
+    about = "Kafka topics into ClickHouse tables"
+)]
 pub struct Cli {
     /// TOML configuration (see aurora-ingest.example.toml).
     #[arg(long, global = true, env = "AURORA_INGEST_CONFIG")]
@@ -93,11 +97,17 @@ pub async fn client(command: Command, config: &Config) -> anyhow::Result<()> {
         Command::Connect(args) => {
             let api = args.api.clone().unwrap_or(default_api);
             let spec = connect_spec(&args)?;
-            let (status, body) = call(&api, Method::POST, "/pipelines", Some(serde_json::to_vec(&spec)?)).await?;
+            let (status, body) =
+                call(&api, Method::POST, "/pipelines", Some(serde_json::to_vec(&spec)?)).await?;
             if status != 201 {
                 bail!("{}", error_text(&body));
             }
-            println!("pipeline {} connected: {} → {}", spec.name, spec.topics.join(","), spec.table);
+            println!(
+                "pipeline {} connected: {} → {}",
+                spec.name,
+                spec.topics.join(","),
+                spec.table
+            );
             if args.follow {
                 follow(&api, &spec.name).await?;
             }
@@ -139,7 +149,8 @@ pub async fn client(command: Command, config: &Config) -> anyhow::Result<()> {
 fn connect_spec(args: &ConnectArgs) -> anyhow::Result<PipelineSpec> {
     let mut value: serde_json::Map<String, Value> = match &args.spec {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             serde_json::from_str(&text).with_context(|| format!("{} is not a JSON object", path.display()))?
         }
         None => serde_json::Map::new(),
@@ -170,7 +181,10 @@ fn connect_spec(args: &ConnectArgs) -> anyhow::Result<PipelineSpec> {
     }
     for key in ["name", "topics", "table"] {
         if !value.contains_key(key) {
-            bail!("connect needs --{} (or the key {key} in --spec)", key.trim_end_matches('s'));
+            bail!(
+                "connect needs --{} (or the key {key} in --spec)",
+                key.trim_end_matches('s')
+            );
         }
     }
     let spec: PipelineSpec = serde_json::from_value(Value::Object(value))?;
@@ -184,7 +198,10 @@ async fn follow(api: &str, name: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (_, body) = call(api, Method::GET, "/pipelines", None).await?;
         let v: Value = serde_json::from_str(&body)?;
-        let Some(p) = v["pipelines"].as_array().and_then(|a| a.iter().find(|p| p["name"] == name)) else {
+        let Some(p) = v["pipelines"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name))
+        else {
             bail!("pipeline {name} is gone");
         };
         let rows = p["rows_inserted"].as_u64().unwrap_or(0);
@@ -234,7 +251,10 @@ fn print_status(body: &str) {
             p["state"].as_str().unwrap_or(""),
             p["table"].as_str().unwrap_or(""),
             p["rows_per_sec"].as_f64().unwrap_or(0.0),
-            p["lag"].as_i64().map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+            p["lag"]
+                .as_i64()
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "-".into()),
             p["rows_inserted"].as_u64().unwrap_or(0),
             p["dead_letters"].as_u64().unwrap_or(0),
             p["last_error"].as_str().unwrap_or("-"),

@@ -71,7 +71,10 @@ impl ClickHouse {
         } else if let Some(rest) = config.url.strip_prefix("http://") {
             (false, rest)
         } else {
-            return Err(ChError::Config(format!("url must be http:// or https://: {}", config.url)));
+            return Err(ChError::Config(format!(
+                "url must be http:// or https://: {}",
+                config.url
+            )));
         };
         let authority = rest.split('/').next().unwrap_or("");
         let (host, port) = match authority.rsplit_once(':') {
@@ -127,7 +130,9 @@ impl ClickHouse {
 
     /// Runs a SELECT and returns its rows as TabSeparated fields (values with no tabs or escapes expected).
     pub async fn query_rows(&self, sql: &str) -> Result<Vec<Vec<String>>, ChError> {
-        let body = self.request(&format!("{sql} FORMAT TabSeparated"), "", Bytes::new()).await?;
+        let body = self
+            .request(&format!("{sql} FORMAT TabSeparated"), "", Bytes::new())
+            .await?;
         let text = String::from_utf8_lossy(&body);
         Ok(text
             .lines()
@@ -137,7 +142,13 @@ impl ClickHouse {
     }
 
     /// `INSERT INTO <table> (<columns>) FORMAT RowBinary` with `rows` as the body; `settings` are URL parameters.
-    pub async fn insert(&self, table: &str, columns: &str, settings: &str, rows: Bytes) -> Result<(), ChError> {
+    pub async fn insert(
+        &self,
+        table: &str,
+        columns: &str,
+        settings: &str,
+        rows: Bytes,
+    ) -> Result<(), ChError> {
         let sql = format!("INSERT INTO {table} ({columns}) FORMAT RowBinary");
         self.request(&sql, settings, rows).await.map(|_| ())
     }
@@ -167,10 +178,13 @@ impl ClickHouse {
         match &self.tls {
             None => self.send(tcp, sql, settings, body).await,
             Some((connector, name)) => {
-                let stream = connector.connect(name.clone(), tcp).await.map_err(|e| ChError::Connect {
-                    addr,
-                    reason: format!("TLS: {e}"),
-                })?;
+                let stream = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| ChError::Connect {
+                        addr,
+                        reason: format!("TLS: {e}"),
+                    })?;
                 self.send(stream, sql, settings, body).await
             }
         }

@@ -31,7 +31,8 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
-    pub const NAMES: &'static str = "String, UUID, DateTime, UInt8, UInt16, UInt32, UInt64, Int8, Int16, Int32, Int64, \
+    pub const NAMES: &'static str =
+        "String, UUID, DateTime, UInt8, UInt16, UInt32, UInt64, Int8, Int16, Int32, Int64, \
                                      Float32, Float64";
 
     pub fn parse(name: &str) -> Option<ColumnType> {
@@ -94,7 +95,11 @@ pub enum RowError {
     #[error("column {column}: required field {path} is missing")]
     Missing { column: String, path: String },
     #[error("column {column} ({ty}): {reason}")]
-    Value { column: String, ty: &'static str, reason: String },
+    Value {
+        column: String,
+        ty: &'static str,
+        reason: String,
+    },
 }
 
 /// The columns of the envelope every Aurora event carries (the `analytics.events` shape).
@@ -236,7 +241,9 @@ impl RowEncoder {
         };
         for key in &column.path[2..] {
             let Some(value) = current else { return Ok(None) };
-            current = serde_json::from_str::<Fields>(value.get()).ok().and_then(|f| f.get(key));
+            current = serde_json::from_str::<Fields>(value.get())
+                .ok()
+                .and_then(|f| f.get(key));
         }
         Ok(current)
     }
@@ -293,7 +300,10 @@ fn number_text<'a>(column: &Column, raw: &'a RawValue) -> Result<Cow<'a, str>, R
     } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         Ok(Cow::Borrowed(text))
     } else {
-        Err(value_error(column, format!("expected a number, got {}", short(text))))
+        Err(value_error(
+            column,
+            format!("expected a number, got {}", short(text)),
+        ))
     }
 }
 
@@ -321,7 +331,8 @@ fn write_value(column: &Column, value: Option<&RawValue>, out: &mut Vec<u8>) -> 
         }
         ColumnType::Uuid => {
             let s = string_of(column, raw)?;
-            let uuid = parse_uuid(&s).ok_or_else(|| value_error(column, format!("not a UUID: {}", short(&s))))?;
+            let uuid =
+                parse_uuid(&s).ok_or_else(|| value_error(column, format!("not a UUID: {}", short(&s))))?;
             // RowBinary UUID: the two 64-bit halves, each little-endian.
             let (high, low) = uuid.split_at(8);
             out.extend(high.iter().rev());
@@ -550,12 +561,17 @@ mod tests {
         let missing = GOOD.replace("\"tenant_id\":\"acme\",", "");
         assert_eq!(
             encode(&missing),
-            Err(RowError::Missing { column: "tenant_id".into(), path: "tenant_id".into() })
+            Err(RowError::Missing {
+                column: "tenant_id".into(),
+                path: "tenant_id".into()
+            })
         );
         let bad_uuid = GOOD.replace("0f8fad5b-", "zz8fad5b-");
         assert!(matches!(encode(&bad_uuid), Err(RowError::Value { column, .. }) if column == "event_id"));
         let bad_version = GOOD.replace("\"schema_version\":1", "\"schema_version\":70000");
-        assert!(matches!(encode(&bad_version), Err(RowError::Value { column, .. }) if column == "schema_version"));
+        assert!(
+            matches!(encode(&bad_version), Err(RowError::Value { column, .. }) if column == "schema_version")
+        );
         let bad_amount = GOOD.replace("19.5", "\"lots\"");
         assert!(matches!(encode(&bad_amount), Err(RowError::Value { column, .. }) if column == "revenue"));
         let bad_time = GOOD.replace("2026-10-01T12", "2026-13-01T12");

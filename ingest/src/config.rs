@@ -293,7 +293,10 @@ impl PipelineSpec {
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let k = |key: &str| format!("{prefix}.{key}");
         if !is_identifier(&self.name) || self.name.len() > 48 {
-            return Err(err(k("name"), "letters, digits and _ only, at most 48, not starting with a digit"));
+            return Err(err(
+                k("name"),
+                "letters, digits and _ only, at most 48, not starting with a digit",
+            ));
         }
         if self.topics.is_empty() {
             return Err(err(k("topics"), "at least one topic"));
@@ -301,16 +304,29 @@ impl PipelineSpec {
         for (i, t) in self.topics.iter().enumerate() {
             let ok = !t.is_empty()
                 && t.len() <= 249
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
             if !ok {
-                return Err(err(format!("{prefix}.topics[{i}]"), format!("not a Kafka topic name: {t:?}")));
+                return Err(err(
+                    format!("{prefix}.topics[{i}]"),
+                    format!("not a Kafka topic name: {t:?}"),
+                ));
             }
         }
         self.database_table().ok_or_else(|| {
-            err(k("table"), format!("expected database.table (letters, digits, _), got {:?}", self.table))
+            err(
+                k("table"),
+                format!(
+                    "expected database.table (letters, digits, _), got {:?}",
+                    self.table
+                ),
+            )
         })?;
         if self.format != "json" {
-            return Err(err(k("format"), format!("unknown format {:?} (json is the only one)", self.format)));
+            return Err(err(
+                k("format"),
+                format!("unknown format {:?} (json is the only one)", self.format),
+            ));
         }
         if let Some(columns) = &self.columns {
             if columns.is_empty() {
@@ -320,13 +336,22 @@ impl PipelineSpec {
             for (i, c) in columns.iter().enumerate() {
                 let ck = format!("{prefix}.columns[{i}]");
                 if !is_identifier(&c.name) || c.name.starts_with("_aurora") {
-                    return Err(err(format!("{ck}.name"), format!("not a column name: {:?}", c.name)));
+                    return Err(err(
+                        format!("{ck}.name"),
+                        format!("not a column name: {:?}", c.name),
+                    ));
                 }
                 if !seen.insert(c.name.as_str()) {
-                    return Err(err(format!("{ck}.name"), format!("column {} appears twice", c.name)));
+                    return Err(err(
+                        format!("{ck}.name"),
+                        format!("column {} appears twice", c.name),
+                    ));
                 }
                 if ColumnType::parse(&c.ty).is_none() {
-                    return Err(err(format!("{ck}.type"), format!("{:?} is not one of {}", c.ty, ColumnType::NAMES)));
+                    return Err(err(
+                        format!("{ck}.type"),
+                        format!("{:?} is not one of {}", c.ty, ColumnType::NAMES),
+                    ));
                 }
                 if let Some(path) = &c.path {
                     if path.split('.').any(str::is_empty) {
@@ -336,7 +361,10 @@ impl PipelineSpec {
             }
         }
         if self.batch_max_rows == 0 || self.batch_max_rows > MAX_BATCH_ROWS {
-            return Err(err(k("batch_max_rows"), format!("between 1 and {MAX_BATCH_ROWS}")));
+            return Err(err(
+                k("batch_max_rows"),
+                format!("between 1 and {MAX_BATCH_ROWS}"),
+            ));
         }
         if self.batch_max_bytes < 1024 || self.batch_max_bytes > 1 << 30 {
             return Err(err(k("batch_max_bytes"), "between 1024 and 1073741824"));
@@ -348,8 +376,14 @@ impl PipelineSpec {
             return Err(err(k("parallelism"), "between 1 and 64"));
         }
         if let Some(order) = &self.order_by {
-            if let Some(bad) = order.iter().find(|c| !self.columns().iter().any(|col| &col.name == *c)) {
-                return Err(err(k("order_by"), format!("{bad} is not a column of the mapping")));
+            if let Some(bad) = order
+                .iter()
+                .find(|c| !self.columns().iter().any(|col| &col.name == *c))
+            {
+                return Err(err(
+                    k("order_by"),
+                    format!("{bad} is not a column of the mapping"),
+                ));
             }
         }
         if self.rollup && !self.is_envelope_shape() {
@@ -375,7 +409,13 @@ impl PipelineSpec {
                 .iter()
                 .map(|c| Column {
                     name: c.name.clone(),
-                    path: c.path.as_deref().unwrap_or(&c.name).split('.').map(String::from).collect(),
+                    path: c
+                        .path
+                        .as_deref()
+                        .unwrap_or(&c.name)
+                        .split('.')
+                        .map(String::from)
+                        .collect(),
                     ty: ColumnType::parse(&c.ty).unwrap_or(ColumnType::String),
                     required: c.required,
                 })
@@ -393,7 +433,9 @@ impl PipelineSpec {
     }
 
     pub fn group_id(&self) -> String {
-        self.group_id.clone().unwrap_or_else(|| format!("aurora-ingest-{}", self.name))
+        self.group_id
+            .clone()
+            .unwrap_or_else(|| format!("aurora-ingest-{}", self.name))
     }
 }
 
@@ -417,22 +459,34 @@ impl Config {
         self.clickhouse_password().map_err(|r| err("clickhouse", r))?;
         let kafka = &self.kafka;
         if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&kafka.security_protocol.as_str()) {
-            return Err(err("kafka.security_protocol", "plaintext, ssl, sasl_plaintext or sasl_ssl"));
+            return Err(err(
+                "kafka.security_protocol",
+                "plaintext, ssl, sasl_plaintext or sasl_ssl",
+            ));
         }
         if let Some(m) = &kafka.sasl_mechanism {
             if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&m.as_str()) {
-                return Err(err("kafka.sasl_mechanism", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"));
+                return Err(err(
+                    "kafka.sasl_mechanism",
+                    "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                ));
             }
         }
         self.sasl_password().map_err(|r| err("kafka", r))?;
         if kafka.security_protocol.starts_with("sasl") && kafka.sasl_mechanism.is_none() {
-            return Err(err("kafka.sasl_mechanism", "required with a sasl_* security_protocol"));
+            return Err(err(
+                "kafka.sasl_mechanism",
+                "required with a sasl_* security_protocol",
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.pipelines.iter().enumerate() {
             p.validate(&format!("pipelines[{i}]"))?;
             if !names.insert(&p.name) {
-                return Err(err(format!("pipelines[{i}].name"), format!("{} is declared twice", p.name)));
+                return Err(err(
+                    format!("pipelines[{i}].name"),
+                    format!("{} is declared twice", p.name),
+                ));
             }
         }
         Ok(())
@@ -445,7 +499,12 @@ impl Config {
 
     pub fn sasl_password(&self) -> Result<Option<Secret>, String> {
         let k = &self.kafka;
-        resolve_secret("sasl_password", &k.sasl_password, &k.sasl_password_env, &k.sasl_password_file)
+        resolve_secret(
+            "sasl_password",
+            &k.sasl_password,
+            &k.sasl_password_env,
+            &k.sasl_password_file,
+        )
     }
 }
 
@@ -465,10 +524,9 @@ mod tests {
     fn errors_name_the_key() {
         let e = toml::from_str::<Config>("[kafka]\nbrokerz = 'x'").unwrap_err();
         assert!(e.to_string().contains("brokerz"), "{e}");
-        let c: Config = toml::from_str(
-            "[[pipelines]]\nname = 'p'\ntopics = ['t']\ntable = 'db.t'\nbatch_max_rows = 0",
-        )
-        .unwrap();
+        let c: Config =
+            toml::from_str("[[pipelines]]\nname = 'p'\ntopics = ['t']\ntable = 'db.t'\nbatch_max_rows = 0")
+                .unwrap();
         assert_eq!(c.validate().unwrap_err().key, "pipelines[0].batch_max_rows");
         let c: Config = toml::from_str(
             "[[pipelines]]\nname = 'p'\ntopics = ['t']\ntable = 'db.t'\n[[pipelines.columns]]\nname='a'\ntype='Strin'",

@@ -28,7 +28,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let api_task = tokio::spawn(api::serve(
         listener,
-        Arc::new(Api { manager: manager.clone(), metrics }),
+        Arc::new(Api {
+            manager: manager.clone(),
+            metrics,
+        }),
         stop_rx,
     ));
     for spec in config.pipelines.clone() {

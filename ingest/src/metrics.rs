@@ -36,12 +36,16 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-            registry.register(Box::new(c.clone())).expect("metric registered once");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
             c
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-            registry.register(Box::new(g.clone())).expect("metric registered once");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
             g
         };
         let insert_duration = HistogramVec::new(
@@ -49,7 +53,9 @@ impl Metrics {
                 "aurora_ingest_insert_duration_seconds",
                 "Duration of one successful insert of a batch into ClickHouse.",
             )
-            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
             &["pipeline"],
         )
         .expect("valid metric definition");
@@ -58,9 +64,21 @@ impl Metrics {
             .expect("metric registered once");
         let p = &["pipeline"];
         Arc::new(Metrics {
-            messages_consumed: counter("aurora_ingest_messages_consumed_total", "Kafka messages consumed.", p),
-            bytes_consumed: counter("aurora_ingest_bytes_consumed_total", "Bytes of Kafka message values consumed.", p),
-            rows_inserted: counter("aurora_ingest_rows_inserted_total", "Rows inserted into ClickHouse.", p),
+            messages_consumed: counter(
+                "aurora_ingest_messages_consumed_total",
+                "Kafka messages consumed.",
+                p,
+            ),
+            bytes_consumed: counter(
+                "aurora_ingest_bytes_consumed_total",
+                "Bytes of Kafka message values consumed.",
+                p,
+            ),
+            rows_inserted: counter(
+                "aurora_ingest_rows_inserted_total",
+                "Rows inserted into ClickHouse.",
+                p,
+            ),
             batches: counter(
                 "aurora_ingest_batches_total",
                 "Insert attempts of batches by outcome.",
@@ -72,9 +90,17 @@ impl Metrics {
                 "Messages behind the high watermark, per partition.",
                 &["pipeline", "topic", "partition"],
             ),
-            dead_letters: counter("aurora_ingest_dead_letters_total", "Messages set aside as dead letters.", p),
+            dead_letters: counter(
+                "aurora_ingest_dead_letters_total",
+                "Messages set aside as dead letters.",
+                p,
+            ),
             retries: counter("aurora_ingest_retries_total", "Failed inserts tried again.", p),
-            rebalances: counter("aurora_ingest_rebalances_total", "Partition assignments and revocations.", p),
+            rebalances: counter(
+                "aurora_ingest_rebalances_total",
+                "Partition assignments and revocations.",
+                p,
+            ),
             pipelines: gauge("aurora_ingest_pipelines", "Pipelines by state.", &["state"]),
             registry,
         })

@@ -30,7 +30,13 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 5] = [State::Starting, State::Running, State::Backoff, State::Stopping, State::Failed];
+    pub const ALL: [State; 5] = [
+        State::Starting,
+        State::Running,
+        State::Backoff,
+        State::Stopping,
+        State::Failed,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -66,7 +72,8 @@ pub struct Shared {
     pub dead_letters: AtomicU64,
     /// Rows per second over the last sampling interval (f64 bits).
     rate: AtomicU64,
-    rate_sample: Mutex<(Instant, u64)>,
+    /// (time, rows inserted) once a second, the last few: the rate is taken over ~5 s.
+    rate_samples: Mutex<std::collections::VecDeque<(Instant, u64)>>,
     /// Messages behind the high watermark, per (topic, partition) this daemon consumes.
     pub lag: Mutex<BTreeMap<(String, i32), i64>>,
     /// Set by `disconnect`/shutdown: workers flush, commit and leave.
@@ -75,7 +82,10 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(spec: PipelineSpec, metrics: Arc<Metrics>) -> Arc<Shared> {
-        metrics.pipelines.with_label_values(&[State::Starting.label()]).inc();
+        metrics
+            .pipelines
+            .with_label_values(&[State::Starting.label()])
+            .inc();
         Arc::new(Shared {
             spec,
             metrics,
@@ -83,7 +93,7 @@ impl Shared {
             rows_inserted: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
             rate: AtomicU64::new(0),
-            rate_sample: Mutex::new((Instant::now(), 0)),
+            rate_samples: Mutex::new(std::collections::VecDeque::new()),
             lag: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
         })
@@ -101,7 +111,10 @@ impl Shared {
     pub fn set_state(&self, state: State, error: Option<String>) {
         let mut status = lock(&self.status);
         if status.0 != state {
-            self.metrics.pipelines.with_label_values(&[status.0.label()]).dec();
+            self.metrics
+                .pipelines
+                .with_label_values(&[status.0.label()])
+                .dec();
             self.metrics.pipelines.with_label_values(&[state.label()]).inc();
             status.0 = state;
         }
@@ -118,14 +131,19 @@ impl Shared {
     }
 
     fn sample_rate(&self) {
-        let mut sample = lock(&self.rate_sample);
-        let now = Instant::now();
-        let total = self.rows_inserted.load(Ordering::Relaxed);
-        let secs = now.duration_since(sample.0).as_secs_f64();
-        if secs >= 0.5 {
-            let rate = total.saturating_sub(sample.1) as f64 / secs;
+        let mut samples = lock(&self.rate_samples);
+        samples.push_back((Instant::now(), self.rows_inserted.load(Ordering::Relaxed)));
+        while samples.len() > 6 {
+            samples.pop_front();
+        }
+        if let (Some(first), Some(last)) = (samples.front(), samples.back()) {
+            let secs = last.0.duration_since(first.0).as_secs_f64();
+            let rate = if secs > 0.0 {
+                last.1.saturating_sub(first.1) as f64 / secs
+            } else {
+                0.0
+            };
             self.rate.store(rate.to_bits(), Ordering::Relaxed);
-            *sample = (now, total);
         }
     }
 
@@ -146,7 +164,10 @@ impl Shared {
     }
 
     fn finished(&self) {
-        self.metrics.pipelines.with_label_values(&[self.state().label()]).dec();
+        self.metrics
+            .pipelines
+            .with_label_values(&[self.state().label()])
+            .dec();
         let partitions: Vec<(String, i32)> = lock(&self.lag).keys().cloned().collect();
         self.metrics.forget_lag(&self.spec.name, partitions.into_iter());
     }
@@ -187,7 +208,12 @@ impl Manager {
             pipelines: AsyncMutex::new(BTreeMap::new()),
         });
         for state in State::ALL {
-            manager.env.metrics.pipelines.with_label_values(&[state.label()]).set(0);
+            manager
+                .env
+                .metrics
+                .pipelines
+                .with_label_values(&[state.label()])
+                .set(0);
         }
         let sampler = Arc::downgrade(&manager);
         tokio::spawn(async move {
@@ -204,7 +230,12 @@ impl Manager {
     }
 
     pub async fn list(&self) -> Vec<PipelineView> {
-        self.pipelines.lock().await.values().map(|p| p.shared.view()).collect()
+        self.pipelines
+            .lock()
+            .await
+            .values()
+            .map(|p| p.shared.view())
+            .collect()
     }
 
     /// Validates and starts a pipeline; returns at once (the pipeline reports `starting` until it runs).
@@ -283,7 +314,9 @@ async fn run_pipeline(env: Arc<WorkerEnv>, shared: Arc<Shared>) {
         let env = env.clone();
         let shared = shared.clone();
         let runtime = tokio::runtime::Handle::current();
-        workers.push(tokio::task::spawn_blocking(move || worker::run(env, shared, index, runtime)));
+        workers.push(tokio::task::spawn_blocking(move || {
+            worker::run(env, shared, index, runtime)
+        }));
     }
     for w in workers {
         match w.await {

@@ -7,7 +7,7 @@
 //! - `db.t_per_minute` + `db.t_per_minute_mv` — the optional per-minute rollup;
 //! - `db.aurora_ingest_ledger` — one row per inserted batch and partition: the committed range record;
 //! - `db.aurora_stage_p` (engine Null) with two materialized views, `db.aurora_stage_p_v1_rows` (→ `db.t`) and
-//!   `db.aurora_stage_p_v2_ledger` (→ the ledger). A batch is ONE insert into the stage: the server writes its
+//!   `db.aurora_stage_p_v3_ledger` (→ the ledger). A batch is ONE insert into the stage: the server writes its
 //!   rows and its ledger entry within that one request, so no crash of the daemon can leave one without the
 //!   other (see README, "Delivery guarantee").
 
@@ -26,6 +26,8 @@ pub struct Objects {
     pub stage: String,
     pub stage_rows_view: String,
     pub stage_ledger_view: String,
+    /// Only where the server does not feed a view's target table's own views (18.16): the rollup from the stage.
+    pub stage_rollup_view: String,
     pub rollup: String,
     pub rollup_view: String,
 }
@@ -44,7 +46,8 @@ impl Objects {
             ledger: q("aurora_ingest_ledger".to_string()),
             stage: q(format!("aurora_stage_{}", spec.name)),
             stage_rows_view: q(format!("aurora_stage_{}_v1_rows", spec.name)),
-            stage_ledger_view: q(format!("aurora_stage_{}_v2_ledger", spec.name)),
+            stage_ledger_view: q(format!("aurora_stage_{}_v3_ledger", spec.name)),
+            stage_rollup_view: q(format!("aurora_stage_{}_v2_rollup", spec.name)),
             rollup: q(format!("{table}_per_minute")),
             rollup_view: q(format!("{table}_per_minute_mv")),
         }
@@ -54,7 +57,11 @@ impl Objects {
 pub const DEAD_LETTER_COLUMNS: &str = "`topic`, `partition`, `offset`, `error`, `raw`, `time`";
 
 fn column_list(columns: &[Column]) -> String {
-    columns.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", ")
+    columns
+        .iter()
+        .map(|c| format!("`{}`", c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The column list of an insert into the stage.
@@ -77,10 +84,17 @@ fn target_ddl(spec: &PipelineSpec, o: &Objects, columns: &[Column]) -> String {
             .unwrap_or_default(),
     };
     let order = match &spec.order_by {
-        Some(keys) => keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+        Some(keys) => keys
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
         None => {
             let wanted = ["tenant_id", "event_type", "timestamp"];
-            let present: Vec<_> = wanted.iter().filter(|w| columns.iter().any(|c| &c.name == *w)).collect();
+            let present: Vec<_> = wanted
+                .iter()
+                .filter(|w| columns.iter().any(|c| &c.name == *w))
+                .collect();
             if present.len() == wanted.len() {
                 "tenant_id, event_type, timestamp".to_string()
             } else {
@@ -102,7 +116,8 @@ fn target_ddl(spec: &PipelineSpec, o: &Objects, columns: &[Column]) -> String {
 pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -> Result<(), ChError> {
     let o = Objects::new(spec);
     if spec.create_table {
-        ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", o.database)).await?;
+        ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", o.database))
+            .await?;
         ch.execute(&target_ddl(spec, &o, columns)).await?;
     }
     check_target(ch, &o, columns).await?;
@@ -114,6 +129,7 @@ pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -
         ))
         .await?;
     }
+    let mut rollup_from_stage = false;
     if spec.rollup {
         ch.execute(&format!(
             "CREATE TABLE IF NOT EXISTS {} (minute DateTime, tenant_id String, event_type String, events UInt64, \
@@ -123,12 +139,13 @@ pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -
         ))
         .await?;
         ch.execute(&format!(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {} AS SELECT toStartOfMinute(timestamp) AS minute, \
-             tenant_id, event_type, count() AS events, sum(revenue) AS revenue FROM {} \
-             GROUP BY minute, tenant_id, event_type",
-            o.rollup_view, o.rollup, o.target
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {} AS {}",
+            o.rollup_view,
+            o.rollup,
+            rollup_select(&o.target)
         ))
         .await?;
+        rollup_from_stage = !views_cascade(ch, &o.database).await?;
     }
     ch.execute(&format!(
         "CREATE TABLE IF NOT EXISTS {} (pipeline String, topic String, `partition` Int32, first_offset Int64, \
@@ -137,47 +154,70 @@ pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -
         o.ledger
     ))
     .await?;
-    prepare_stage(ch, spec, &o, columns).await
+    prepare_stage(ch, spec, &o, columns, rollup_from_stage).await
 }
 
 /// The stage and its two views; rebuilt when the mapping changed since they were made.
-async fn prepare_stage(ch: &ClickHouse, spec: &PipelineSpec, o: &Objects, columns: &[Column]) -> Result<(), ChError> {
-    let mut wanted: Vec<(String, String)> = columns.iter().map(|c| (c.name.clone(), c.ty.sql().to_string())).collect();
+async fn prepare_stage(
+    ch: &ClickHouse,
+    spec: &PipelineSpec,
+    o: &Objects,
+    columns: &[Column],
+    rollup_from_stage: bool,
+) -> Result<(), ChError> {
+    let mut wanted: Vec<(String, String)> = columns
+        .iter()
+        .map(|c| (c.name.clone(), c.ty.sql().to_string()))
+        .collect();
     wanted.push(("_aurora_topic".into(), "String".into()));
     wanted.push(("_aurora_partition".into(), "Int32".into()));
     wanted.push(("_aurora_offset".into(), "Int64".into()));
     let (db, stage) = o.stage.split_once('.').unwrap_or(("", ""));
     let existing = describe(ch, db, stage).await?;
-    let views_exist = {
-        let (_, rows_view) = o.stage_rows_view.split_once('.').unwrap_or(("", ""));
-        let (_, ledger_view) = o.stage_ledger_view.split_once('.').unwrap_or(("", ""));
-        let found = ch
-            .query_rows(&format!(
-                "SELECT count() FROM system.tables WHERE database = {} AND name IN ({}, {})",
-                quote(db),
-                quote(rows_view),
-                quote(ledger_view)
-            ))
-            .await?;
-        found.first().and_then(|r| r.first()).map(String::as_str) == Some("2")
-    };
+    let mut views: Vec<&str> = vec![&o.stage_rows_view, &o.stage_ledger_view];
+    if rollup_from_stage {
+        views.push(&o.stage_rollup_view);
+    }
+    let mut views: Vec<String> = views
+        .iter()
+        .map(|v| v.split_once('.').map(|x| x.1).unwrap_or("").to_string())
+        .collect();
+    views.sort();
+    let all = [&o.stage_rows_view, &o.stage_rollup_view, &o.stage_ledger_view]
+        .map(|v| quote(v.split_once('.').map(|x| x.1).unwrap_or("")))
+        .join(", ");
+    let found: Vec<String> = ch
+        .query_rows(&format!(
+            "SELECT name FROM system.tables WHERE database = {} AND name IN ({all}) ORDER BY name",
+            quote(db)
+        ))
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect();
+    let views_exist = found == views;
     if existing == wanted && views_exist {
         return Ok(());
     }
     if !existing.is_empty() {
         tracing::info!(pipeline = %spec.name, stage = %o.stage, "rebuilding the stage: the mapping changed");
     }
-    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_rows_view)).await?;
-    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_ledger_view)).await?;
+    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_rows_view))
+        .await?;
+    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_ledger_view))
+        .await?;
+    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_rollup_view))
+        .await?;
     ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage)).await?;
     let defs = wanted
         .iter()
         .map(|(n, t)| format!("`{n}` {t}"))
         .collect::<Vec<_>>()
         .join(", ");
-    ch.execute(&format!("CREATE TABLE {} ({defs}) ENGINE = Null", o.stage)).await?;
+    ch.execute(&format!("CREATE TABLE {} ({defs}) ENGINE = Null", o.stage))
+        .await?;
     // The server feeds a table's views in the order of their names (a sorted set of dependencies), so the
-    // rows view (`…_v1_rows`) is written before the ledger view (`…_v2_ledger`): should the server itself die
+    // rows view (`…_v1_rows`) and the rollup (`…_v2_rollup`) are written before the ledger view (`…_v3_ledger`): should the server itself die
     // between the two, the batch is inserted again (a double), never recorded without its rows (a loss).
     ch.execute(&format!(
         "CREATE MATERIALIZED VIEW {} TO {} AS SELECT {} AS pipeline, _aurora_topic AS topic, \
@@ -196,7 +236,62 @@ async fn prepare_stage(ch: &ClickHouse, spec: &PipelineSpec, o: &Objects, column
         column_list(columns),
         o.stage
     ))
-    .await
+    .await?;
+    if rollup_from_stage {
+        ch.execute(&format!(
+            "CREATE MATERIALIZED VIEW {} TO {} AS {}",
+            o.stage_rollup_view,
+            o.rollup,
+            rollup_select(&o.stage)
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+fn rollup_select(source: &str) -> String {
+    format!(
+        "SELECT toStartOfMinute(timestamp) AS minute, tenant_id, event_type, count() AS events, \
+         sum(revenue) AS revenue FROM {source} GROUP BY minute, tenant_id, event_type"
+    )
+}
+
+/// Whether rows a view writes into its `TO` table reach that table's own views. ClickHouse 18.16 does not
+/// do this, newer servers do; measured once per pipeline start with three throwaway tables.
+async fn views_cascade(ch: &ClickHouse, db: &str) -> Result<bool, ChError> {
+    let p = format!("{db}.aurora_probe_{}", std::process::id());
+    let drop_all = format!(
+        "DROP TABLE IF EXISTS {p}_v2|DROP TABLE IF EXISTS {p}_v1|DROP TABLE IF EXISTS {p}_c|\
+         DROP TABLE IF EXISTS {p}_b|DROP TABLE IF EXISTS {p}_a"
+    );
+    for sql in drop_all.split('|') {
+        ch.execute(sql).await?;
+    }
+    let steps = [
+        format!("CREATE TABLE {p}_a (x UInt8) ENGINE = Null"),
+        format!("CREATE TABLE {p}_b (x UInt8) ENGINE = Memory"),
+        format!("CREATE TABLE {p}_c (x UInt8) ENGINE = Memory"),
+        format!("CREATE MATERIALIZED VIEW {p}_v1 TO {p}_b AS SELECT x FROM {p}_a"),
+        format!("CREATE MATERIALIZED VIEW {p}_v2 TO {p}_c AS SELECT x FROM {p}_b"),
+        format!("INSERT INTO {p}_a SELECT 1"),
+    ];
+    let mut result = Ok(false);
+    for sql in &steps {
+        if let Err(e) = ch.execute(sql).await {
+            result = Err(e);
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = ch
+            .query_rows(&format!("SELECT count() FROM {p}_c"))
+            .await
+            .map(|r| r.first().and_then(|r| r.first()).map(String::as_str) == Some("1"));
+    }
+    for sql in drop_all.split('|') {
+        ch.execute(sql).await?;
+    }
+    result
 }
 
 /// `(name, type)` of each column of `db.table`, empty when the table does not exist.
@@ -230,7 +325,12 @@ async fn check_target(ch: &ClickHouse, o: &Objects, columns: &[Column]) -> Resul
     }
     for c in columns {
         match existing.iter().find(|(n, _)| n == &c.name) {
-            None => return Err(ChError::Config(format!("table {} has no column {}", o.target, c.name))),
+            None => {
+                return Err(ChError::Config(format!(
+                    "table {} has no column {}",
+                    o.target, c.name
+                )))
+            }
             Some((_, t)) if t != c.ty.sql() => {
                 return Err(ChError::Config(format!(
                     "column {}.{} is {t}, the mapping says {}",

@@ -146,8 +146,11 @@ impl ConsumerContext for WorkerContext {
             }
             Rebalance::Assign(tpl) => {
                 self.shared.metrics.rebalances.with_label_values(&[&name]).inc();
-                let partitions: Vec<(String, i32)> =
-                    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                let partitions: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
                 tracing::info!(pipeline = %name, partitions = ?partitions, "partitions assigned");
                 let ledger = self.read_ledger();
                 let mut floor = lock(&self.floor);
@@ -157,6 +160,11 @@ impl ConsumerContext for WorkerContext {
                         floor.insert((topic, partition), offset);
                     }
                 }
+                if !floor.is_empty() {
+                    tracing::info!(pipeline = %name, ledger = ?*floor, "offsets up to these are already in ClickHouse");
+                }
+                drop(floor);
+                self.shared.recovered();
             }
             Rebalance::Error(e) => {
                 tracing::warn!(pipeline = %name, error = %e, "rebalance error");
@@ -177,7 +185,10 @@ impl WorkerContext {
     fn read_ledger(&self) -> Vec<(String, i32, i64)> {
         let mut delay = Duration::from_millis(200);
         loop {
-            match self.runtime.block_on(schema::ledger_positions(&self.ch, &self.shared.spec)) {
+            match self
+                .runtime
+                .block_on(schema::ledger_positions(&self.ch, &self.shared.spec))
+            {
                 Ok(positions) => return positions,
                 Err(e) => {
                     tracing::warn!(pipeline = %self.shared.name(), error = %e, "cannot read the ledger; retrying");
@@ -203,7 +214,10 @@ impl WorkerContext {
         let result = {
             let mut tpl = TopicPartitionList::new();
             for ((topic, partition), offset) in &offsets {
-                if tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1)).is_err() {
+                if tpl
+                    .add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+                    .is_err()
+                {
                     continue;
                 }
             }
@@ -270,7 +284,13 @@ pub fn run(
         .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
 
     let (batch_tx, batch_rx) = tokio::sync::mpsc::channel::<Batch>(1);
-    let inserter = runtime.spawn(insert_loop(env.clone(), shared.clone(), batch_rx, ack_tx, in_flight.clone()));
+    let inserter = runtime.spawn(insert_loop(
+        env.clone(),
+        shared.clone(),
+        batch_rx,
+        ack_tx,
+        in_flight.clone(),
+    ));
 
     let encoder = RowEncoder::new(spec.columns());
     let capacity = spec.batch_max_bytes.min(8 << 20);
@@ -308,9 +328,13 @@ pub fn run(
         let timeout = if batch.is_empty() {
             Duration::from_millis(100)
         } else {
-            spec.batch_max_wait.saturating_sub(batch.opened.elapsed()).min(Duration::from_millis(100))
+            spec.batch_max_wait
+                .saturating_sub(batch.opened.elapsed())
+                .min(Duration::from_millis(100))
         };
-        let Some(result) = consumer.poll(timeout) else { continue };
+        let Some(result) = consumer.poll(timeout) else {
+            continue;
+        };
         let message = match result {
             Ok(m) => m,
             Err(KafkaError::PartitionEOF(_)) => continue,
@@ -378,11 +402,16 @@ pub fn run(
 }
 
 fn update_lag(consumer: &BaseConsumer<WorkerContext>, shared: &Shared) {
-    let Ok(positions) = consumer.position() else { return };
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
     let mut lag = Vec::new();
     for e in positions.elements() {
-        let Offset::Offset(position) = e.offset() else { continue };
-        if let Ok((_, high)) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500)) {
+        let Offset::Offset(position) = e.offset() else {
+            continue;
+        };
+        if let Ok((_, high)) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
+        {
             lag.push(((e.topic().to_string(), e.partition()), (high - position).max(0)));
         }
     }
@@ -415,10 +444,18 @@ async fn insert_loop(
     let retries = shared.metrics.retries.with_label_values(&[name]);
     let rows_inserted = shared.metrics.rows_inserted.with_label_values(&[name]);
     let duration = shared.metrics.insert_duration.with_label_values(&[name]);
+    // Fault injection for the delivery tests: abort the process right after the N-th acknowledged insert of
+    // rows, before its offsets can be committed (the window the ledger exists for).
+    let mut abort_after: Option<u64> = std::env::var("AURORA_INGEST_FAULT_ABORT_AFTER_INSERTS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     while let Some(batch) = batches.recv().await {
         let mut dead_rows = Vec::new();
         if !batch.dead.is_empty() {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as u32;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0) as u32;
             for d in &batch.dead {
                 write_bytes(d.topic.as_bytes(), &mut dead_rows);
                 dead_rows.extend_from_slice(&d.partition.to_le_bytes());
@@ -429,8 +466,18 @@ async fn insert_loop(
             }
         }
         let parts: [(&str, &str, Bytes, usize); 2] = [
-            (&objects.dead_letters, DEAD_LETTER_COLUMNS, Bytes::from(dead_rows), 0),
-            (&objects.stage, &stage_columns, Bytes::from(batch.rows), batch.row_count),
+            (
+                &objects.dead_letters,
+                DEAD_LETTER_COLUMNS,
+                Bytes::from(dead_rows),
+                0,
+            ),
+            (
+                &objects.stage,
+                &stage_columns,
+                Bytes::from(batch.rows),
+                batch.row_count,
+            ),
         ];
         for (table, columns, body, rows) in parts {
             if body.is_empty() {
@@ -446,6 +493,18 @@ async fn insert_loop(
                         rows_inserted.inc_by(rows as u64);
                         shared.rows_inserted.fetch_add(rows as u64, Ordering::Relaxed);
                         shared.recovered();
+                        if rows > 0 {
+                            if let Some(n) = abort_after.as_mut() {
+                                *n = n.saturating_sub(1);
+                                if *n == 0 {
+                                    tracing::error!(
+                                        pipeline = name,
+                                        "fault injection: aborting after an insert"
+                                    );
+                                    std::process::abort();
+                                }
+                            }
+                        }
                         break;
                     }
                     Err(e) => {
