@@ -25,6 +25,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::clickhouse::ClickHouse;
@@ -127,7 +128,35 @@ struct WorkerContext {
     generation: AtomicU64,
 }
 
-impl ClientContext for WorkerContext {}
+impl ClientContext for WorkerContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`) carry each assigned partition's high watermark
+    /// and committed offset, without a request to the broker: the lag is taken from them.
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = Vec::new();
+        for (topic, t) in &statistics.topics {
+            for p in t.partitions.values() {
+                if p.partition < 0 || p.fetch_state != "active" || p.hi_offset < 0 {
+                    continue;
+                }
+                let done = if p.committed_offset >= 0 { p.committed_offset } else { p.app_offset };
+                if done < 0 {
+                    continue;
+                }
+                lag.push(((topic.clone(), p.partition), (p.hi_offset - done).max(0)));
+            }
+        }
+        let name = self.shared.name();
+        let mut map = lock(&self.shared.lag);
+        for ((topic, partition), value) in lag {
+            self.shared
+                .metrics
+                .consumer_lag
+                .with_label_values(&[name, &topic, &partition.to_string()])
+                .set(value);
+            map.insert((topic, partition), value);
+        }
+    }
+}
 
 impl ConsumerContext for WorkerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -256,6 +285,9 @@ pub fn run(
                 StartOffset::Latest => "latest",
             },
         );
+    if !env.kafka.contains_key("statistics.interval.ms") {
+        config.set("statistics.interval.ms", "1000");
+    }
     if !env.kafka.contains_key("max.poll.interval.ms") {
         // A batch can wait for ClickHouse for a long time; the group must not evict us meanwhile.
         config.set("max.poll.interval.ms", "600000");
@@ -296,7 +328,6 @@ pub fn run(
     let capacity = spec.batch_max_bytes.min(8 << 20);
     let mut batch = Batch::new(capacity);
     let mut batch_generation = 0;
-    let mut last_lag = Instant::now();
     let mut started = false;
     let messages = shared.metrics.messages_consumed.with_label_values(&[&name]);
     let bytes = shared.metrics.bytes_consumed.with_label_values(&[&name]);
@@ -321,10 +352,6 @@ pub fn run(
         if stopping {
             break;
         }
-        if last_lag.elapsed() >= Duration::from_secs(2) {
-            update_lag(&consumer, &shared);
-            last_lag = Instant::now();
-        }
         let timeout = if batch.is_empty() {
             Duration::from_millis(100)
         } else {
@@ -340,6 +367,7 @@ pub fn run(
             Err(KafkaError::PartitionEOF(_)) => continue,
             Err(e) => {
                 tracing::warn!(pipeline = %name, error = %e, "consumer error");
+                shared.set_state(shared.state(), Some(format!("Kafka: {e}")));
                 continue;
             }
         };
@@ -399,32 +427,6 @@ pub fn run(
     consumer.unsubscribe();
     drop(consumer);
     Ok(())
-}
-
-fn update_lag(consumer: &BaseConsumer<WorkerContext>, shared: &Shared) {
-    let Ok(positions) = consumer.position() else {
-        return;
-    };
-    let mut lag = Vec::new();
-    for e in positions.elements() {
-        let Offset::Offset(position) = e.offset() else {
-            continue;
-        };
-        if let Ok((_, high)) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
-        {
-            lag.push(((e.topic().to_string(), e.partition()), (high - position).max(0)));
-        }
-    }
-    drop(positions);
-    let mut map = lock(&shared.lag);
-    for ((topic, partition), value) in lag {
-        shared
-            .metrics
-            .consumer_lag
-            .with_label_values(&[shared.name(), &topic, &partition.to_string()])
-            .set(value);
-        map.insert((topic, partition), value);
-    }
 }
 
 /// Inserts batches in order, each until ClickHouse acknowledges it, then passes its offsets back.

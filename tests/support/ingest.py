@@ -197,3 +197,90 @@ class IngestDaemon:
     def cli(self, *args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
         return subprocess.run([str(ingest_binary()), *args, "--api", self.api],
                               capture_output=True, text=True, timeout=timeout)
+
+
+def nisshi_binary() -> Optional[Path]:
+    """The nisshi broker (TLS + SASL SCRAM), unpacked by scripts/kafka.sh from ../shared/testbin, or None."""
+    r = subprocess.run([str(KAFKA_SH), "nisshi-bin"], capture_output=True, text=True, timeout=120)
+    path = r.stdout.strip()
+    return Path(path) if r.returncode == 0 and path and Path(path).exists() else None
+
+
+class SecureBroker:
+    """nisshi with TLS and SCRAM-SHA-512 authentication; users are created before authentication is switched on
+    (nisshi keeps them in its sqlite storage)."""
+
+    USER = "aurora"
+    PASSWORD = "s3cret-Scram-pw"
+
+    def __init__(self, binary: Path, workdir: Path):
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.ca = workdir / "ca.crt"
+
+    @property
+    def brokers(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def _certificates(self) -> None:
+        d = self.workdir
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=60, cwd=d)  # noqa: E731
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "2", "-subj", "/CN=aurora-test-ca")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+        (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+
+    def _broker(self, *extra: str) -> None:
+        log = open(self.workdir / "nisshi.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(self.binary), "broker", "--silent",
+             "--listener-url", f"tcp://{HOST}:{self.port}",
+             "--advertised-listener-url", f"tcp://{HOST}:{self.port}",
+             "--storage-engine", "sqlite://nisshi.db", "--group-initial-rebalance-delay", "100ms", *extra],
+            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + 20
+        while not port_accepts(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nisshi did not start:\n{tail(self.workdir / 'nisshi.log')}")
+            time.sleep(0.05)
+
+    def _stop_broker(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def start(self, topics) -> None:
+        self._certificates()
+        self._broker()
+        url = f"tcp://{HOST}:{self.port}"
+        subprocess.run([str(self.binary), "user", "create", "--broker", url, self.USER, self.PASSWORD,
+                        "--mechanism", "scram512"], check=True, capture_output=True, timeout=60, cwd=self.workdir)
+        for t in topics:
+            subprocess.run([str(self.binary), "topic", "create", "--broker", url, "--partitions", "3", t],
+                           check=True, capture_output=True, timeout=60, cwd=self.workdir)
+        self._stop_broker()
+        self._broker("--authentication", "--cert", "server.crt", "--key", "server.key")
+
+    def stop(self) -> None:
+        self._stop_broker()
+
+    def client_config(self, password: Optional[str] = None) -> dict:
+        """librdkafka properties of a client of this broker."""
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": self.USER,
+            "sasl.password": password or self.PASSWORD,
+            "ssl.ca.location": str(self.ca),
+        }
