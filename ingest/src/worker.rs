@@ -89,8 +89,9 @@ struct Batch {
     rows: Vec<u8>,
     row_count: usize,
     dead: Vec<DeadLetter>,
-    /// Highest offset read per (topic, partition): what is committed once the batch is in.
-    last: HashMap<(String, i32), i64>,
+    /// Per (topic, partition) read: the highest offset read (committed once the batch is in) and the highest
+    /// that became a row (what the ledger records for this batch). A handful of entries: searched linearly.
+    partitions: Vec<BatchPartition>,
     opened: Instant,
 }
 
@@ -100,14 +101,46 @@ impl Batch {
             rows: Vec::with_capacity(capacity),
             row_count: 0,
             dead: Vec::new(),
-            last: HashMap::new(),
+            partitions: Vec::new(),
             opened: Instant::now(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.last.is_empty()
+        self.partitions.is_empty()
     }
+
+    fn partition(&mut self, topic: &str, partition: i32) -> &mut BatchPartition {
+        let i = match self.partitions.iter().position(|p| p.partition == partition && p.topic == topic) {
+            Some(i) => i,
+            None => {
+                self.partitions.push(BatchPartition {
+                    topic: topic.to_string(),
+                    partition,
+                    last: -1,
+                    row_last: -1,
+                });
+                self.partitions.len() - 1
+            }
+        };
+        &mut self.partitions[i]
+    }
+
+    /// The ledger's expectation: last row offset per partition that has rows.
+    fn row_last(&self) -> Vec<((String, i32), i64)> {
+        self.partitions
+            .iter()
+            .filter(|p| p.row_last >= 0)
+            .map(|p| ((p.topic.clone(), p.partition), p.row_last))
+            .collect()
+    }
+}
+
+struct BatchPartition {
+    topic: String,
+    partition: i32,
+    last: i64,
+    row_last: i64,
 }
 
 /// Offsets ClickHouse has acknowledged, ready to commit.
@@ -123,7 +156,7 @@ struct WorkerContext {
     in_flight: Arc<AtomicUsize>,
     acks: Mutex<mpsc::Receiver<Ack>>,
     /// Offsets at or below these are already in ClickHouse (from the ledger): skipped.
-    floor: Mutex<HashMap<(String, i32), i64>>,
+    floor: Mutex<Vec<(String, i32, i64)>>,
     /// Bumped at every revocation: a batch opened in an older generation is dropped.
     generation: AtomicU64,
 }
@@ -186,7 +219,7 @@ impl ConsumerContext for WorkerContext {
                 floor.clear();
                 for (topic, partition, offset) in ledger {
                     if partitions.iter().any(|(t, p)| *t == topic && *p == partition) {
-                        floor.insert((topic, partition), offset);
+                        floor.push((topic, partition, offset));
                     }
                 }
                 if !floor.is_empty() {
@@ -304,7 +337,7 @@ pub fn run(
         retry_max: env.retry_max,
         in_flight: in_flight.clone(),
         acks: Mutex::new(ack_rx),
-        floor: Mutex::new(HashMap::new()),
+        floor: Mutex::new(Vec::new()),
         generation: AtomicU64::new(0),
     };
     let consumer: BaseConsumer<WorkerContext> = config
@@ -328,6 +361,8 @@ pub fn run(
     let capacity = spec.batch_max_bytes.min(8 << 20);
     let mut batch = Batch::new(capacity);
     let mut batch_generation = 0;
+    let mut idle = true;
+    let mut polled: u64 = 0;
     let mut started = false;
     let messages = shared.metrics.messages_consumed.with_label_values(&[&name]);
     let bytes = shared.metrics.bytes_consumed.with_label_values(&[&name]);
@@ -335,11 +370,13 @@ pub fn run(
 
     loop {
         let stopping = shared.stop.load(Ordering::SeqCst);
+        // The clock is read only every 64 messages (or when polling came back empty): it was a visible cost.
+        let check_time = idle || polled % 64 == 0;
         let due = !batch.is_empty()
             && (batch.row_count >= spec.batch_max_rows
                 || batch.rows.len() >= spec.batch_max_bytes
-                || batch.opened.elapsed() >= spec.batch_max_wait
-                || stopping);
+                || stopping
+                || (check_time && batch.opened.elapsed() >= spec.batch_max_wait));
         if due {
             let full = std::mem::replace(&mut batch, Batch::new(capacity));
             in_flight.fetch_add(1, Ordering::SeqCst);
@@ -352,7 +389,7 @@ pub fn run(
         if stopping {
             break;
         }
-        let timeout = if batch.is_empty() {
+        let timeout = if batch.is_empty() || !check_time {
             Duration::from_millis(100)
         } else {
             spec.batch_max_wait
@@ -360,8 +397,11 @@ pub fn run(
                 .min(Duration::from_millis(100))
         };
         let Some(result) = consumer.poll(timeout) else {
+            idle = true;
             continue;
         };
+        idle = false;
+        polled = polled.wrapping_add(1);
         let message = match result {
             Ok(m) => m,
             Err(KafkaError::PartitionEOF(_)) => continue,
@@ -390,8 +430,10 @@ pub fn run(
         let payload = message.payload().unwrap_or(&[]);
         messages.inc();
         bytes.inc_by(payload.len() as u64);
-        let key = (topic.to_string(), partition);
-        let floor = lock(&consumer.context().floor).get(&key).copied();
+        let floor = lock(&consumer.context().floor)
+            .iter()
+            .find(|(t, p, _)| *p == partition && t == topic)
+            .map(|(_, _, f)| *f);
         if floor.is_none_or(|f| offset > f) {
             match encoder.encode(payload, &mut batch.rows) {
                 Ok(()) => {
@@ -399,6 +441,7 @@ pub fn run(
                     batch.rows.extend_from_slice(&partition.to_le_bytes());
                     batch.rows.extend_from_slice(&offset.to_le_bytes());
                     batch.row_count += 1;
+                    batch.partition(topic, partition).row_last = offset;
                 }
                 Err(e) => {
                     dead_counter.inc();
@@ -416,7 +459,7 @@ pub fn run(
                 }
             }
         }
-        batch.last.insert(key, offset);
+        batch.partition(topic, partition).last = offset;
     }
 
     // Stop: the last batch was handed over above; wait for it, commit, leave the group.
@@ -427,6 +470,20 @@ pub fn run(
     consumer.unsubscribe();
     drop(consumer);
     Ok(())
+}
+
+/// True when the ledger records, for every partition of the batch, a range reaching its last row.
+async fn already_in_ledger(
+    ch: &ClickHouse,
+    spec: &crate::config::PipelineSpec,
+    row_last: &[((String, i32), i64)],
+) -> bool {
+    match schema::ledger_positions(ch, spec).await {
+        Ok(positions) => row_last.iter().all(|((topic, partition), last)| {
+            positions.iter().any(|(t, p, o)| t == topic && p == partition && o >= last)
+        }),
+        Err(_) => false,
+    }
 }
 
 /// Inserts batches in order, each until ClickHouse acknowledges it, then passes its offsets back.
@@ -451,6 +508,12 @@ async fn insert_loop(
     let mut abort_after: Option<u64> = std::env::var("AURORA_INGEST_FAULT_ABORT_AFTER_INSERTS")
         .ok()
         .and_then(|v| v.parse().ok());
+    let run_id = format!(
+        "{}-{}",
+        std::process::id(),
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    );
+    let mut batch_number = 0u64;
     while let Some(batch) = batches.recv().await {
         let mut dead_rows = Vec::new();
         if !batch.dead.is_empty() {
@@ -467,6 +530,7 @@ async fn insert_loop(
                 dead_rows.extend_from_slice(&now.to_le_bytes());
             }
         }
+        let row_last = batch.row_last();
         let parts: [(&str, &str, Bytes, usize); 2] = [
             (
                 &objects.dead_letters,
@@ -481,14 +545,30 @@ async fn insert_loop(
                 batch.row_count,
             ),
         ];
+        batch_number += 1;
         for (table, columns, body, rows) in parts {
             if body.is_empty() {
                 continue;
             }
+            // One query id for every attempt at this insert: while an earlier attempt still runs in the server
+            // (our side timed out or lost the connection), ClickHouse refuses the retry instead of running it twice.
+            let query_id = format!("aurora-ingest-{name}-{run_id}-{batch_number}-{}", rows > 0);
+            let settings = format!("query_id={query_id}");
             let mut delay = env.retry_initial;
+            let mut attempt = 0u32;
             loop {
+                attempt += 1;
+                if attempt > 1 && rows > 0 && already_in_ledger(&env.ch, spec, &row_last).await {
+                    // An attempt that failed on our side did complete in the server (rows and ledger together).
+                    tracing::info!(pipeline = name, query_id, "batch found in the ledger after a failed attempt");
+                    ok.inc();
+                    rows_inserted.inc_by(rows as u64);
+                    shared.rows_inserted.fetch_add(rows as u64, Ordering::Relaxed);
+                    shared.recovered();
+                    break;
+                }
                 let started = Instant::now();
-                match env.ch.insert(table, columns, "", body.clone()).await {
+                match env.ch.insert(table, columns, &settings, body.clone()).await {
                     Ok(()) => {
                         ok.inc();
                         duration.observe(started.elapsed().as_secs_f64());
@@ -524,7 +604,7 @@ async fn insert_loop(
                 }
             }
         }
-        let ack: Ack = batch.last.into_iter().collect();
+        let ack: Ack = batch.partitions.iter().map(|p| ((p.topic.clone(), p.partition), p.last)).collect();
         let _ = acks.send(ack);
         in_flight.fetch_sub(1, Ordering::SeqCst);
     }

@@ -134,8 +134,8 @@ def test_kill_9_mid_run_and_restart_keeps_every_event_exactly_once(kafka, topic,
     produce(kafka.brokers, topic, envelope_messages(total, seed=3))
     table = f"{db}.events"
     spec = [pipeline("crashy", topic, table, batch_max_rows=4000, batch_max_wait="100ms")]
-    # Three crashes at arbitrary moments (kill -9 while rows flow)…
-    for target in (15_000, 40_000, 60_000):
+    # Two crashes at arbitrary moments (kill -9 while rows flow)…
+    for target in (15_000, 50_000):
         d = start_ingest(spec)
         wait_for_rows(ch, table, target, 60)
         d.kill9()

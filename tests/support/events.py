@@ -2,6 +2,7 @@
 
     python tests/support/events.py produce --brokers 127.0.0.1:9092 --topic events --count 1000000 [--seed 1]
     python tests/support/events.py jsonl --count 1000000 > events.json     # the same events, one per line
+    python tests/support/events.py prefill --brokers … --topic events --count 1000000 --jsonl events.json  # both
 
 Events are deterministic for a seed: `event(i, seed)` is the i-th one, so a test knows every event_id it sent.
 """
@@ -105,6 +106,12 @@ def main() -> int:
     pr.add_argument("--topic", required=True)
     pr.add_argument("--count", type=int, required=True)
     pr.add_argument("--seed", type=int, default=0)
+    pf = sub.add_parser("prefill")
+    pf.add_argument("--brokers", required=True)
+    pf.add_argument("--topic", required=True)
+    pf.add_argument("--count", type=int, required=True)
+    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--jsonl", required=True)
     js = sub.add_parser("jsonl")
     js.add_argument("--count", type=int, required=True)
     js.add_argument("--seed", type=int, default=0)
@@ -112,6 +119,17 @@ def main() -> int:
     if args.cmd == "produce":
         t = time.monotonic()
         n = produce(args.brokers, args.topic, envelope_messages(args.count, args.seed))
+        print(f"produced {n} events in {time.monotonic() - t:.1f}s", file=sys.stderr)
+    elif args.cmd == "prefill":
+        with open(args.jsonl, "wb") as out:
+            def tee():
+                for key, value in envelope_messages(args.count, args.seed):
+                    out.write(value)
+                    out.write(b"\n")
+                    yield key, value
+
+            t = time.monotonic()
+            n = produce(args.brokers, args.topic, tee())
         print(f"produced {n} events in {time.monotonic() - t:.1f}s", file=sys.stderr)
     else:
         out = sys.stdout.buffer
