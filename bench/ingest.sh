@@ -8,7 +8,11 @@
 # (ClickHouse 18.16's Kafka table engine links Debian's librdkafka 2.0.2, which cannot talk to tansu, so it is
 # not a comparison here; see DESIGN.md.)
 #
-#   bench/ingest.sh [--events N] [--core C]
+#   bench/ingest.sh [--events N] [--core C] [--parallelism P] [--batch-rows R]
+#
+# --parallelism: consumers of the pipeline inside the one daemon (concurrent inserts; default 1).
+# Also printed: ClickHouse copying the daemon's table into one of the same shape (INSERT … SELECT), the server's
+# own cost of writing exactly these rows without any parsing.
 #
 # Prints rows/s of each and the daemon's rate as a ratio of each limit and of the lower one, plus the daemon's
 # peak RSS. Starts its own ClickHouse and tansu on free ports, stops both at the end. Not a test.
@@ -17,10 +21,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 EVENTS=1000000
 CORE=0
+PARALLELISM=1
+BATCH_ROWS=200000
 while [ $# -gt 0 ]; do
     case "$1" in
         --events) EVENTS="$2"; shift 2 ;;
         --core) CORE="$2"; shift 2 ;;
+        --parallelism) PARALLELISM="$2"; shift 2 ;;
+        --batch-rows) BATCH_ROWS="$2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -84,6 +92,8 @@ brokers = "127.0.0.1:$KAFKA"
 name = "bench"
 topics = ["events"]
 table = "bench.events"
+parallelism = $PARALLELISM
+batch_max_rows = $BATCH_ROWS
 EOF
 metric() { # <name> → value summed over the bench pipeline's samples
     curl -s "http://127.0.0.1:$API/metrics" | awk -v n="$1" '$1 ~ "^"n"\\{" {s+=$2} END {print s+0}'
@@ -109,17 +119,26 @@ daemon_rows=$(CH -q "SELECT count() FROM bench.events")
 distinct=$(CH -q "SELECT count(DISTINCT event_id) FROM bench.events")
 daemon_rate=$(python3 -c "print(round($daemon_rows / ($done_at - $first)))")
 cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$DAEMON_PID/stat")
+CH -q "CREATE TABLE bench.copy AS bench.events"
+t0=$(now)
+CH -q "INSERT INTO bench.copy SELECT * FROM bench.events"
+t1=$(now)
+copy_rate=$(python3 -c "print(round($daemon_rows / ($t1 - $t0)))")
 
-python3 - "$EVENTS" "$MB" "$direct_rate" "$bare_rate" "$daemon_rate" "$daemon_rows" "$distinct" "$peak_rss" "$hwm" "$cpu" <<'PY'
+python3 - "$EVENTS" "$MB" "$direct_rate" "$bare_rate" "$daemon_rate" "$daemon_rows" "$distinct" "$peak_rss" "$hwm" "$cpu" \
+    "$copy_rate" "$PARALLELISM" "$BATCH_ROWS" <<'PY'
 import sys
-events, mb, direct, bare, daemon, rows, distinct, rss, hwm, cpu = sys.argv[1:]
+events, mb, direct, bare, daemon, rows, distinct, rss, hwm, cpu, copy, par, batch = sys.argv[1:]
 direct, bare, daemon = int(direct), int(bare), int(daemon)
 print(f"events: {int(events):,} envelope JSON messages ({mb} MB), topic with 3 partitions (tansu)")
 print(f"  ClickHouse JSONEachRow insert (clickhouse-client): {direct:>10,} rows/s")
 print(f"  bare rdkafka consumer, 1 core:                     {bare:>10,} msgs/s")
-print(f"  aurora-ingest, 1 core:                             {daemon:>10,} rows/s  ({rows} rows, {distinct} distinct)")
+print(f"  ClickHouse INSERT … SELECT of the same rows:       {int(copy):>10,} rows/s  (server-side write cost only)")
+print(f"  aurora-ingest, 1 core, parallelism {par}, batches {batch}:{daemon:>10,} rows/s  ({rows} rows, {distinct} distinct)")
 print(f"  aurora-ingest / ClickHouse insert: {daemon / direct:.2f}")
 print(f"  aurora-ingest / bare consumer:     {daemon / bare:.2f}")
 print(f"  aurora-ingest / lower limit:       {daemon / min(direct, bare):.2f}")
-print(f"  daemon RSS under load: peak sampled {int(rss) / 1024:.0f} MB, VmHWM {int(hwm) / 1024:.0f} MB; CPU {float(cpu):.1f} s")
+print(f"  aurora-ingest / INSERT … SELECT:   {daemon / int(copy):.2f}")
+print(f"  daemon RSS under load: peak sampled {int(rss) / 1024:.0f} MB, VmHWM {int(hwm) / 1024:.0f} MB; "
+      f"CPU {float(cpu):.1f} s = {int(rows) / max(float(cpu), 0.01):,.0f} rows per CPU-second")
 PY

@@ -111,7 +111,11 @@ impl Batch {
     }
 
     fn partition(&mut self, topic: &str, partition: i32) -> &mut BatchPartition {
-        let i = match self.partitions.iter().position(|p| p.partition == partition && p.topic == topic) {
+        let i = match self
+            .partitions
+            .iter()
+            .position(|p| p.partition == partition && p.topic == topic)
+        {
             Some(i) => i,
             None => {
                 self.partitions.push(BatchPartition {
@@ -171,7 +175,11 @@ impl ClientContext for WorkerContext {
                 if p.partition < 0 || p.fetch_state != "active" || p.hi_offset < 0 {
                     continue;
                 }
-                let done = if p.committed_offset >= 0 { p.committed_offset } else { p.app_offset };
+                let done = if p.committed_offset >= 0 {
+                    p.committed_offset
+                } else {
+                    p.app_offset
+                };
                 if done < 0 {
                     continue;
                 }
@@ -480,7 +488,9 @@ async fn already_in_ledger(
 ) -> bool {
     match schema::ledger_positions(ch, spec).await {
         Ok(positions) => row_last.iter().all(|((topic, partition), last)| {
-            positions.iter().any(|(t, p, o)| t == topic && p == partition && o >= last)
+            positions
+                .iter()
+                .any(|(t, p, o)| t == topic && p == partition && o >= last)
         }),
         Err(_) => false,
     }
@@ -511,7 +521,10 @@ async fn insert_loop(
     let run_id = format!(
         "{}-{}",
         std::process::id(),
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
     );
     let mut batch_number = 0u64;
     while let Some(batch) = batches.recv().await {
@@ -560,7 +573,11 @@ async fn insert_loop(
                 attempt += 1;
                 if attempt > 1 && rows > 0 && already_in_ledger(&env.ch, spec, &row_last).await {
                     // An attempt that failed on our side did complete in the server (rows and ledger together).
-                    tracing::info!(pipeline = name, query_id, "batch found in the ledger after a failed attempt");
+                    tracing::info!(
+                        pipeline = name,
+                        query_id,
+                        "batch found in the ledger after a failed attempt"
+                    );
                     ok.inc();
                     rows_inserted.inc_by(rows as u64);
                     shared.rows_inserted.fetch_add(rows as u64, Ordering::Relaxed);
@@ -604,7 +621,11 @@ async fn insert_loop(
                 }
             }
         }
-        let ack: Ack = batch.partitions.iter().map(|p| ((p.topic.clone(), p.partition), p.last)).collect();
+        let ack: Ack = batch
+            .partitions
+            .iter()
+            .map(|p| ((p.topic.clone(), p.partition), p.last))
+            .collect();
         let _ = acks.send(ack);
         in_flight.fetch_sub(1, Ordering::SeqCst);
     }

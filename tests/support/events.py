@@ -10,6 +10,7 @@ Events are deterministic for a seed: `event(i, seed)` is the i-th one, so a test
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -22,7 +23,9 @@ BASE_TS = 1_790_000_000  # 2026-09-21
 
 
 def event_id(i: int, seed: int = 0) -> str:
-    return str(uuid.UUID(int=(seed << 64) | i, version=4))
+    # Hashed, not sequential: ClickHouse 18.16's uniqExact(UUID) degrades to quadratic time on ids that share
+    # their high 64 bits (measured: minutes for 1M such ids).
+    return str(uuid.UUID(bytes=hashlib.md5(f"{seed}:{i}".encode()).digest(), version=4))
 
 
 def event(i: int, seed: int = 0) -> dict:
