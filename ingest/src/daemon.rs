@@ -1,0 +1,61 @@
+//! `aurora-ingest run`: starts the API and the configured pipelines, runs until SIGTERM/SIGINT, then
+//! disconnects every pipeline (flush, insert, commit) before exiting.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, Api};
+use crate::clickhouse::ClickHouse;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::pipeline::Manager;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let password = config.clickhouse_password().map_err(anyhow::Error::msg)?;
+    let ch = ClickHouse::new(&config.clickhouse, password)?;
+    match ch.version().await {
+        Ok((major, minor)) => tracing::info!(major, minor, "ClickHouse version"),
+        Err(e) => tracing::warn!(error = %e, "ClickHouse not reachable yet; pipelines will retry"),
+    }
+    let metrics = Metrics::new();
+    let manager = Manager::new(&config, ch, metrics.clone()).map_err(anyhow::Error::msg)?;
+    let listener = TcpListener::bind(config.api_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.api_listen))?;
+    tracing::info!(addr = %config.api_listen, "API listening");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let api_task = tokio::spawn(api::serve(
+        listener,
+        Arc::new(Api {
+            manager: manager.clone(),
+            metrics,
+        }),
+        stop_rx,
+    ));
+    for spec in config.pipelines.clone() {
+        manager.add(spec).await?;
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down: disconnecting pipelines");
+    manager.remove_all().await;
+    let _ = stop_tx.send(true);
+    let _ = api_task.await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,368 @@
+//! The ClickHouse objects a pipeline uses, and the SQL that creates or checks them.
+//!
+//! For pipeline `p` writing `db.t`:
+//! - `db.t` — the target (created when missing: MergeTree, partitioned by month, ordered for the queries);
+//! - `db.t_dead_letters` — refused messages with their coordinates (ReplacingMergeTree on topic, partition,
+//!   offset, so a message set aside twice after a crash is kept once after merges);
+//! - `db.t_per_minute` + `db.t_per_minute_mv` — the optional per-minute rollup;
+//! - `db.aurora_ingest_ledger` — one row per inserted batch and partition: the committed range record;
+//! - `db.aurora_stage_p` (engine Null) with two materialized views, `db.aurora_stage_p_v1_rows` (→ `db.t`) and
+//!   `db.aurora_stage_p_v3_ledger` (→ the ledger). A batch is ONE insert into the stage: the server writes its
+//!   rows and its ledger entry within that one request, so no crash of the daemon can leave one without the
+//!   other (see README, "Delivery guarantee").
+
+use crate::clickhouse::{quote, ChError, ClickHouse};
+use crate::columns::{Column, ColumnType};
+use crate::config::PipelineSpec;
+
+/// Names of every object of one pipeline.
+#[derive(Debug, Clone)]
+pub struct Objects {
+    pub database: String,
+    /// `db.t`
+    pub target: String,
+    pub dead_letters: String,
+    pub ledger: String,
+    pub stage: String,
+    pub stage_rows_view: String,
+    pub stage_ledger_view: String,
+    /// Only where the server does not feed a view's target table's own views (18.16): the rollup from the stage.
+    pub stage_rollup_view: String,
+    pub rollup: String,
+    pub rollup_view: String,
+}
+
+/// Columns the stage adds to each row: where the message came from.
+pub const STAGE_META: &str = "_aurora_topic, _aurora_partition, _aurora_offset";
+
+impl Objects {
+    pub fn new(spec: &PipelineSpec) -> Objects {
+        let (db, table) = spec.database_table().unwrap_or(("default", "invalid"));
+        let q = |name: String| format!("{db}.{name}");
+        Objects {
+            database: db.to_string(),
+            target: q(table.to_string()),
+            dead_letters: q(format!("{table}_dead_letters")),
+            ledger: q("aurora_ingest_ledger".to_string()),
+            stage: q(format!("aurora_stage_{}", spec.name)),
+            stage_rows_view: q(format!("aurora_stage_{}_v1_rows", spec.name)),
+            stage_ledger_view: q(format!("aurora_stage_{}_v3_ledger", spec.name)),
+            stage_rollup_view: q(format!("aurora_stage_{}_v2_rollup", spec.name)),
+            rollup: q(format!("{table}_per_minute")),
+            rollup_view: q(format!("{table}_per_minute_mv")),
+        }
+    }
+}
+
+pub const DEAD_LETTER_COLUMNS: &str = "`topic`, `partition`, `offset`, `error`, `raw`, `time`";
+
+fn column_list(columns: &[Column]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("`{}`", c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The column list of an insert into the stage.
+pub fn stage_insert_columns(columns: &[Column]) -> String {
+    format!("{}, {STAGE_META}", column_list(columns))
+}
+
+fn target_ddl(spec: &PipelineSpec, o: &Objects, columns: &[Column]) -> String {
+    let defs = columns
+        .iter()
+        .map(|c| format!("`{}` {}", c.name, c.ty.sql()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let partition = match &spec.partition_by {
+        Some(p) => format!(" PARTITION BY {p}"),
+        None => columns
+            .iter()
+            .find(|c| c.ty == ColumnType::DateTime)
+            .map(|c| format!(" PARTITION BY toYYYYMM(`{}`)", c.name))
+            .unwrap_or_default(),
+    };
+    let order = match &spec.order_by {
+        Some(keys) => keys
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => {
+            let wanted = ["tenant_id", "event_type", "timestamp"];
+            let present: Vec<_> = wanted
+                .iter()
+                .filter(|w| columns.iter().any(|c| &c.name == *w))
+                .collect();
+            if present.len() == wanted.len() {
+                "tenant_id, event_type, timestamp".to_string()
+            } else {
+                columns
+                    .iter()
+                    .find(|c| c.ty == ColumnType::DateTime)
+                    .map(|c| format!("`{}`", c.name))
+                    .unwrap_or_else(|| "tuple()".to_string())
+            }
+        }
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({defs}) ENGINE = MergeTree{partition} ORDER BY ({order})",
+        o.target
+    )
+}
+
+/// Creates (when asked and missing) and checks everything the pipeline writes to.
+pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -> Result<(), ChError> {
+    let o = Objects::new(spec);
+    if spec.create_table {
+        ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", o.database))
+            .await?;
+        ch.execute(&target_ddl(spec, &o, columns)).await?;
+    }
+    check_target(ch, &o, columns).await?;
+    if spec.dead_letters == crate::config::DeadLetters::Table {
+        ch.execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (`topic` String, `partition` Int32, `offset` Int64, `error` String, \
+             `raw` String, `time` DateTime) ENGINE = ReplacingMergeTree ORDER BY (`topic`, `partition`, `offset`)",
+            o.dead_letters
+        ))
+        .await?;
+    }
+    let mut rollup_from_stage = false;
+    if spec.rollup {
+        ch.execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (minute DateTime, tenant_id String, event_type String, events UInt64, \
+             revenue Float64) ENGINE = SummingMergeTree PARTITION BY toYYYYMM(minute) \
+             ORDER BY (tenant_id, event_type, minute)",
+            o.rollup
+        ))
+        .await?;
+        ch.execute(&format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {} AS {}",
+            o.rollup_view,
+            o.rollup,
+            rollup_select(&o.target)
+        ))
+        .await?;
+        rollup_from_stage = !views_cascade(ch, &o.database).await?;
+    }
+    ch.execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (pipeline String, topic String, `partition` Int32, first_offset Int64, \
+         last_offset Int64, rows UInt64, inserted_at DateTime) ENGINE = MergeTree \
+         ORDER BY (pipeline, topic, `partition`, last_offset)",
+        o.ledger
+    ))
+    .await?;
+    prepare_stage(ch, spec, &o, columns, rollup_from_stage).await
+}
+
+/// The stage and its two views; rebuilt when the mapping changed since they were made.
+async fn prepare_stage(
+    ch: &ClickHouse,
+    spec: &PipelineSpec,
+    o: &Objects,
+    columns: &[Column],
+    rollup_from_stage: bool,
+) -> Result<(), ChError> {
+    let mut wanted: Vec<(String, String)> = columns
+        .iter()
+        .map(|c| (c.name.clone(), c.ty.sql().to_string()))
+        .collect();
+    wanted.push(("_aurora_topic".into(), "String".into()));
+    wanted.push(("_aurora_partition".into(), "Int32".into()));
+    wanted.push(("_aurora_offset".into(), "Int64".into()));
+    let (db, stage) = o.stage.split_once('.').unwrap_or(("", ""));
+    let existing = describe(ch, db, stage).await?;
+    let mut views: Vec<&str> = vec![&o.stage_rows_view, &o.stage_ledger_view];
+    if rollup_from_stage {
+        views.push(&o.stage_rollup_view);
+    }
+    let mut views: Vec<String> = views
+        .iter()
+        .map(|v| v.split_once('.').map(|x| x.1).unwrap_or("").to_string())
+        .collect();
+    views.sort();
+    let all = [&o.stage_rows_view, &o.stage_rollup_view, &o.stage_ledger_view]
+        .map(|v| quote(v.split_once('.').map(|x| x.1).unwrap_or("")))
+        .join(", ");
+    let found: Vec<String> = ch
+        .query_rows(&format!(
+            "SELECT name FROM system.tables WHERE database = {} AND name IN ({all}) ORDER BY name",
+            quote(db)
+        ))
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect();
+    let views_exist = found == views;
+    if existing == wanted && views_exist {
+        return Ok(());
+    }
+    if !existing.is_empty() {
+        tracing::info!(pipeline = %spec.name, stage = %o.stage, "rebuilding the stage: the mapping changed");
+    }
+    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_rows_view))
+        .await?;
+    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_ledger_view))
+        .await?;
+    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_rollup_view))
+        .await?;
+    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage)).await?;
+    let defs = wanted
+        .iter()
+        .map(|(n, t)| format!("`{n}` {t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ch.execute(&format!("CREATE TABLE {} ({defs}) ENGINE = Null", o.stage))
+        .await?;
+    // The server feeds a table's views in the order of their names (a sorted set of dependencies), so the
+    // rows view (`…_v1_rows`) and the rollup (`…_v2_rollup`) are written before the ledger view (`…_v3_ledger`): should the server itself die
+    // between the two, the batch is inserted again (a double), never recorded without its rows (a loss).
+    ch.execute(&format!(
+        "CREATE MATERIALIZED VIEW {} TO {} AS SELECT {} AS pipeline, _aurora_topic AS topic, \
+         _aurora_partition AS `partition`, min(_aurora_offset) AS first_offset, max(_aurora_offset) AS last_offset, \
+         count() AS rows, now() AS inserted_at FROM {} GROUP BY _aurora_topic, _aurora_partition",
+        o.stage_ledger_view,
+        o.ledger,
+        quote(&spec.name),
+        o.stage
+    ))
+    .await?;
+    ch.execute(&format!(
+        "CREATE MATERIALIZED VIEW {} TO {} AS SELECT {} FROM {}",
+        o.stage_rows_view,
+        o.target,
+        column_list(columns),
+        o.stage
+    ))
+    .await?;
+    if rollup_from_stage {
+        ch.execute(&format!(
+            "CREATE MATERIALIZED VIEW {} TO {} AS {}",
+            o.stage_rollup_view,
+            o.rollup,
+            rollup_select(&o.stage)
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+fn rollup_select(source: &str) -> String {
+    format!(
+        "SELECT toStartOfMinute(timestamp) AS minute, tenant_id, event_type, count() AS events, \
+         sum(revenue) AS revenue FROM {source} GROUP BY minute, tenant_id, event_type"
+    )
+}
+
+/// Whether rows a view writes into its `TO` table reach that table's own views. ClickHouse 18.16 does not
+/// do this, newer servers do; measured once per pipeline start with three throwaway tables.
+async fn views_cascade(ch: &ClickHouse, db: &str) -> Result<bool, ChError> {
+    let p = format!("{db}.aurora_probe_{}", std::process::id());
+    let drop_all = format!(
+        "DROP TABLE IF EXISTS {p}_v2|DROP TABLE IF EXISTS {p}_v1|DROP TABLE IF EXISTS {p}_c|\
+         DROP TABLE IF EXISTS {p}_b|DROP TABLE IF EXISTS {p}_a"
+    );
+    for sql in drop_all.split('|') {
+        ch.execute(sql).await?;
+    }
+    let steps = [
+        format!("CREATE TABLE {p}_a (x UInt8) ENGINE = Null"),
+        format!("CREATE TABLE {p}_b (x UInt8) ENGINE = Memory"),
+        format!("CREATE TABLE {p}_c (x UInt8) ENGINE = Memory"),
+        format!("CREATE MATERIALIZED VIEW {p}_v1 TO {p}_b AS SELECT x FROM {p}_a"),
+        format!("CREATE MATERIALIZED VIEW {p}_v2 TO {p}_c AS SELECT x FROM {p}_b"),
+        format!("INSERT INTO {p}_a SELECT 1"),
+    ];
+    let mut result = Ok(false);
+    for sql in &steps {
+        if let Err(e) = ch.execute(sql).await {
+            result = Err(e);
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = ch
+            .query_rows(&format!("SELECT count() FROM {p}_c"))
+            .await
+            .map(|r| r.first().and_then(|r| r.first()).map(String::as_str) == Some("1"));
+    }
+    for sql in drop_all.split('|') {
+        ch.execute(sql).await?;
+    }
+    result
+}
+
+/// `(name, type)` of each column of `db.table`, empty when the table does not exist.
+async fn describe(ch: &ClickHouse, db: &str, table: &str) -> Result<Vec<(String, String)>, ChError> {
+    let rows = ch
+        .query_rows(&format!(
+            "SELECT name, type FROM system.columns WHERE database = {} AND table = {}",
+            quote(db),
+            quote(table)
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.len() == 2)
+        .map(|mut r| {
+            let t = r.pop().unwrap_or_default();
+            (r.pop().unwrap_or_default(), t)
+        })
+        .collect())
+}
+
+/// The target must exist and have every mapped column with the mapped type.
+async fn check_target(ch: &ClickHouse, o: &Objects, columns: &[Column]) -> Result<(), ChError> {
+    let (db, table) = o.target.split_once('.').unwrap_or(("", ""));
+    let existing = describe(ch, db, table).await?;
+    if existing.is_empty() {
+        return Err(ChError::Config(format!(
+            "table {} does not exist (set create_table = true to create it)",
+            o.target
+        )));
+    }
+    for c in columns {
+        match existing.iter().find(|(n, _)| n == &c.name) {
+            None => {
+                return Err(ChError::Config(format!(
+                    "table {} has no column {}",
+                    o.target, c.name
+                )))
+            }
+            Some((_, t)) if t != c.ty.sql() => {
+                return Err(ChError::Config(format!(
+                    "column {}.{} is {t}, the mapping says {}",
+                    o.target,
+                    c.name,
+                    c.ty.sql()
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The highest offset recorded per (topic, partition) for this pipeline.
+pub async fn ledger_positions(
+    ch: &ClickHouse,
+    spec: &PipelineSpec,
+) -> Result<Vec<(String, i32, i64)>, ChError> {
+    let o = Objects::new(spec);
+    let rows = ch
+        .query_rows(&format!(
+            "SELECT topic, `partition`, max(last_offset) FROM {} WHERE pipeline = {} GROUP BY topic, `partition`",
+            o.ledger,
+            quote(&spec.name)
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let [topic, partition, offset] = <[String; 3]>::try_from(r).ok()?;
+            Some((topic, partition.parse().ok()?, offset.parse().ok()?))
+        })
+        .collect())
+}

@@ -1,0 +1,286 @@
+"""Processes of the ingest tests: a Kafka-compatible broker (tansu via scripts/kafka.sh) and aurora-ingest daemons.
+
+The daemon is started from its binary with a generated TOML config; tests drive it through its HTTP API
+(the same one `aurora-ingest connect|disconnect|status` uses) and its command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+from .servers import HOST, REPO_ROOT, free_port, port_accepts, tail
+
+KAFKA_SH = REPO_ROOT / "scripts" / "kafka.sh"
+
+
+def ingest_binary() -> Path:
+    return Path(os.environ.get("AURORA_INGEST_BIN", REPO_ROOT / "target" / "debug" / "aurora-ingest"))
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+    """Polls `predicate` until it returns something truthy; fails with `what` and the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Broker:
+    """tansu on a free port, in memory, for the whole session."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+
+    @property
+    def brokers(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def start(self) -> None:
+        subprocess.run([str(KAFKA_SH), "start", str(self.workdir), str(self.port)], check=True, timeout=120)
+
+    def stop(self) -> None:
+        subprocess.run([str(KAFKA_SH), "stop", str(self.workdir)], check=True, timeout=30)
+
+    def create_topic(self, name: str, partitions: int = 3) -> None:
+        subprocess.run([str(KAFKA_SH), "topic", str(self.port), name, str(partitions)], check=True, timeout=30)
+
+
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+class IngestDaemon:
+    """One `aurora-ingest run` with its own API port and config file."""
+
+    START_TIMEOUT_S = 15.0
+    STOP_TIMEOUT_S = 60.0
+
+    def __init__(self, workdir: Path, clickhouse_http: str, kafka: dict, pipelines: list, env: Optional[dict] = None):
+        self.workdir = workdir
+        self.api_port = free_port()
+        self.clickhouse_http = clickhouse_http
+        self.kafka = kafka
+        self.pipelines = pipelines
+        self.env = env or {}
+        self.config_path = workdir / f"ingest-{self.api_port}.toml"
+        self.log_path = workdir / f"ingest-{self.api_port}.log"
+        self.proc: Optional[subprocess.Popen] = None
+        self.write_config()
+
+    @property
+    def api(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    def write_config(self) -> None:
+        lines = [
+            f'api_listen = "{HOST}:{self.api_port}"',
+            "[clickhouse]",
+            f"url = {toml_value(self.clickhouse_http)}",
+            'retry_initial = "100ms"',
+            'retry_max = "1s"',
+            "[kafka]",
+        ]
+        options = dict(self.kafka.get("options", {}))
+        for k, v in self.kafka.items():
+            if k != "options":
+                lines.append(f"{k} = {toml_value(v)}")
+        options.setdefault("session.timeout.ms", "6000")
+        lines.append("[kafka.options]")
+        lines += [f"{json.dumps(k)} = {json.dumps(str(v))}" for k, v in options.items()]
+        for p in self.pipelines:
+            lines.append("[[pipelines]]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in p.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> "IngestDaemon":
+        binary = ingest_binary()
+        if not binary.exists():
+            raise RuntimeError(f"aurora-ingest not found at {binary}: run `cargo build -p aurora-ingest` or set AURORA_INGEST_BIN")
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"), **self.env)
+        self.proc = subprocess.Popen(
+            [str(binary), "--config", str(self.config_path), "run"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        )
+        log.close()
+        deadline = time.monotonic() + self.START_TIMEOUT_S
+        while not port_accepts(self.api_port):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"aurora-ingest exited with {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError(f"aurora-ingest API did not come up:\n{self.log()}")
+            time.sleep(0.05)
+        return self
+
+    def log(self, lines: int = 60) -> str:
+        return tail(self.log_path, lines)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> Optional[str]:
+        """SIGTERM (the daemon disconnects its pipelines), then wait; returns a problem or None."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=self.STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return f"aurora-ingest ignored SIGTERM for {self.STOP_TIMEOUT_S}s:\n{self.log()}"
+        return None
+
+    # --- API -------------------------------------------------------------------------------------------
+    def request(self, method: str, path: str, body=None, timeout: float = 90.0):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.api + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def pipelines_view(self) -> dict:
+        status, body = self.request("GET", "/pipelines")
+        assert status == 200, body
+        return {p["name"]: p for p in body["pipelines"]}
+
+    def pipeline(self, name: str) -> dict:
+        return self.pipelines_view()[name]
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.api + "/metrics", timeout=10) as r:
+            return r.read().decode()
+
+    def metric(self, name: str, **labels) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            head, _, value = line.rpartition(" ")
+            metric_name = head.split("{", 1)[0]
+            if metric_name != name:
+                continue
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def cli(self, *args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
+        return subprocess.run([str(ingest_binary()), *args, "--api", self.api],
+                              capture_output=True, text=True, timeout=timeout)
+
+
+def nisshi_binary() -> Optional[Path]:
+    """The nisshi broker (TLS + SASL SCRAM), unpacked by scripts/kafka.sh from ../shared/testbin, or None."""
+    r = subprocess.run([str(KAFKA_SH), "nisshi-bin"], capture_output=True, text=True, timeout=120)
+    path = r.stdout.strip()
+    return Path(path) if r.returncode == 0 and path and Path(path).exists() else None
+
+
+class SecureBroker:
+    """nisshi with TLS and SCRAM-SHA-512 authentication; users are created before authentication is switched on
+    (nisshi keeps them in its sqlite storage)."""
+
+    USER = "aurora"
+    PASSWORD = "s3cret-Scram-pw"
+
+    def __init__(self, binary: Path, workdir: Path):
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.ca = workdir / "ca.crt"
+
+    @property
+    def brokers(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def _certificates(self) -> None:
+        d = self.workdir
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=60, cwd=d)  # noqa: E731
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "2", "-subj", "/CN=aurora-test-ca")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+        (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+
+    def _broker(self, *extra: str) -> None:
+        log = open(self.workdir / "nisshi.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(self.binary), "broker", "--silent",
+             "--listener-url", f"tcp://{HOST}:{self.port}",
+             "--advertised-listener-url", f"tcp://{HOST}:{self.port}",
+             "--storage-engine", "sqlite://nisshi.db", "--group-initial-rebalance-delay", "100ms", *extra],
+            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + 20
+        while not port_accepts(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nisshi did not start:\n{tail(self.workdir / 'nisshi.log')}")
+            time.sleep(0.05)
+
+    def _stop_broker(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def start(self, topics) -> None:
+        self._certificates()
+        self._broker()
+        url = f"tcp://{HOST}:{self.port}"
+        subprocess.run([str(self.binary), "user", "create", "--broker", url, self.USER, self.PASSWORD,
+                        "--mechanism", "scram512"], check=True, capture_output=True, timeout=60, cwd=self.workdir)
+        for t in topics:
+            subprocess.run([str(self.binary), "topic", "create", "--broker", url, "--partitions", "3", t],
+                           check=True, capture_output=True, timeout=60, cwd=self.workdir)
+        self._stop_broker()
+        self._broker("--authentication", "--cert", "server.crt", "--key", "server.key")
+
+    def stop(self) -> None:
+        self._stop_broker()
+
+    def client_config(self, password: Optional[str] = None) -> dict:
+        """librdkafka properties of a client of this broker."""
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": self.USER,
+            "sasl.password": password or self.PASSWORD,
+            "ssl.ca.location": str(self.ca),
+        }
