@@ -306,11 +306,12 @@ mod tests {
     #[test]
     fn the_page_loads_nothing_from_elsewhere() {
         for asset in ASSETS {
-            let text = std::str::from_utf8(asset.bytes).unwrap();
+            // The SVG namespace is a name, not a download.
+            let text = std::str::from_utf8(asset.bytes)
+                .unwrap()
+                .replace("\"http://www.w3.org/2000/svg\"", "");
             for needle in ["http://", "https://", "//cdn", "@import"] {
-                // The SVG namespace is a name, not a download.
-                let hits = text.matches(needle).count() - text.matches("http://www.w3.org/2000/svg").count();
-                assert_eq!(hits, 0, "{} mentions {needle}", asset.name);
+                assert!(!text.contains(needle), "{} mentions {needle}", asset.name);
             }
         }
     }
