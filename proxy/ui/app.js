@@ -50,10 +50,10 @@ async function login(event) {
   const button = event.target.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const answer = await runSql("SELECT currentUser(), version()", { creds: { user, password } });
+    const answer = await runSql("SELECT version()", { creds: { user, password } });
     saveCredentials(user, password);
     $("login-password").value = "";
-    setWho(answer.rows[0] || [user, ""]);
+    setWho([user, (answer.rows[0] || [""])[0]]);
     show(currentPage());
     $("main").focus();
   } catch (error) {
@@ -132,8 +132,8 @@ async function start() {
   if (creds) {
     setWho([creds.user, ""]);
     // The tab was reloaded: fill in the server version, or log out if the credentials no longer work.
-    runSql("SELECT currentUser(), version()").then(
-      (answer) => setWho(answer.rows[0] || [creds.user, ""]),
+    runSql("SELECT version()").then(
+      (answer) => setWho([creds.user, (answer.rows[0] || [""])[0]]),
       (error) => {
         if (error.code && [192, 193, 194, 516].includes(error.code)) {
           forgetCredentials();

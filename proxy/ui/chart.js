@@ -5,9 +5,10 @@ import { isNumericType } from "./table.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#1d4ed8", "#b45309", "#047857", "#b91c1c", "#6d28d9", "#0e7490", "#be185d", "#374151"];
-const W = 800;
-const H = 320;
-const M = { left: 64, right: 16, top: 16, bottom: 64 };
+// The drawing's size in CSS pixels, set per drawing from the space it has, so that text keeps its size.
+let W = 800;
+let H = 320;
+const M = { left: 64, right: 16, top: 16, bottom: 40 };
 const MAX_SERIES = 8;
 const MAX_BARS = 40;
 
@@ -118,11 +119,16 @@ function yAxis(svg, lo, hi, y) {
 export function drawChart(figure, columns, rows, kind, shape) {
   figure.replaceChildren();
   if (kind === "none" || shape.kind === "none") return false;
+  W = Math.max(300, Math.min(1100, (figure.parentElement && figure.parentElement.clientWidth - 32) || 800));
+  H = W < 520 ? 240 : 320;
+  const maxLabels = Math.max(2, Math.floor((W - M.left - M.right) / 96));
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "plot" });
   const legend = document.createElement("ul");
   legend.className = "legend";
   const plotW = W - M.left - M.right;
-  const plotH = H - M.top - M.bottom;
+  // Room under the axis: more for slanted category labels.
+  const bottom = kind === "bar" && new Set(rows.map((r) => r[shape.x])).size > 6 ? 76 : M.bottom;
+  const plotH = H - M.top - bottom;
   const yName = columns[shape.ys[0]].name;
   const xName = columns[shape.x].name;
 
@@ -139,23 +145,22 @@ export function drawChart(figure, columns, rows, kind, shape) {
     const x = (v) => M.left + (x1 === x0 ? plotW / 2 : ((v - x0) / (x1 - x0)) * plotW);
     const y = (v) => M.top + plotH - ((v - ylo) / (yhi - ylo)) * plotH;
     yAxis(svg, ylo, yhi, y);
-    const xticks = timeX || !categorical ? ticks(x0, x1, 5).filter((t) => t >= x0 && t <= x1) : [];
+    const xticks = timeX || !categorical ? ticks(x0, x1, maxLabels).filter((t) => t >= x0 && t <= x1) : [];
     if (timeX) {
       const span = x1 - x0;
-      const step = Math.max(1, Math.floor(xs.length / 6));
       const uniq = [...new Set(xs)].sort((a, b) => a - b);
-      for (let i = 0; i < uniq.length; i += Math.max(step, Math.ceil(uniq.length / 6))) {
-        svg.append(el("text", { x: x(uniq[i]), y: H - M.bottom + 18, "text-anchor": "middle", class: "tick" }, timeLabel(uniq[i], span)));
+      for (let i = 0; i < uniq.length; i += Math.max(1, Math.ceil(uniq.length / maxLabels))) {
+        svg.append(el("text", { x: x(uniq[i]), y: H - bottom + 18, "text-anchor": "middle", class: "tick" }, timeLabel(uniq[i], span)));
       }
     } else if (categorical) {
-      const every = Math.ceil(rows.length / 8);
+      const every = Math.ceil(rows.length / maxLabels);
       rows.forEach((row, i) => {
         if (i % every === 0) {
-          svg.append(el("text", { x: x(i), y: H - M.bottom + 18, "text-anchor": "middle", class: "tick" }, truncate(row[shape.x])));
+          svg.append(el("text", { x: x(i), y: H - bottom + 18, "text-anchor": "middle", class: "tick" }, truncate(row[shape.x])));
         }
       });
     } else {
-      for (const t of xticks) svg.append(el("text", { x: x(t), y: H - M.bottom + 18, "text-anchor": "middle", class: "tick" }, compact.format(t)));
+      for (const t of xticks) svg.append(el("text", { x: x(t), y: H - bottom + 18, "text-anchor": "middle", class: "tick" }, compact.format(t)));
     }
     series.forEach((s, i) => {
       const color = COLORS[i % COLORS.length];
@@ -186,7 +191,7 @@ export function drawChart(figure, columns, rows, kind, shape) {
     const y = (v) => M.top + plotH - ((v - ylo) / (yhi - ylo)) * plotH;
     yAxis(svg, ylo, yhi, y);
     const band = plotW / bars.length;
-    const every = Math.ceil(bars.length / 12);
+    const every = Math.ceil(bars.length / (maxLabels * 2));
     bars.forEach(([label, value], i) => {
       const top = y(Math.max(0, value));
       const height = Math.abs(y(value) - y(0));
@@ -202,7 +207,7 @@ export function drawChart(figure, columns, rows, kind, shape) {
       svg.append(rect);
       if (i % every === 0) {
         const tx = M.left + i * band + band / 2;
-        const ty = H - M.bottom + 14;
+        const ty = H - bottom + 14;
         const rotate = bars.length > 6;
         svg.append(
           el(
@@ -226,7 +231,7 @@ export function drawChart(figure, columns, rows, kind, shape) {
     legend.append(li);
     svg.setAttribute("aria-label", `Bar chart of ${yName} by ${xName}, ${bars.length} bars`);
   }
-  svg.append(el("line", { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: "axis" }));
+  svg.append(el("line", { x1: M.left, x2: W - M.right, y1: H - bottom, y2: H - bottom, class: "axis" }));
   figure.append(svg, legend);
   return true;
 }

@@ -24,7 +24,7 @@ function setMode(value) {
 
 function syncMode() {
   const isAsk = mode() === "ask";
-  $("query-label").textContent = isAsk ? "Ask a question about your data" : "SQL";
+  $("query-label").textContent = isAsk ? "Ask a question about your data" : "SQL query (ClickHouse)";
   $("query-text").placeholder = isAsk
     ? "How many signups did acme have last week?"
     : "SELECT event_type, count() FROM analytics.events GROUP BY event_type";
@@ -79,6 +79,15 @@ function showResult(columns, rows, elapsedMs, note = "") {
   select.disabled = current.shape.kind === "none";
   select.value = current.shape.kind;
   redrawChart();
+}
+
+function clearResult() {
+  current = { columns: [], rows: [], shape: chartShape([], []) };
+  $("result-summary").textContent = "No result: see the error above.";
+  $("table").replaceChildren();
+  $("chart").replaceChildren();
+  $("chart").hidden = true;
+  $("chart-kind").disabled = true;
 }
 
 function redrawChart() {
@@ -175,6 +184,7 @@ async function guarded(work) {
   try {
     await work();
   } catch (error) {
+    clearResult();
     if (error instanceof ApiError) {
       showError(error);
       if (error.sql) showGenerated({ sql: error.sql, params: {} }, { runnable: false });
@@ -244,6 +254,15 @@ export function initQueryPage() {
     }
   });
   $("chart-kind").addEventListener("change", redrawChart);
+  let width = window.innerWidth;
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => {
+      if (window.innerWidth !== width && current.rows.length) redrawChart();
+      width = window.innerWidth;
+    }, 150);
+  });
   $("run-generated").addEventListener("click", () => {
     if (!generated) return;
     const question = generated.question;

@@ -213,10 +213,10 @@ fn target_uri(base: &str, rest: &str, query: Option<&str>) -> Result<Uri, Ingest
     Ok(uri)
 }
 
-/// Checks the request's credentials with ClickHouse (`SELECT 1` as that user).
+/// Checks the request's credentials with ClickHouse (`GET /?query=SELECT 1` as that user).
 async fn authenticate(env: &HttpEnv, headers: &HeaderMap) -> Result<(), IngestApiError> {
     let mut request = Request::builder()
-        .method(Method::POST)
+        .method(Method::GET)
         .uri("/?query=SELECT%201")
         .body(UpstreamBody::empty(env.metrics.clone()))
         .expect("a constant request is valid");
@@ -256,10 +256,21 @@ async fn authenticate(env: &HttpEnv, headers: &HeaderMap) -> Result<(), IngestAp
     if parts.status.is_success() {
         return Ok(());
     }
+    let message = String::from_utf8_lossy(&text).trim().to_string();
     Err(IngestApiError::Refused {
-        code: code.unwrap_or(codes::AUTHENTICATION_FAILED),
-        message: String::from_utf8_lossy(&text).trim().to_string(),
+        code: code
+            .or_else(|| code_in_text(&message))
+            .unwrap_or(codes::AUTHENTICATION_FAILED),
+        message,
     })
+}
+
+/// The code of a ClickHouse error text (`Code: 193, e.displayText() = …` in 18.x, `Code: 516. DB::…` since),
+/// for servers that do not send the `X-ClickHouse-Exception-Code` header.
+fn code_in_text(text: &str) -> Option<i32> {
+    let rest = text.trim_start().strip_prefix("Code:")?.trim_start();
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    rest[..digits].parse().ok()
 }
 
 #[cfg(test)]
@@ -278,6 +289,19 @@ mod tests {
         );
         assert!(target_uri("http://h:1", "/pipelines/../metrics", None).is_err());
         assert!(target_uri("h:1", "/pipelines", None).is_err());
+    }
+
+    #[test]
+    fn codes_are_read_from_both_error_styles() {
+        assert_eq!(
+            code_in_text("Code: 193, e.displayText() = DB::Exception: Wrong password for user alice"),
+            Some(193)
+        );
+        assert_eq!(
+            code_in_text("Code: 516. DB::Exception: alice: Authentication failed. (AUTHENTICATION_FAILED)"),
+            Some(516)
+        );
+        assert_eq!(code_in_text("Bad gateway"), None);
     }
 
     async fn json_of(response: Response<Full<Bytes>>) -> (StatusCode, serde_json::Value) {
