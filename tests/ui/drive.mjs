@@ -6,10 +6,9 @@
 // Environment: AURORA_UI_URL (the proxy's HTTP base URL), AURORA_UI_USER / AURORA_UI_PASSWORD,
 // AURORA_UI_SHOTS (folder for screenshots), and per scenario the values named below.
 // Each scenario asserts what a user sees; it prints `RESULT {json}` on success and exits 1 with the reason
-// otherwise. Lines starting with `WAIT ` ask the caller to do something and answer with a line on stdin.
+// otherwise.
 
 import { chromium } from "playwright-core";
-import { createInterface } from "node:readline";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
@@ -33,14 +32,6 @@ const FLAGS = [
 class Failure extends Error {}
 function check(condition, message) {
   if (!condition) throw new Failure(message);
-}
-
-const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-async function waitForCaller(what) {
-  console.log(`WAIT ${what}`);
-  const line = await stdinLines.next();
-  check(!line.done, `the caller closed stdin instead of answering ${what}`);
-  return line.value.trim();
 }
 
 async function shot(page, name) {
@@ -269,7 +260,6 @@ const scenarios = {
     await page.getByText(`Connected ${name}`).waitFor({ timeout: 30000 });
     const row = page.locator(`tr[data-pipeline="${name}"]`);
     await row.waitFor({ timeout: TIMEOUT });
-    await waitForCaller("produce");
     await page.waitForFunction(
       ([n, want]) => {
         const cell = document.querySelector(`tr[data-pipeline="${n}"] td.inserted`);
