@@ -39,6 +39,10 @@ need_cmd_pkg cc build-essential
 need_cmd_pkg curl curl
 need_cmd_pkg openssl openssl
 need_cmd_pkg python3 python3
+# The console's browser tests: Debian's Chromium driven by playwright-core (tests/ui/).
+need_cmd_pkg chromium chromium
+need_cmd_pkg node nodejs
+need_cmd_pkg npm npm
 # The venv module (and ensurepip) ships separately on Debian.
 if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_missing+=(python3-venv)
@@ -77,6 +81,19 @@ else
     say "pip install: ${PY_REQUIREMENTS[*]}"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
     printf '%s\n' "$wanted" > "$marker"
+fi
+
+# --- console browser tests (npm) ---------------------------------------------
+# playwright-core as pinned by tests/ui/package-lock.json; reinstalled only when the lock file changes.
+UI_TESTS="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
+lock_sum="$(sha256sum "$UI_TESTS/package-lock.json" | cut -d' ' -f1)"
+ui_marker="$UI_TESTS/node_modules/.aurora-lock-sha256"
+if [ -f "$ui_marker" ] && [ "$(cat "$ui_marker")" = "$lock_sum" ] && [ -d "$UI_TESTS/node_modules/playwright-core" ]; then
+    say "tests/ui node modules up to date (playwright-core)"
+else
+    say "npm ci in tests/ui (playwright-core)"
+    (cd "$UI_TESTS" && npm ci --no-audit --no-fund --loglevel=error --cache "$CACHE/npm")
+    printf '%s\n' "$lock_sum" > "$ui_marker"
 fi
 
 say "done. Python: $VENV/bin/python; run tests with scripts/test.sh"
