@@ -289,7 +289,10 @@ impl Config {
         }
         if let Some(url) = &self.grafana_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return invalid("grafana_url", format!("{url:?} is not an http:// or https:// URL"));
+                return invalid(
+                    "grafana_url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                );
             }
         }
         if self.max_connections == 0 {

@@ -79,9 +79,9 @@ impl IngestApiError {
     fn ingest_state(&self) -> Option<&'static str> {
         match self {
             IngestApiError::NotConfigured => Some("not_configured"),
-            IngestApiError::Unreachable { .. } | IngestApiError::Timeout { .. } | IngestApiError::BadUrl(_) => {
-                Some("unreachable")
-            }
+            IngestApiError::Unreachable { .. }
+            | IngestApiError::Timeout { .. }
+            | IngestApiError::BadUrl(_) => Some("unreachable"),
             _ => None,
         }
     }
@@ -222,7 +222,9 @@ async fn authenticate(env: &HttpEnv, headers: &HeaderMap) -> Result<(), IngestAp
         .expect("a constant request is valid");
     for name in CREDENTIAL_HEADERS {
         if let Some(value) = headers.get(*name) {
-            request.headers_mut().insert(HeaderName::from_static(name), value.clone());
+            request
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value.clone());
         }
     }
     if !request.headers().contains_key(AUTHORIZATION) && !request.headers().contains_key("x-clickhouse-user")

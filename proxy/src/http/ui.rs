@@ -52,8 +52,13 @@ async fn console(env: &HttpEnv, request: Request<Incoming>) -> Response<Full<Byt
         return ingest_api::forward(env, request, &rest).await;
     }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "the console's pages are read with GET\n");
-        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let mut response = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the console's pages are read with GET\n",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
     let head = request.method() == Method::HEAD;
@@ -110,15 +115,51 @@ pub struct Asset {
 /// Every file of the console (`proxy/ui/`, apart from its README). A unit test checks that the folder and this
 /// list agree.
 pub static ASSETS: &[Asset] = &[
-    asset_entry("index.html", "text/html; charset=utf-8", include_bytes!("../../ui/index.html")),
-    asset_entry("style.css", "text/css; charset=utf-8", include_bytes!("../../ui/style.css")),
-    asset_entry("app.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/app.js")),
-    asset_entry("api.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/api.js")),
-    asset_entry("query.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/query.js")),
-    asset_entry("table.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/table.js")),
-    asset_entry("chart.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/chart.js")),
-    asset_entry("pipelines.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/pipelines.js")),
-    asset_entry("favicon.svg", "image/svg+xml", include_bytes!("../../ui/favicon.svg")),
+    asset_entry(
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../ui/index.html"),
+    ),
+    asset_entry(
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../ui/style.css"),
+    ),
+    asset_entry(
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/app.js"),
+    ),
+    asset_entry(
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/api.js"),
+    ),
+    asset_entry(
+        "query.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/query.js"),
+    ),
+    asset_entry(
+        "table.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/table.js"),
+    ),
+    asset_entry(
+        "chart.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/chart.js"),
+    ),
+    asset_entry(
+        "pipelines.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/pipelines.js"),
+    ),
+    asset_entry(
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../ui/favicon.svg"),
+    ),
 ];
 
 const fn asset_entry(name: &'static str, content_type: &'static str, bytes: &'static [u8]) -> Asset {
@@ -166,7 +207,10 @@ fn serve_asset(asset: &'static Asset, request_headers: &HeaderMap) -> Response<F
         .position(|a| std::ptr::eq(a, asset))
         .expect("asset comes from ASSETS");
     let prepared = prepared(index);
-    let packed = prepared.zstd.as_ref().filter(|_| accepts(request_headers, "zstd"));
+    let packed = prepared
+        .zstd
+        .as_ref()
+        .filter(|_| accepts(request_headers, "zstd"));
     // The compressed variant is a different representation: it gets its own tag.
     let etag = match packed {
         Some(_) => format!("{}-zstd\"", prepared.etag.trim_end_matches('"')),
@@ -240,9 +284,10 @@ fn security_headers(headers: &mut HeaderMap) {
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -335,7 +380,11 @@ mod tests {
         assert!(body(second).await.is_empty());
 
         let other = serve_asset(asset("style.css").unwrap(), &revalidate);
-        assert_eq!(other.status(), StatusCode::OK, "another file's tag does not match");
+        assert_eq!(
+            other.status(),
+            StatusCode::OK,
+            "another file's tag does not match"
+        );
     }
 
     #[tokio::test]
@@ -350,7 +399,10 @@ mod tests {
 
         let refused = serve_asset(index, &headers(&[("accept-encoding", "zstd;q=0, gzip")]));
         assert!(refused.headers().get(CONTENT_ENCODING).is_none());
-        let svg = serve_asset(asset("favicon.svg").unwrap(), &headers(&[("accept-encoding", "zstd")]));
+        let svg = serve_asset(
+            asset("favicon.svg").unwrap(),
+            &headers(&[("accept-encoding", "zstd")]),
+        );
         assert!(
             svg.headers().get(CONTENT_ENCODING).is_none(),
             "small files go as they are"
@@ -371,7 +423,10 @@ mod tests {
         let r = redirect_to_console(None);
         assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(r.headers()[LOCATION], "/ui/");
-        assert_eq!(redirect_to_console(Some("page=sql")).headers()[LOCATION], "/ui/?page=sql");
+        assert_eq!(
+            redirect_to_console(Some("page=sql")).headers()[LOCATION],
+            "/ui/?page=sql"
+        );
     }
 
     #[test]
