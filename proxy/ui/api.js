@@ -168,7 +168,9 @@ export async function ingest(method, path, body) {
     const err = (json && json.error) || {};
     const message = typeof err === "string" ? err : err.message || `HTTP ${response.status}`;
     const code = typeof err === "object" ? err.code ?? null : null;
-    throw new ApiError(message, { code, status: response.status, kind: (json && json.ingest) || "error" });
+    // A refusal by ClickHouse (credentials, a read-only user) in plain words; the daemon's own messages as they are.
+    const summary = [164, 192, 193, 194, 516].includes(code) ? plainWords(code, message) : message;
+    throw new ApiError(summary, { code, detail: message, status: response.status, kind: (json && json.ingest) || "error" });
   }
   return json;
 }

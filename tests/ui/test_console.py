@@ -165,6 +165,18 @@ def test_console_http_surface(console):
     assert refused.value.code == 403
     assert json.load(refused.value)["error"]["code"] == 193  # ClickHouse 18.16: WRONG_PASSWORD
 
+    # A read-only user may look at pipelines but not connect or disconnect them.
+    reader = {"X-ClickHouse-User": "reader", "X-ClickHouse-Key": "reader-secret", "Content-Type": "application/json"}
+    with pytest.raises(urllib.error.HTTPError) as looked:
+        urllib.request.urlopen(urllib.request.Request(f"{base}/ui/api/ingest/pipelines", headers=reader))
+    assert looked.value.code == 502, "past the credentials check, to the (absent) daemon"
+    for method, path in (("POST", "/pipelines"), ("DELETE", "/pipelines/x")):
+        request = urllib.request.Request(f"{base}/ui/api/ingest{path}", data=b"{}", headers=reader, method=method)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request)
+        assert refused.value.code == 403, method
+        assert json.load(refused.value)["error"]["code"] == 164, method  # READONLY
+
 
 # --- flows that need parts built elsewhere ---------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 //!
 //! The daemon's API has no users of its own, so the proxy lets through only requests whose credentials
 //! ClickHouse accepts: before forwarding, it runs `SELECT 1` upstream with the request's `Authorization` or
-//! `X-ClickHouse-User`/`X-ClickHouse-Key` headers. Answers the proxy gives itself are JSON in the shape of
+//! `X-ClickHouse-User`/`X-ClickHouse-Key` headers; connecting and disconnecting also need a user that is not
+//! read-only. Answers the proxy gives itself are JSON in the shape of
 //! `/ask`'s errors, `{"error": {"code": N, "message": "…"}}`, with `"ingest": "not_configured" | "unreachable"`
 //! when the daemon cannot be asked, so that the page can say why. Bodies are small JSON documents in both
 //! directions and are read whole, within limits.
@@ -119,7 +120,8 @@ async fn try_forward(
         .ingest_api_url
         .as_deref()
         .ok_or(IngestApiError::NotConfigured)?;
-    authenticate(env, request.headers()).await?;
+    let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
+    authenticate(env, request.headers(), changes).await?;
     let (parts, body) = request.into_parts();
     let body = Limited::new(body, REQUEST_LIMIT)
         .collect()
@@ -213,11 +215,20 @@ fn target_uri(base: &str, rest: &str, query: Option<&str>) -> Result<Uri, Ingest
     Ok(uri)
 }
 
-/// Checks the request's credentials with ClickHouse (`GET /?query=SELECT 1` as that user).
-async fn authenticate(env: &HttpEnv, headers: &HeaderMap) -> Result<(), IngestApiError> {
+/// Checks the request's credentials with ClickHouse: `SELECT 1` as that user. A request that `changes`
+/// pipelines (connect, disconnect) also needs a user that may write: the check then asks for `readonly=0`,
+/// which ClickHouse refuses to a read-only user (code 164, READONLY).
+async fn authenticate(env: &HttpEnv, headers: &HeaderMap, changes: bool) -> Result<(), IngestApiError> {
+    // GET runs read-only in ClickHouse (readonly=2), so the write check goes by POST, with an empty body.
+    let (method, uri) = if changes {
+        (Method::POST, "/?query=SELECT%201&readonly=0")
+    } else {
+        (Method::GET, "/?query=SELECT%201")
+    };
     let mut request = Request::builder()
-        .method(Method::GET)
-        .uri("/?query=SELECT%201")
+        .method(method)
+        .uri(uri)
+        .header(hyper::header::CONTENT_LENGTH, "0")
         .body(UpstreamBody::empty(env.metrics.clone()))
         .expect("a constant request is valid");
     for name in CREDENTIAL_HEADERS {

@@ -44,36 +44,64 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
     forward::handle(env, request, peer).await.map(Either::Left)
 }
 
+/// What a path under `/ui` asks for.
+#[derive(Debug, PartialEq)]
+enum Route<'a> {
+    /// The ingest daemon's API; the path after [`INGEST_PREFIX`].
+    Ingest(&'a str),
+    /// `/ui` without its slash.
+    Redirect,
+    /// `/ui/config.json`.
+    Config,
+    Asset(&'static Asset),
+    NotFound,
+    /// A page asked for with another method than GET or HEAD.
+    MethodNotAllowed,
+}
+
+fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    if let Some(rest) = path.strip_prefix(INGEST_PREFIX) {
+        if rest.is_empty() || rest.starts_with('/') {
+            return Route::Ingest(rest);
+        }
+    }
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return Route::MethodNotAllowed;
+    }
+    match path {
+        "/ui" => Route::Redirect,
+        "/ui/config.json" => Route::Config,
+        _ => {
+            let name = path.strip_prefix(PREFIX).unwrap_or("");
+            match asset(if name.is_empty() { "index.html" } else { name }) {
+                Some(asset) => Route::Asset(asset),
+                None => Route::NotFound,
+            }
+        }
+    }
+}
+
 /// One request under `/ui`.
 async fn console(env: &HttpEnv, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_string();
-    if path == INGEST_PREFIX || path.starts_with(&format!("{INGEST_PREFIX}/")) {
-        let rest = path[INGEST_PREFIX.len()..].to_string();
-        return ingest_api::forward(env, request, &rest).await;
-    }
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        let mut response = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "the console's pages are read with GET\n",
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    let head = request.method() == Method::HEAD;
-    let response = if path == "/ui" {
-        redirect_to_console(request.uri().query())
-    } else if path == "/ui/config.json" {
-        json(StatusCode::OK, config_json(env))
-    } else {
-        let name = &path[PREFIX.len()..];
-        match asset(if name.is_empty() { "index.html" } else { name }) {
-            Some(asset) => serve_asset(asset, request.headers()),
-            None => plain(StatusCode::NOT_FOUND, "no such page in the console\n"),
+    let response = match route(request.method(), &path) {
+        Route::Ingest(rest) => return ingest_api::forward(env, request, rest).await,
+        Route::MethodNotAllowed => {
+            let mut response = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the console's pages are read with GET\n",
+            );
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
         }
+        Route::Redirect => redirect_to_console(request.uri().query()),
+        Route::Config => json(StatusCode::OK, config_json(env)),
+        Route::Asset(asset) => serve_asset(asset, request.headers()),
+        Route::NotFound => plain(StatusCode::NOT_FOUND, "no such page in the console\n"),
     };
-    if head {
+    if request.method() == Method::HEAD {
         let (parts, _) = response.into_parts();
         return Response::from_parts(parts, Full::new(Bytes::new()));
     }
@@ -106,6 +134,7 @@ fn config_json(env: &HttpEnv) -> String {
 }
 
 /// One embedded file of the console.
+#[derive(PartialEq)]
 pub struct Asset {
     pub name: &'static str,
     pub content_type: &'static str,
@@ -167,6 +196,12 @@ const fn asset_entry(name: &'static str, content_type: &'static str, bytes: &'st
         name,
         content_type,
         bytes,
+    }
+}
+
+impl std::fmt::Debug for Asset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Asset({}, {} bytes)", self.name, self.bytes.len())
     }
 }
 
@@ -416,6 +451,31 @@ mod tests {
         assert!(!accepts(&headers(&[("accept-encoding", "zstd;q=0")]), "zstd"));
         assert!(!accepts(&headers(&[("accept-encoding", "zstdx")]), "zstd"));
         assert!(!accepts(&HeaderMap::new(), "zstd"));
+    }
+
+    #[test]
+    fn paths_under_ui_are_routed() {
+        let get = Method::GET;
+        assert_eq!(route(&get, "/ui"), Route::Redirect);
+        assert_eq!(route(&get, "/ui/"), Route::Asset(asset("index.html").unwrap()));
+        assert_eq!(
+            route(&Method::HEAD, "/ui/app.js"),
+            Route::Asset(asset("app.js").unwrap())
+        );
+        assert_eq!(route(&get, "/ui/config.json"), Route::Config);
+        assert_eq!(route(&get, "/ui/nope.js"), Route::NotFound);
+        assert_eq!(route(&get, "/ui/../etc/passwd"), Route::NotFound);
+        assert_eq!(route(&Method::POST, "/ui/"), Route::MethodNotAllowed);
+        assert_eq!(
+            route(&get, "/ui/api/ingest/pipelines"),
+            Route::Ingest("/pipelines")
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/ui/api/ingest/pipelines/a"),
+            Route::Ingest("/pipelines/a")
+        );
+        assert_eq!(route(&get, "/ui/api/ingest"), Route::Ingest(""));
+        assert_eq!(route(&get, "/ui/api/ingestx"), Route::NotFound);
     }
 
     #[test]
