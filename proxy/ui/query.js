@@ -102,6 +102,9 @@ function showGenerated(answer, { runnable }) {
   $("generated-sql").textContent = answer.sql || "";
   $("explanation").textContent = answer.explanation || "";
   $("explanation").hidden = !answer.explanation;
+  const tables = Array.isArray(answer.tables) ? answer.tables : [];
+  $("tables-used").textContent = tables.length ? `Tables: ${tables.join(", ")}` : "";
+  $("tables-used").hidden = !tables.length;
   const dl = $("params");
   dl.replaceChildren();
   const params = answer.params || {};

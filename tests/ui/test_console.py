@@ -115,9 +115,11 @@ def test_visualize_links_grafana(console):
 def test_the_console_loads_in_under_a_second(console, capsys):
     result = drive("load_time", console.http_port)
     with capsys.disabled():
-        print(f"\nconsole load (fresh browser context): {json.dumps(result['cold'])}; "
-              f"second visit (revalidated): {json.dumps(result['warm'])}")
-    assert result["cold"]["load_event_ms"] < 1000, result
+        loads = ", ".join(f"{c['load_event_ms']} ms" for c in result["cold"])
+        print(f"\nconsole first load (fresh context, empty cache), load event: {loads}; "
+              f"{result['median']['transfer_bytes']} bytes transferred; "
+              f"revisit (revalidated): {result['warm']['load_event_ms']} ms, {result['warm']['transfer_bytes']} bytes")
+    assert result["median"]["load_event_ms"] < 1000, result
     assert result["warm"]["load_event_ms"] < 1000, result
 
 
