@@ -41,8 +41,7 @@ need_cmd_pkg openssl openssl
 need_cmd_pkg python3 python3
 # The console's browser tests: Debian's Chromium driven by playwright-core (tests/ui/).
 need_cmd_pkg chromium chromium
-need_cmd_pkg node nodejs
-need_cmd_pkg npm npm
+need_cmd_pkg node nodejs   # playwright-core needs Node >= 20; nodesource's nodejs brings npm along
 # The venv module (and ensurepip) ships separately on Debian.
 if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_missing+=(python3-venv)
@@ -86,6 +85,10 @@ fi
 # --- console browser tests (npm) ---------------------------------------------
 # playwright-core as pinned by tests/ui/package-lock.json; reinstalled only when the lock file changes.
 UI_TESTS="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
+if ! command -v npm >/dev/null 2>&1; then
+    say "apt-get install: npm"
+    $SUDO apt-get install -y -qq --no-install-recommends npm
+fi
 lock_sum="$(sha256sum "$UI_TESTS/package-lock.json" | cut -d' ' -f1)"
 ui_marker="$UI_TESTS/node_modules/.aurora-lock-sha256"
 if [ -f "$ui_marker" ] && [ "$(cat "$ui_marker")" = "$lock_sum" ] && [ -d "$UI_TESTS/node_modules/playwright-core" ]; then
