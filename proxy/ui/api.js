@@ -139,9 +139,12 @@ export async function ask(question, { explain = false } = {}) {
   const body = await response.json();
   if (!response.ok) {
     const err = body.error || {};
-    throw new ApiError(plainWords(err.code, "The question could not be answered."), {
+    // Aurora's own messages are written for people; ClickHouse's refusals of the user get plain words.
+    const message = err.message || "The question could not be answered.";
+    const summary = [159, 192, 193, 194, 210, 516].includes(err.code) ? plainWords(err.code, message) : message;
+    throw new ApiError(summary, {
       code: err.code ?? null,
-      detail: err.message || "",
+      detail: summary === message ? "" : message,
       status: response.status,
       sql: body.sql ?? null,
     });

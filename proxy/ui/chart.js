@@ -195,10 +195,11 @@ export function drawChart(figure, columns, rows, kind, shape) {
     bars.forEach(([label, value], i) => {
       const top = y(Math.max(0, value));
       const height = Math.abs(y(value) - y(0));
+      const width = Math.max(1, Math.min(band * 0.7, 96));
       const rect = el("rect", {
-        x: M.left + i * band + band * 0.15,
+        x: M.left + i * band + (band - width) / 2,
         y: top,
-        width: Math.max(1, band * 0.7),
+        width,
         height: Math.max(0.5, height),
         fill: COLORS[0],
         class: "bar",

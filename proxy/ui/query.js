@@ -87,6 +87,7 @@ function clearResult() {
   $("table").replaceChildren();
   $("chart").replaceChildren();
   $("chart").hidden = true;
+  $("chart-kind").value = "none";
   $("chart-kind").disabled = true;
 }
 
@@ -96,9 +97,10 @@ function redrawChart() {
   figure.hidden = !drawn;
 }
 
-function showGenerated(answer, { runnable }) {
+function showGenerated(answer, { runnable, rejected = false }) {
   generated = answer;
   $("generated").hidden = false;
+  $("generated-title").textContent = rejected ? "Generated SQL (not run)" : "Generated SQL";
   $("generated-sql").textContent = answer.sql || "";
   $("explanation").textContent = answer.explanation || "";
   $("explanation").hidden = !answer.explanation;
@@ -190,7 +192,7 @@ async function guarded(work) {
     clearResult();
     if (error instanceof ApiError) {
       showError(error);
-      if (error.sql) showGenerated({ sql: error.sql, params: {} }, { runnable: false });
+      if (error.sql) showGenerated({ sql: error.sql, params: {} }, { runnable: false, rejected: true });
     } else {
       showError(new ApiError("Something went wrong in the page.", { detail: String(error) }));
     }
