@@ -5,6 +5,9 @@
 - `proxy`: the Endpoint of an aurora-proxy relaying to it (ClickHouse itself under AURORA_TEST_DIRECT=1).
 - `start_proxy`: starts an extra proxy with a chosen upstream (fault tests; proxy-only).
 - `db`: a fresh database for one test, dropped afterwards.
+- `scripted_llm_server` / `scripted_llm`: the scripted OpenAI-compatible endpoint (support/llm.py), one per session;
+  `scripted_llm` hands it to a test with an empty script and no recorded requests.
+- `analytics`: the fixtures/analytics dataset loaded into the session ClickHouse (once per session).
 
 Every test asks the same thing through `proxy` and `direct` and compares what the user sees.
 """
@@ -17,6 +20,7 @@ import uuid
 import pytest
 from clickhouse_driver import Client
 
+from support.llm import ScriptedLLM
 from support.servers import DIRECT_MODE, ClickHouseServer, Endpoint, ProxyProcess
 
 
@@ -86,3 +90,19 @@ def db(request, direct):
     yield database
     admin.execute(f"DROP DATABASE IF EXISTS {database}")
     admin.disconnect()
+
+
+@pytest.fixture(scope="session")
+def scripted_llm_server(tmp_path_factory) -> ScriptedLLM:
+    llm = ScriptedLLM(tmp_path_factory.mktemp("scripted_llm"))
+    llm.start()
+    yield llm
+    llm.stop()
+
+
+@pytest.fixture
+def scripted_llm(scripted_llm_server) -> ScriptedLLM:
+    """The session's scripted LLM with an empty script and no recorded requests."""
+    scripted_llm_server.reset()
+    yield scripted_llm_server
+    scripted_llm_server.reset()

@@ -457,7 +457,8 @@ fn push_escaped(out: &mut String, s: &str, quote: bool) {
     }
 }
 
-fn quoted_string(s: &str) -> String {
+/// A ClickHouse string literal: single quotes, with backslashes, quotes and control characters escaped.
+pub fn quoted_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     push_escaped(&mut out, s, true);

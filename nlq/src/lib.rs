@@ -1,18 +1,39 @@
 //! `nlq` — Aurora's natural-language engine.
 //!
-//! Today it holds the recognition of Aurora's statements (`ASK '…'`, `EXPLAIN ASK '…'`) that both sides of the
-//! proxy share, the validation of generated SQL against the asking user's tables ([`validate`]) and the
-//! binding of the model's parameter values to its placeholders ([`bind`]); the engine that turns a question
-//! into a validated, parameterized ClickHouse query grows here.
+//! - [`statement`]: recognises Aurora's statements (`ASK '…'`, `EXPLAIN ASK '…'`) for both sides of the proxy.
+//! - [`catalog`]: what the asking user can read, read with their own credentials ([`clickhouse`]).
+//! - [`semantic`]: the optional file of descriptions, synonyms, join hints and examples.
+//! - [`embed`] and [`retrieve`]: which tables and examples matter for a question (embeddings + words).
+//! - [`context`]: the prompt, within a token budget.
+//! - [`llm`]: any OpenAI-compatible endpoint, structured JSON answers.
+//! - [`validate`] and [`bind`]: the gate between what a model wrote and what reaches ClickHouse.
+//! - [`engine`]: all of the above in order, with caches and self-correction.
+//! - [`eval`]: execution accuracy of the pipeline over a question set.
 
 pub mod bind;
+pub mod catalog;
+pub mod clickhouse;
+pub mod context;
+pub mod embed;
+pub mod engine;
 pub mod error;
+pub mod eval;
+pub mod llm;
+pub mod retrieve;
+pub mod semantic;
 pub mod statement;
 pub mod validate;
 
 pub use bind::{check_params, query_parameters, substitute_literals, BoundParam, BoundValue};
+pub use engine::{AskError, AskOptions, AskStats, Asker, CacheHit, Engine, EngineConfig, Executable, Plan};
 pub use error::{BindError, ValidationError};
 pub use statement::{
     classify, classify_prefix, AskStatement, AskSyntaxError, Prefix, SettingValue, Statement,
 };
 pub use validate::{validate, ParamType, Placeholder, PlaceholderSite, Policy, TableName, ValidatedQuery};
+
+/// Makes ring the process's TLS crypto provider (the HTTP clients are built without one, so nothing needs
+/// cmake). Idempotent; a provider installed earlier stays.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -7,7 +7,16 @@
 //! [EXPLAIN] ASK '<question>' [FORMAT <name>] [SETTINGS k = v, ...] [;]
 //! ```
 //!
-//! keywords in any case, leading whitespace and SQL comments (`-- …`, `# …`, `/* … */`) allowed, the question a
+//! and, for clients that parse SQL before sending it (clickhouse-client refuses `ASK '…'` locally), the same as a
+//! table function in the one query shape Aurora claims:
+//!
+//! ```text
+//! SELECT * FROM ask('<question>') [FORMAT <name>] [SETTINGS k = v, ...] [;]
+//! SELECT * FROM explain_ask('<question>') [FORMAT <name>] [SETTINGS k = v, ...] [;]
+//! ```
+//!
+//! (ClickHouse has no table functions of these names, so no working SQL changes meaning.)
+//! Keywords in any case, leading whitespace and SQL comments (`-- …`, `# …`, `/* … */`) allowed, the question a
 //! ClickHouse string literal (`''` and backslash escapes). Everything else is SQL and the caller forwards it byte
 //! for byte. A text that starts with the `ASK` keyword but does not follow the grammar is an [`AskSyntaxError`]:
 //! it is not valid SQL either, and the user deserves to be told what Aurora expected.
@@ -99,30 +108,78 @@ pub fn classify_prefix(text: &[u8], complete: bool) -> Prefix {
     let mut rest = text;
     let mut saw_explain = false;
     loop {
-        rest = match skip_trivia(rest) {
-            Some(rest) => rest,
-            None if complete => return Prefix::Sql,
-            None => return Prefix::NeedMore,
+        let (word, after) = match next_word(rest, complete) {
+            Step::Word(word, after) => (word, after),
+            Step::NeedMore => return Prefix::NeedMore,
+            Step::End => return Prefix::Sql,
         };
-        let word_len = rest
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
-            .count();
-        if word_len == rest.len() && !complete {
-            // The word may go on in bytes we have not seen.
-            return Prefix::NeedMore;
-        }
-        let word = &rest[..word_len];
         if word.eq_ignore_ascii_case(b"ask") {
             return Prefix::Ask;
         }
         if word.eq_ignore_ascii_case(b"explain") && !saw_explain {
             saw_explain = true;
-            rest = &rest[word_len..];
+            rest = after;
             continue;
+        }
+        if word.eq_ignore_ascii_case(b"select") && !saw_explain {
+            return table_function_prefix(after, complete);
         }
         return Prefix::Sql;
     }
+}
+
+enum Step<'a> {
+    /// A word (possibly empty: the next byte is punctuation) and what follows it.
+    Word(&'a [u8], &'a [u8]),
+    NeedMore,
+    End,
+}
+
+/// Skips trivia and reads one word.
+fn next_word(text: &[u8], complete: bool) -> Step<'_> {
+    let rest = match skip_trivia(text) {
+        Some(rest) => rest,
+        None if complete => return Step::End,
+        None => return Step::NeedMore,
+    };
+    let word_len = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    if word_len == rest.len() && !complete {
+        // The word may go on in bytes we have not seen.
+        return Step::NeedMore;
+    }
+    Step::Word(&rest[..word_len], &rest[word_len..])
+}
+
+/// After `SELECT`: is it `* FROM ask(` or `* FROM explain_ask(`?
+fn table_function_prefix(mut rest: &[u8], complete: bool) -> Prefix {
+    for expected in [&b"*"[..], b"from", b"ask|explain_ask", b"("] {
+        if expected.len() == 1 {
+            match skip_trivia(rest) {
+                Some([b, tail @ ..]) if *b == expected[0] => rest = tail,
+                Some(_) => return Prefix::Sql,
+                None if complete => return Prefix::Sql,
+                None => return Prefix::NeedMore,
+            }
+            continue;
+        }
+        match next_word(rest, complete) {
+            Step::Word(word, after) => {
+                let matches = expected
+                    .split(|b| *b == b'|')
+                    .any(|w| word.eq_ignore_ascii_case(w));
+                if !matches {
+                    return Prefix::Sql;
+                }
+                rest = after;
+            }
+            Step::NeedMore => return Prefix::NeedMore,
+            Step::End => return Prefix::Sql,
+        }
+    }
+    Prefix::Ask
 }
 
 /// Skips whitespace and comments; `None` when the text ends (or may end) inside them.
@@ -348,8 +405,8 @@ fn settings_clause(i: &str) -> Res<'_, Clause> {
     .parse(i)
 }
 
-fn ask_statement(i: &str) -> Res<'_, AskStatement> {
-    let (i, _) = trivia(i)?;
+/// `[EXPLAIN] ASK '…'`.
+fn keyword_form(i: &str) -> Res<'_, (bool, String)> {
     let (i, explain) = opt(terminated(keyword("explain"), trivia)).parse(i)?;
     let (i, _) = keyword("ask").parse(i)?;
     let (i, _) = trivia(i)?;
@@ -358,13 +415,42 @@ fn ask_statement(i: &str) -> Res<'_, AskStatement> {
         string_literal,
     ))
     .parse(i)?;
+    Ok((i, (explain.is_some(), question)))
+}
+
+/// `SELECT * FROM ask('…')` / `SELECT * FROM explain_ask('…')`.
+fn table_function_form(i: &str) -> Res<'_, (bool, String)> {
+    let (i, _) = (
+        keyword("select"),
+        trivia,
+        char('*'),
+        trivia,
+        keyword("from"),
+        trivia,
+    )
+        .parse(i)?;
+    let (i, explain) = alt((value(true, keyword("explain_ask")), value(false, keyword("ask")))).parse(i)?;
+    let (i, _) = (trivia, char('('), trivia).parse(i)?;
+    let (i, question) = cut(context(
+        "the question as a string literal, e.g. SELECT * FROM ask('top 5 tenants')",
+        string_literal,
+    ))
+    .parse(i)?;
+    let (i, _) = trivia(i)?;
+    let (i, _) = cut(context("')' after the question", char(')'))).parse(i)?;
+    Ok((i, (explain, question)))
+}
+
+fn ask_statement(i: &str) -> Res<'_, AskStatement> {
+    let (i, _) = trivia(i)?;
+    let (i, (explain, question)) = alt((table_function_form, keyword_form)).parse(i)?;
     let (i, clauses) = many0(preceded(trivia, alt((format_clause, settings_clause)))).parse(i)?;
     let (i, _) = trivia(i)?;
     let (i, _) = opt(char(';')).parse(i)?;
     let (i, _) = context("FORMAT, SETTINGS or the end of the statement", trivia_then_end).parse(i)?;
 
     let mut statement = AskStatement {
-        explain: explain.is_some(),
+        explain,
         question,
         format: None,
         settings: Vec::new(),
@@ -496,5 +582,35 @@ mod tests {
             Prefix::Sql
         );
         assert_eq!(classify_prefix(b"ASK", true), Prefix::Ask);
+    }
+
+    #[test]
+    fn table_function_spelling_is_ask_too() {
+        let a = ask("SELECT * FROM ask('top 5 tenants') FORMAT JSON SETTINGS aurora_refresh_catalog = 1");
+        assert!(!a.explain);
+        assert_eq!(a.question, "top 5 tenants");
+        assert_eq!(a.format.as_deref(), Some("JSON"));
+        let e = ask("/* c */ select *\nfrom Explain_Ask ( 'why?' );");
+        assert!(e.explain);
+        assert_eq!(e.question, "why?");
+        for sql in [
+            "SELECT * FROM ask",
+            "SELECT * FROM asks('x')",
+            "SELECT * FROM db.ask('x')",
+            "SELECT a FROM ask('x')",
+            "SELECT 1",
+            "EXPLAIN SELECT * FROM ask('x')",
+        ] {
+            assert_eq!(classify(sql.as_bytes()), Ok(Statement::Sql), "{sql}");
+        }
+        let err = classify(b"SELECT * FROM ask(42)").unwrap_err();
+        assert!(err.expected.contains("string literal"), "{err}");
+        let err = classify(b"SELECT * FROM ask('x' LIMIT 1").unwrap_err();
+        assert!(err.expected.contains("')'"), "{err}");
+        assert_eq!(classify_prefix(b"SELECT * FR", false), Prefix::NeedMore);
+        assert_eq!(classify_prefix(b"SELECT * FROM ask", false), Prefix::NeedMore);
+        assert_eq!(classify_prefix(b"SELECT * FROM ask (", false), Prefix::Ask);
+        assert_eq!(classify_prefix(b"SELECT count() FROM", false), Prefix::Sql);
+        assert_eq!(classify_prefix(b"SELECT 1", true), Prefix::Sql);
     }
 }

@@ -1,38 +1,310 @@
 //! Aurora's answer to `ASK` and `EXPLAIN ASK`, shared by the native and HTTP sides.
 //!
-//! The statement is recognised (by `nlq::classify`) on both protocols. Until the natural-language engine is
-//! wired in, every ASK gets a ClickHouse-style error that says so plainly; a malformed ASK gets a syntax error
-//! that says what was expected.
+//! The statement is recognised by `nlq::classify` on both protocols. [`AskService::plan`] turns it into a
+//! [`Prepared`] query — the generated SQL under the row limit, with its parameters (or literals) and the
+//! settings to send — which the protocol side runs on the client's own upstream connection, so the answer
+//! reaches the client in its protocol, revision, compression and format. `EXPLAIN ASK` is prepared as a
+//! one-row SELECT of literals that ClickHouse formats. When ClickHouse rejects a generated query, the side
+//! calls [`AskService::correct`] once; a second rejection reaches the client as an exception naming the SQL.
+//!
+//! Metrics and logs of every ASK go through here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use nlq::{AskOptions, AskStats, Asker, Engine, Plan, SettingValue};
 
 use crate::codes;
+use crate::config::Config;
+use crate::metrics::Metrics;
 
-/// Produces Aurora's answer to an ASK statement.
-#[derive(Debug, Default)]
-pub struct AskAnswerer {
-    /// Whether an LLM endpoint is configured (it is not used yet; the message mentions it).
-    pub llm_configured: bool,
+/// A setting of `ASK … SETTINGS` that Aurora reads itself: read the catalog again.
+pub const SETTING_REFRESH_CATALOG: &str = "aurora_refresh_catalog";
+/// A setting of `ASK … SETTINGS` that Aurora reads itself: do not answer from the caches.
+pub const SETTING_NO_CACHE: &str = "aurora_no_cache";
+
+/// How the upstream takes `{name:Type}` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamMode {
+    /// As query parameters (native revisions with `Feature::Parameters`, HTTP `param_*` on 19.11+).
+    Parameters,
+    /// As typed literals substituted into the SQL.
+    Literals,
+    /// Decided by the server version in the catalog (HTTP).
+    ByServerVersion,
 }
 
-impl AskAnswerer {
-    /// The ClickHouse error code and message for `statement`.
-    pub fn answer(&self, statement: &Result<nlq::AskStatement, nlq::AskSyntaxError>) -> (i32, String) {
-        match statement {
-            Err(syntax) => (
-                codes::SYNTAX_ERROR,
-                format!("Aurora: {syntax}. An ASK statement is ASK 'question' [FORMAT name] [SETTINGS k = v, ...], e.g. ASK 'top 5 tenants by revenue this week'"),
+/// A generated query ready to send.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub plan: Plan,
+    pub explain: bool,
+    /// The SQL to send (without FORMAT).
+    pub sql: String,
+    /// Query parameters `(name, value)` without the `param_` prefix.
+    pub parameters: Vec<(String, String)>,
+    /// Settings to send with the query (the user's own `SETTINGS`, and `readonly = 1` when needed).
+    pub settings: Vec<(String, String)>,
+    /// The client's `FORMAT`, if it gave one.
+    pub format: Option<String>,
+    pub started: Instant,
+}
+
+/// An error answer: ClickHouse code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskFailure {
+    pub code: i32,
+    pub message: String,
+}
+
+/// Produces Aurora's answers to ASK statements.
+pub struct AskService {
+    engine: Engine,
+    metrics: Arc<Metrics>,
+    max_rows: u64,
+}
+
+impl AskService {
+    /// Builds the engine (reads the semantic file, loads the embedding model) from the configuration.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<AskService, nlq::engine::EngineError> {
+        let engine = Engine::new(config.engine_config())?;
+        Ok(AskService {
+            engine,
+            metrics,
+            max_rows: config.ask_max_rows,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The answer to a statement that starts like ASK but does not follow its grammar.
+    pub fn syntax_error(&self, syntax: &nlq::AskSyntaxError) -> AskFailure {
+        self.metrics.ask_total.with_label_values(&["error"]).inc();
+        AskFailure {
+            code: codes::SYNTAX_ERROR,
+            message: format!(
+                "Aurora: {syntax}. An ASK statement is ASK 'question' [FORMAT name] [SETTINGS k = v, ...] (or SELECT * FROM ask('question') for clients that parse SQL first), e.g. ASK 'top 5 tenants by revenue this week'"
             ),
-            Ok(ask) => {
-                let verb = if ask.explain { "EXPLAIN ASK" } else { "ASK" };
-                let llm = if self.llm_configured {
-                    "an LLM endpoint is configured, but"
-                } else {
-                    "no LLM endpoint is configured (--llm-base-url, --llm-model), and"
-                };
-                (
-                    codes::NOT_IMPLEMENTED,
-                    format!("Aurora: {verb} is recognised, but {llm} the natural-language engine is not part of this build yet; the question was not sent anywhere. Write the query in SQL for now"),
-                )
+        }
+    }
+
+    /// Turns the statement into a query for `asker`.
+    pub async fn plan(
+        &self,
+        ask: &nlq::AskStatement,
+        asker: &Asker,
+        mode: ParamMode,
+    ) -> Result<Prepared, AskFailure> {
+        let started = Instant::now();
+        let (options, settings) = match split_settings(&ask.settings) {
+            Ok(split) => split,
+            Err(message) => return Err(self.fail("error", codes::BAD_ARGUMENTS, message)),
+        };
+        let (result, stats) = self.engine.plan(&ask.question, asker, options).await;
+        self.record_stats(&stats, false);
+        let plan = match result {
+            Ok(plan) => plan,
+            Err(error) => {
+                tracing::info!(user = %asker.credentials.user, question = %ask.question, %error, "ASK failed");
+                return Err(self.fail(error.outcome(), error.code(), format!("Aurora: {error}")));
+            }
+        };
+        tracing::info!(
+            user = %asker.credentials.user,
+            question = %ask.question,
+            sql = %plan.sql,
+            cached = plan.cached.map(|c| c.as_str()),
+            "ASK planned"
+        );
+        self.prepare(plan, ask, settings, mode, started)
+    }
+
+    /// Sends ClickHouse's rejection of `prepared` back to the model once. The error that comes back (from the
+    /// model or validation) is final; a second rejection by ClickHouse goes to [`AskService::rejected_twice`].
+    pub async fn correct(
+        &self,
+        prepared: &Prepared,
+        ask: &nlq::AskStatement,
+        asker: &Asker,
+        mode: ParamMode,
+        clickhouse_error: &str,
+    ) -> Result<Prepared, AskFailure> {
+        self.metrics.ask_retries.with_label_values(&["sql_error"]).inc();
+        tracing::info!(sql = %prepared.plan.sql, error = %clickhouse_error, "ClickHouse rejected a generated query; asking the model to correct it");
+        let (result, stats) = self.engine.correct(&prepared.plan, asker, clickhouse_error).await;
+        self.record_stats(&stats, true);
+        let plan =
+            result.map_err(|error| self.fail(error.outcome(), error.code(), format!("Aurora: {error}")))?;
+        let (_, settings) = split_settings(&ask.settings).unwrap_or_default();
+        self.prepare(plan, ask, settings, mode, prepared.started)
+    }
+
+    /// The answer when ClickHouse rejected the corrected query too.
+    pub fn rejected_twice(
+        &self,
+        prepared: &Prepared,
+        code: Option<i32>,
+        clickhouse_error: &str,
+    ) -> AskFailure {
+        self.fail(
+            "sql_error",
+            code.unwrap_or(codes::NETWORK_ERROR),
+            format!(
+                "Aurora: ClickHouse rejected the generated query, also after one correction: {}. Generated SQL: {}",
+                clickhouse_error.trim(),
+                prepared.plan.sql
+            ),
+        )
+    }
+
+    /// The answer when ClickHouse rejected an `EXPLAIN ASK` or a cached plan could not run (no correction).
+    pub fn execution_failed(
+        &self,
+        prepared: &Prepared,
+        code: Option<i32>,
+        clickhouse_error: &str,
+    ) -> AskFailure {
+        self.fail(
+            "sql_error",
+            code.unwrap_or(codes::NETWORK_ERROR),
+            format!(
+                "Aurora: ClickHouse rejected the generated query: {}. Generated SQL: {}",
+                clickhouse_error.trim(),
+                prepared.plan.sql
+            ),
+        )
+    }
+
+    /// ClickHouse accepted the query: counts the ASK as answered.
+    pub fn answered(&self, prepared: &Prepared) {
+        self.metrics.ask_total.with_label_values(&["ok"]).inc();
+        self.metrics
+            .ask_stage_duration
+            .with_label_values(&["execute"])
+            .observe(prepared.started.elapsed().as_secs_f64());
+    }
+
+    fn prepare(
+        &self,
+        plan: Plan,
+        ask: &nlq::AskStatement,
+        mut settings: Vec<(String, String)>,
+        mode: ParamMode,
+        started: Instant,
+    ) -> Result<Prepared, AskFailure> {
+        if ask.explain {
+            return Ok(Prepared {
+                sql: plan.explain_sql(),
+                plan,
+                explain: true,
+                parameters: Vec::new(),
+                settings,
+                format: ask.format.clone(),
+                started,
+            });
+        }
+        let parameters = match mode {
+            ParamMode::Parameters => true,
+            ParamMode::Literals => false,
+            ParamMode::ByServerVersion => plan.catalog.supports_parameters(),
+        };
+        let executable = plan
+            .executable(parameters, self.max_rows)
+            .map_err(|error| self.fail(error.outcome(), error.code(), format!("Aurora: {error}")))?;
+        if executable.set_readonly {
+            settings.push(("readonly".into(), "1".into()));
+        }
+        Ok(Prepared {
+            plan,
+            explain: false,
+            sql: executable.sql,
+            parameters: executable.parameters,
+            settings,
+            format: ask.format.clone(),
+            started,
+        })
+    }
+
+    fn fail(&self, outcome: &str, code: i32, message: String) -> AskFailure {
+        self.metrics.ask_total.with_label_values(&[outcome]).inc();
+        AskFailure { code, message }
+    }
+
+    fn record_stats(&self, stats: &AskStats, correction: bool) {
+        let m = &self.metrics;
+        for elapsed in &stats.llm_durations {
+            m.ask_llm_duration
+                .with_label_values(&[] as &[&str])
+                .observe(elapsed.as_secs_f64());
+        }
+        m.ask_llm_tokens
+            .with_label_values(&["prompt"])
+            .inc_by(stats.usage.prompt_tokens);
+        m.ask_llm_tokens
+            .with_label_values(&["completion"])
+            .inc_by(stats.usage.completion_tokens);
+        if let Some(hit) = stats.cache {
+            m.ask_cache_hits.with_label_values(&[hit.as_str()]).inc();
+        }
+        if stats.malformed_retries > 0 {
+            m.ask_retries
+                .with_label_values(&["malformed"])
+                .inc_by(u64::from(stats.malformed_retries));
+        }
+        if !correction {
+            for (stage, elapsed) in &stats.stages {
+                m.ask_stage_duration
+                    .with_label_values(&[stage])
+                    .observe(elapsed.as_secs_f64());
             }
         }
+    }
+}
+
+/// Splits `ASK … SETTINGS` into Aurora's own options and settings for the generated query. `readonly` is
+/// Aurora's to set and refused.
+fn split_settings(
+    settings: &[(String, SettingValue)],
+) -> Result<(AskOptions, Vec<(String, String)>), String> {
+    let mut options = AskOptions::default();
+    let mut rest = Vec::new();
+    for (name, value) in settings {
+        let text = match value {
+            SettingValue::Number(n) | SettingValue::String(n) | SettingValue::Word(n) => n.clone(),
+        };
+        let on = matches!(text.as_str(), "1" | "true");
+        match name.as_str() {
+            SETTING_REFRESH_CATALOG => options.refresh_catalog = on,
+            SETTING_NO_CACHE => options.no_cache = on,
+            "readonly" => return Err("Aurora: ASK sets readonly itself; remove it from SETTINGS".to_string()),
+            _ => rest.push((name.clone(), text)),
+        }
+    }
+    Ok((options, rest))
+}
+
+/// How long a failed attempt's error body may be for the correction prompt.
+pub const MAX_ERROR_BODY: usize = 64 << 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ask_settings_split_into_options_and_query_settings() {
+        let (options, rest) = split_settings(&[
+            (SETTING_REFRESH_CATALOG.into(), SettingValue::Number("1".into())),
+            ("max_threads".into(), SettingValue::Number("2".into())),
+        ])
+        .unwrap();
+        assert!(options.refresh_catalog && !options.no_cache);
+        assert_eq!(rest, [("max_threads".to_string(), "2".to_string())]);
+        assert!(
+            split_settings(&[("readonly".into(), SettingValue::Number("0".into()))])
+                .unwrap_err()
+                .contains("readonly")
+        );
     }
 }

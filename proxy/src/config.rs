@@ -19,6 +19,14 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_MAX_FRAMED_PACKET: u64 = 256 << 20;
+pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_LLM_MAX_TOKENS: u32 = 512;
+pub const DEFAULT_CATALOG_TTL: Duration = Duration::from_secs(60);
+pub const DEFAULT_ASK_MAX_ROWS: u64 = 10_000;
+pub const DEFAULT_ASK_TOKEN_BUDGET: usize = 3_000;
+pub const DEFAULT_SEMANTIC_CACHE_THRESHOLD: f32 = 0.97;
+/// The environment variable that holds the LLM endpoint's API key (never a flag: flags show in `ps`).
+pub const LLM_API_KEY_ENV: &str = "AURORA_LLM_API_KEY";
 
 /// `aurora-proxy` command line. Every flag can also be set by its environment variable or config key.
 #[derive(Debug, Parser, Default)]
@@ -59,7 +67,8 @@ pub struct Cli {
     /// OpenAI-compatible endpoint for ASK (e.g. http://127.0.0.1:8080/v1).
     #[arg(long, env = "AURORA_LLM_BASE_URL")]
     pub llm_base_url: Option<String>,
-    /// Model name sent to the LLM endpoint.
+    /// Model name sent to the LLM endpoint. The API key, if the endpoint needs one, is read from the
+    /// environment variable AURORA_LLM_API_KEY only.
     #[arg(long, env = "AURORA_LLM_MODEL")]
     pub llm_model: Option<String>,
     /// HTTP API of aurora-ingest that the console at /ui/ manages pipelines through (e.g.
@@ -69,6 +78,42 @@ pub struct Cli {
     /// Grafana's base URL, linked from the console's Visualize page (e.g. http://127.0.0.1:3000).
     #[arg(long, env = "AURORA_GRAFANA_URL")]
     pub grafana_url: Option<String>,
+    /// Time allowed for one LLM answer [default: 120s].
+    #[arg(long, env = "AURORA_LLM_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub llm_timeout: Option<Duration>,
+    /// Most tokens the LLM may generate per answer [default: 512].
+    #[arg(long, env = "AURORA_LLM_MAX_TOKENS")]
+    pub llm_max_tokens: Option<u32>,
+    /// Directory of the sentence-embedding model (model.onnx, tokenizer.json, config.json,
+    /// special_tokens_map.json, tokenizer_config.json) for retrieval and the semantic cache; without it,
+    /// retrieval matches words only. scripts/embeddings.sh fetches one.
+    #[arg(long, env = "AURORA_EMBED_MODEL_DIR")]
+    pub embed_model_dir: Option<PathBuf>,
+    /// ONNX Runtime shared library for the embedding model (sets ORT_DYLIB_PATH) [default: ORT_DYLIB_PATH].
+    #[arg(long, env = "AURORA_ORT_LIBRARY")]
+    pub ort_library: Option<PathBuf>,
+    /// Directory where computed embeddings persist between runs [default: none, memory only].
+    #[arg(long, env = "AURORA_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// YAML file of table/column descriptions, synonyms, join hints and example questions.
+    #[arg(long, env = "AURORA_SEMANTIC_FILE")]
+    pub semantic_file: Option<PathBuf>,
+    /// How long a user's catalog (tables and columns) is reused before it is read again [default: 60s].
+    #[arg(long, env = "AURORA_CATALOG_TTL", value_parser = humantime::parse_duration)]
+    pub catalog_ttl: Option<Duration>,
+    /// Most rows an ASK returns [default: 10000].
+    #[arg(long, env = "AURORA_ASK_MAX_ROWS")]
+    pub ask_max_rows: Option<u64>,
+    /// Let generated queries read system tables (the user's own rights still apply) [default: false].
+    #[arg(long, env = "AURORA_ASK_ALLOW_SYSTEM_TABLES")]
+    pub ask_allow_system_tables: Option<bool>,
+    /// Similarity (0..1) at which an earlier question's query is reused; 0 turns the semantic cache off
+    /// [default: 0.97].
+    #[arg(long, env = "AURORA_ASK_SEMANTIC_CACHE_THRESHOLD")]
+    pub ask_semantic_cache_threshold: Option<f32>,
+    /// Token budget of the prompt's schema context [default: 3000].
+    #[arg(long, env = "AURORA_ASK_TOKEN_BUDGET")]
+    pub ask_token_budget: Option<usize>,
     /// Time allowed to connect to ClickHouse, e.g. "5s" [default: 5s].
     #[arg(long, env = "AURORA_CONNECT_TIMEOUT", value_parser = humantime::parse_duration)]
     pub connect_timeout: Option<Duration>,
@@ -116,6 +161,19 @@ struct FileConfig {
     ingest_api_url: Option<String>,
     grafana_url: Option<String>,
     #[serde(default, with = "humantime_serde")]
+    llm_timeout: Option<Duration>,
+    llm_max_tokens: Option<u32>,
+    embed_model_dir: Option<PathBuf>,
+    ort_library: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    semantic_file: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    catalog_ttl: Option<Duration>,
+    ask_max_rows: Option<u64>,
+    ask_allow_system_tables: Option<bool>,
+    ask_semantic_cache_threshold: Option<f32>,
+    ask_token_budget: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
     connect_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     handshake_timeout: Option<Duration>,
@@ -144,6 +202,18 @@ pub struct Config {
     pub ingest_api_url: Option<String>,
     /// Grafana's base URL (no trailing slash), for the console's Visualize page.
     pub grafana_url: Option<String>,
+    pub llm_timeout: Duration,
+    pub llm_max_tokens: u32,
+    pub embed_model_dir: Option<PathBuf>,
+    pub ort_library: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub semantic_file: Option<PathBuf>,
+    pub catalog_ttl: Duration,
+    pub ask_max_rows: u64,
+    pub ask_allow_system_tables: bool,
+    /// `None` when the semantic cache is off.
+    pub ask_semantic_cache_threshold: Option<f32>,
+    pub ask_token_budget: usize,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -172,6 +242,31 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The natural-language engine's settings.
+    pub fn engine_config(&self) -> nlq::EngineConfig {
+        let mut engine = nlq::EngineConfig::new(self.upstream_http.clone());
+        engine.clickhouse_timeout = self.connect_timeout.max(Duration::from_secs(30));
+        engine.llm = match (&self.llm_base_url, &self.llm_model) {
+            (Some(base_url), Some(model)) => Some(nlq::llm::LlmConfig {
+                base_url: base_url.clone(),
+                model: model.clone(),
+                api_key: std::env::var(LLM_API_KEY_ENV).ok().filter(|k| !k.is_empty()),
+                timeout: self.llm_timeout,
+                max_tokens: self.llm_max_tokens,
+            }),
+            _ => None,
+        };
+        engine.embed_model_dir = self.embed_model_dir.clone();
+        engine.cache_dir = self.cache_dir.clone();
+        engine.semantic_file = self.semantic_file.clone();
+        engine.catalog_ttl = self.catalog_ttl;
+        engine.max_rows = self.ask_max_rows;
+        engine.allow_system_tables = self.ask_allow_system_tables;
+        engine.semantic_cache_threshold = self.ask_semantic_cache_threshold;
+        engine.token_budget = self.ask_token_budget;
+        engine
+    }
+
     /// Merges flags and environment (already in `cli`) over the config file over defaults, then validates.
     pub fn load(cli: Cli) -> Result<Config, ConfigError> {
         let file = match &cli.config {
@@ -230,6 +325,40 @@ impl Config {
                 .grafana_url
                 .or(file.grafana_url)
                 .map(|url| url.trim_end_matches('/').to_string()),
+            llm_timeout: cli
+                .llm_timeout
+                .or(file.llm_timeout)
+                .unwrap_or(DEFAULT_LLM_TIMEOUT),
+            llm_max_tokens: cli
+                .llm_max_tokens
+                .or(file.llm_max_tokens)
+                .unwrap_or(DEFAULT_LLM_MAX_TOKENS),
+            embed_model_dir: cli.embed_model_dir.or(file.embed_model_dir),
+            ort_library: cli.ort_library.or(file.ort_library),
+            cache_dir: cli.cache_dir.or(file.cache_dir),
+            semantic_file: cli.semantic_file.or(file.semantic_file),
+            catalog_ttl: cli
+                .catalog_ttl
+                .or(file.catalog_ttl)
+                .unwrap_or(DEFAULT_CATALOG_TTL),
+            ask_max_rows: cli
+                .ask_max_rows
+                .or(file.ask_max_rows)
+                .unwrap_or(DEFAULT_ASK_MAX_ROWS),
+            ask_allow_system_tables: cli
+                .ask_allow_system_tables
+                .or(file.ask_allow_system_tables)
+                .unwrap_or(false),
+            ask_semantic_cache_threshold: Some(
+                cli.ask_semantic_cache_threshold
+                    .or(file.ask_semantic_cache_threshold)
+                    .unwrap_or(DEFAULT_SEMANTIC_CACHE_THRESHOLD),
+            )
+            .filter(|t| *t > 0.0),
+            ask_token_budget: cli
+                .ask_token_budget
+                .or(file.ask_token_budget)
+                .unwrap_or(DEFAULT_ASK_TOKEN_BUDGET),
             connect_timeout: cli
                 .connect_timeout
                 .or(file.connect_timeout)
@@ -295,6 +424,34 @@ impl Config {
                 );
             }
         }
+        if let Some(t) = self.ask_semantic_cache_threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return invalid(
+                    "ask_semantic_cache_threshold",
+                    format!("{t} is not between 0 and 1"),
+                );
+            }
+        }
+        if self.ask_max_rows == 0 {
+            return invalid("ask_max_rows", "must be at least 1".into());
+        }
+        if self.ask_token_budget < 200 {
+            return invalid("ask_token_budget", "must be at least 200".into());
+        }
+        if self.llm_max_tokens == 0 {
+            return invalid("llm_max_tokens", "must be at least 1".into());
+        }
+        for (key, path) in [
+            ("embed_model_dir", &self.embed_model_dir),
+            ("semantic_file", &self.semantic_file),
+            ("ort_library", &self.ort_library),
+        ] {
+            if let Some(path) = path {
+                if !path.exists() {
+                    return invalid(key, format!("{} does not exist", path.display()));
+                }
+            }
+        }
         if self.max_connections == 0 {
             return invalid("max_connections", "must be at least 1".into());
         }
@@ -304,6 +461,7 @@ impl Config {
         for (key, value) in [
             ("connect_timeout", self.connect_timeout),
             ("handshake_timeout", self.handshake_timeout),
+            ("llm_timeout", self.llm_timeout),
         ] {
             if value.is_zero() {
                 return invalid(key, "must be longer than zero".into());

@@ -12,6 +12,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(config.log_format);
+    if let Some(library) = &config.ort_library {
+        // Before any thread starts: ONNX Runtime reads this when the embedding model loads.
+        std::env::set_var("ORT_DYLIB_PATH", library);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -37,6 +37,19 @@ pub struct Metrics {
     pub protocol_errors: IntCounterVec,
     /// `aurora_proxy_http_responses_total{class, outcome}`: HTTP answers by status class (2xx … 5xx) and outcome.
     pub http_responses: IntCounterVec,
+    /// `aurora_ask_total{outcome}`: ASK statements by outcome (ok, rejected, llm_error, sql_error, error).
+    pub ask_total: IntCounterVec,
+    /// `aurora_ask_llm_duration_seconds`: time of each LLM call.
+    pub ask_llm_duration: HistogramVec,
+    /// `aurora_ask_llm_tokens_total{kind}`: tokens sent (prompt) and generated (completion).
+    pub ask_llm_tokens: IntCounterVec,
+    /// `aurora_ask_cache_hits_total{cache}`: ASKs answered from the exact or the semantic cache.
+    pub ask_cache_hits: IntCounterVec,
+    /// `aurora_ask_retries_total{reason}`: second LLM calls (malformed answer, ClickHouse error).
+    pub ask_retries: IntCounterVec,
+    /// `aurora_ask_stage_duration_seconds{stage}`: time per pipeline stage (catalog, retrieval, context, llm,
+    /// validate, execute).
+    pub ask_stage_duration: HistogramVec,
 }
 
 impl Metrics {
@@ -72,7 +85,52 @@ impl Metrics {
         registry
             .register(Box::new(query_duration.clone()))
             .expect("metric registered once");
-        Arc::new(Metrics {
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("valid metric definition");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("metric registered once");
+            h
+        };
+        let ask_llm_duration = histogram(
+            "aurora_ask_llm_duration_seconds",
+            "Time of each LLM call made for an ASK.",
+            &[],
+            vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0],
+        );
+        let ask_stage_duration = histogram(
+            "aurora_ask_stage_duration_seconds",
+            "Time per ASK pipeline stage: catalog, retrieval, context, llm, validate, execute.",
+            &["stage"],
+            vec![
+                0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+                120.0,
+            ],
+        );
+        let metrics = Metrics {
+            ask_total: counter(
+                "aurora_ask_total",
+                "ASK statements by outcome (ok, rejected, llm_error, sql_error, error).",
+                &["outcome"],
+            ),
+            ask_llm_duration,
+            ask_llm_tokens: counter(
+                "aurora_ask_llm_tokens_total",
+                "LLM tokens used by ASK, by kind (prompt, completion).",
+                &["kind"],
+            ),
+            ask_cache_hits: counter(
+                "aurora_ask_cache_hits_total",
+                "ASKs answered from a cache (exact, semantic).",
+                &["cache"],
+            ),
+            ask_retries: counter(
+                "aurora_ask_retries_total",
+                "Second LLM calls of an ASK, by reason (malformed, sql_error).",
+                &["reason"],
+            ),
+            ask_stage_duration,
             connections_open,
             connections_total: counter(
                 "aurora_proxy_connections_total",
@@ -111,7 +169,25 @@ impl Metrics {
                 &["class", "outcome"],
             ),
             registry,
-        })
+        };
+        // Children with known labels exist from the start, so dashboards and alerts see zeros, not gaps.
+        for outcome in ["ok", "rejected", "llm_error", "sql_error", "error"] {
+            metrics.ask_total.with_label_values(&[outcome]);
+        }
+        for kind in ["prompt", "completion"] {
+            metrics.ask_llm_tokens.with_label_values(&[kind]);
+        }
+        for cache in ["exact", "semantic"] {
+            metrics.ask_cache_hits.with_label_values(&[cache]);
+        }
+        for reason in ["malformed", "sql_error"] {
+            metrics.ask_retries.with_label_values(&[reason]);
+        }
+        metrics.ask_llm_duration.with_label_values(&[] as &[&str]);
+        for stage in ["catalog", "retrieval", "context", "llm", "validate", "execute"] {
+            metrics.ask_stage_duration.with_label_values(&[stage]);
+        }
+        Arc::new(metrics)
     }
 
     /// The text exposition of every metric.

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::ask::AskAnswerer;
+use crate::ask::AskService;
 use crate::config::Config;
 use crate::http;
 use crate::metrics::{self, Metrics};
@@ -30,9 +30,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let ask = Arc::new(AskAnswerer {
-        llm_configured: config.llm_base_url.is_some(),
-    });
+    let ask = Arc::new(
+        AskService::new(&config, metrics.clone()).context("cannot set up the natural-language engine")?,
+    );
     let env = Arc::new(native::session::SessionEnv {
         config: config.clone(),
         metrics: metrics.clone(),

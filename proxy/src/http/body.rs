@@ -40,6 +40,16 @@ impl UpstreamBody {
         }
     }
 
+    /// A body of the proxy's own making (a generated query).
+    pub fn full(bytes: Bytes, metrics: Arc<Metrics>) -> Self {
+        UpstreamBody {
+            peeked: VecDeque::from([Frame::data(bytes)]),
+            rest: None,
+            bytes: 0,
+            metrics,
+        }
+    }
+
     /// A body with nothing in it.
     pub fn empty(metrics: Arc<Metrics>) -> Self {
         UpstreamBody {
@@ -151,13 +161,14 @@ impl ClientBody {
     pub fn relay(
         body: Incoming,
         upstream: Lease,
+        kind: QueryKind,
         status: StatusCode,
         started: Instant,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self::new(
             Source::Relay(body, Some(upstream)),
-            QueryKind::Sql,
+            kind,
             status,
             started,
             metrics,
@@ -265,6 +276,32 @@ fn poll_relay(
             Poll::Ready(Some(Err(error)))
         }
     }
+}
+
+/// Reads a whole (small) answer of ClickHouse, driving its connection, which goes back to the pool when the
+/// answer ended cleanly. More than `limit` bytes is an error (the connection is closed).
+pub async fn read_answer(mut body: Incoming, upstream: Lease, limit: usize) -> Result<Vec<u8>, String> {
+    let mut upstream = Some(upstream);
+    let mut out = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| poll_relay(&mut body, &mut upstream, cx)).await;
+        match frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    if out.len() + data.len() > limit {
+                        return Err(format!("ClickHouse's answer is larger than {limit} bytes"));
+                    }
+                    out.extend_from_slice(data);
+                }
+            }
+            Some(Err(e)) => return Err(format!("ClickHouse's answer broke off: {e}")),
+            None => break,
+        }
+    }
+    if let Some(lease) = upstream {
+        lease.release();
+    }
+    Ok(out)
 }
 
 impl Drop for ClientBody {

@@ -15,7 +15,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::ask::{self, Inspected};
 use super::body::{ClientBody, UpstreamBody};
-use super::error::{exception_body, status_for_code, HttpError};
+use super::error::{exception_body, HttpError};
 use super::upstream::SendError;
 use super::HttpEnv;
 use crate::telemetry::{self, Protocol, QueryKind};
@@ -42,6 +42,9 @@ const EXCEPTION_CODE: &str = "x-clickhouse-exception-code";
 pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr) -> Response<ClientBody> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    if parts.uri.path() == "/ask" {
+        return super::answer::answer_json(env, parts, body, peer).await;
+    }
     match ask::inspect(&parts, body).await {
         Ok(Inspected::Sql { peeked, rest }) => {
             let body = UpstreamBody::new(peeked, rest, env.metrics.clone());
@@ -51,15 +54,7 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
             }
         }
         Ok(Inspected::Ask(statement)) => {
-            let (code, message) = env.ask.answer(&statement);
-            local_answer(
-                env,
-                status_for_code(code),
-                code,
-                exception_body(code, "DB::Exception", &message),
-                QueryKind::Ask,
-                started,
-            )
+            super::answer::answer_statement(env, parts, statement, peer, started).await
         }
         Err(error) => error_answer(env, &error, QueryKind::Sql, started),
     }
@@ -98,7 +93,14 @@ async fn forward(
     };
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let body = ClientBody::relay(incoming, connection, parts.status, started, env.metrics.clone());
+    let body = ClientBody::relay(
+        incoming,
+        connection,
+        QueryKind::Sql,
+        parts.status,
+        started,
+        env.metrics.clone(),
+    );
     Ok(Response::from_parts(parts, body))
 }
 
@@ -129,7 +131,7 @@ fn local_answer(
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -146,7 +148,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Appends the client's address to `X-Forwarded-For` (ClickHouse logs it in `system.query_log`).
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+pub(super) fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
     let ip = peer.ip().to_string();
     let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(existing) if !existing.is_empty() => format!("{existing}, {ip}"),

@@ -25,6 +25,7 @@ use super::ui::json;
 use super::upstream::{error_chain, SendError};
 use super::HttpEnv;
 use crate::codes;
+use crate::telemetry::QueryKind;
 
 /// The largest request body sent on to the daemon (a pipeline spec is a few hundred bytes).
 pub const REQUEST_LIMIT: usize = 1 << 20;
@@ -260,7 +261,14 @@ async fn authenticate(env: &HttpEnv, headers: &HeaderMap, changes: bool) -> Resu
         .get("x-clickhouse-exception-code")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok());
-    let body = ClientBody::relay(incoming, lease, parts.status, started, env.metrics.clone());
+    let body = ClientBody::relay(
+        incoming,
+        lease,
+        QueryKind::Sql,
+        parts.status,
+        started,
+        env.metrics.clone(),
+    );
     let text = Limited::new(body, 64 << 10)
         .collect()
         .await

@@ -10,6 +10,7 @@
 //! Paths under `/ui` are the web console's ([`ui`]): embedded pages, and the ingest daemon's API through
 //! [`ingest_api`].
 
+pub mod answer;
 pub mod ask;
 pub mod body;
 pub mod error;
@@ -23,7 +24,7 @@ pub mod upstream;
 
 use std::sync::Arc;
 
-use crate::ask::AskAnswerer;
+use crate::ask::AskService;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -36,7 +37,7 @@ pub struct HttpEnv {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     /// Aurora's answer to ASK statements, shared with the native side.
-    pub ask: Arc<AskAnswerer>,
+    pub ask: Arc<AskService>,
     /// ClickHouse's HTTP interface.
     pub upstream: Upstream,
 }
@@ -46,7 +47,7 @@ impl HttpEnv {
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<Metrics>,
-        ask: Arc<AskAnswerer>,
+        ask: Arc<AskService>,
     ) -> Result<HttpEnv, HttpError> {
         let upstream = Upstream::new(&config.upstream_http, config.connect_timeout)?;
         Ok(HttpEnv {

@@ -14,6 +14,31 @@ pub fn param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, [u8]>> {
     })
 }
 
+/// Percent-encodes one component (everything but unreserved characters), for query strings the proxy writes.
+pub fn encode(component: &[u8]) -> String {
+    let mut out = String::with_capacity(component.len());
+    for &b in component {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Every `(name, value)` pair of a raw query string, decoded, in order.
+pub fn pairs(query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key).into_owned(), decode(value).into_owned())
+        })
+        .collect()
+}
+
 /// Percent-decodes one component, `+` meaning a space. A `%` not followed by two hex digits stays as it is.
 pub fn decode(component: &str) -> Cow<'_, [u8]> {
     let bytes = component.as_bytes();

@@ -214,7 +214,14 @@ mod tests {
             .unwrap();
         let (response, lease) = u.send(request).await?;
         let (parts, body) = response.into_parts();
-        let body = ClientBody::relay(body, lease, parts.status, Instant::now(), metrics.clone());
+        let body = ClientBody::relay(
+            body,
+            lease,
+            crate::telemetry::QueryKind::Sql,
+            parts.status,
+            Instant::now(),
+            metrics.clone(),
+        );
         Ok(body.collect().await.unwrap().to_bytes())
     }
 

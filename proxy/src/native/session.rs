@@ -16,14 +16,15 @@ use tokio::sync::watch;
 use super::connection::{forward, ClientPeer, Peer};
 use super::error::SessionError;
 use super::protocol::block::FrameState;
-use super::protocol::client_packet::{frame_client_packet, ClientPacket};
+use super::protocol::client_packet::{encode_empty_data, frame_client_packet, ClientPacket};
 use super::protocol::exception::encode_exception;
 use super::protocol::hello::{addendum_len, ClientHello, ServerHello};
 use super::protocol::packets::{ClientCode, ServerCode};
+use super::protocol::query::{Query, Setting, Settings};
 use super::protocol::server_packet::{frame_server_packet, ServerPacket};
-use super::protocol::wire::Reader;
-use super::protocol::{Context, DecodeError, Revision};
-use crate::ask::AskAnswerer;
+use super::protocol::wire::{put_bytes, put_varuint, Reader};
+use super::protocol::{Context, DecodeError, Feature, Revision};
+use crate::ask::{AskFailure, AskService, ParamMode, Prepared};
 use crate::codes;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -37,7 +38,7 @@ const HTTP_ON_NATIVE_PORT: &[u8] = b"HTTP/1.0 400 Bad Request\r\n\r\nThis is the
 pub struct SessionEnv {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
-    pub ask: Arc<AskAnswerer>,
+    pub ask: Arc<AskService>,
 }
 
 /// A statement whose answer has not ended yet.
@@ -51,6 +52,17 @@ struct InFlight {
 struct PendingAsk {
     started: Instant,
     statement: Result<nlq::AskStatement, nlq::AskSyntaxError>,
+    /// The client's Query packet (settings, client info, compression), reused for the generated query.
+    query: Option<Query>,
+}
+
+/// A generated query running upstream, watched until its first block: an exception before it means ClickHouse
+/// rejected the query, which gets one correction instead of reaching the client.
+struct AskRun {
+    prepared: Prepared,
+    ask: nlq::AskStatement,
+    query: Query,
+    corrected: bool,
 }
 
 /// How the relay loop ended.
@@ -86,6 +98,9 @@ pub struct Session {
     expect_addendum: bool,
     query: Option<InFlight>,
     ask: Option<PendingAsk>,
+    ask_run: Option<AskRun>,
+    /// Who the client logged in as, for the catalog of its ASK questions.
+    asker: nlq::Asker,
     /// Framing progress of the incomplete packet at the head of each buffer.
     client_frame: FrameState,
     upstream_frame: FrameState,
@@ -202,6 +217,14 @@ async fn handshake(
                         expect_addendum,
                         query: None,
                         ask: None,
+                        ask_run: None,
+                        asker: nlq::Asker {
+                            credentials: nlq::clickhouse::Credentials::new(
+                                String::from_utf8_lossy(&hello.user),
+                                String::from_utf8_lossy(&hello.password),
+                            ),
+                            database: String::from_utf8_lossy(&hello.database).into_owned(),
+                        },
                         client_frame: FrameState::default(),
                         upstream_frame: FrameState::default(),
                     }));
@@ -334,7 +357,7 @@ impl Session {
     }
 
     fn is_idle(&self) -> bool {
-        self.query.is_none() && self.ask.is_none() && self.client.buf.is_empty()
+        self.query.is_none() && self.ask.is_none() && self.ask_run.is_none() && self.client.buf.is_empty()
     }
 
     /// Frames and handles complete client packets; forwards runs of them in one write.
@@ -396,10 +419,12 @@ impl Session {
                 ClientAction::StartAsk(statement) => {
                     self.flush_client(pending).await?;
                     pending = 0;
+                    let query = decode_owned_query(&self.client.buf[..len], self.ctx.revision);
                     self.client.consume(len);
                     self.ask = Some(PendingAsk {
                         started: Instant::now(),
                         statement,
+                        query,
                     });
                 }
                 ClientAction::SwallowForAsk { ends_data } => {
@@ -428,21 +453,136 @@ impl Session {
         .await
     }
 
-    /// Answers the pending ASK statement.
+    /// Answers the pending ASK statement: plans it and sends the generated query upstream in the client's
+    /// own Query packet (its settings, client info and compression), or answers with an exception.
     async fn answer_ask(&mut self) -> Result<(), SessionError> {
         let Some(pending) = self.ask.take() else {
             return Ok(());
         };
-        let (code, message) = self.env.ask.answer(&pending.statement);
-        self.client.send(&encode_exception(code, &message)).await?;
+        let ask = match pending.statement {
+            Ok(ask) => ask,
+            Err(syntax) => {
+                let failure = self.env.ask.syntax_error(&syntax);
+                return self.fail_ask(&failure, pending.started).await;
+            }
+        };
+        let Some(query) = pending.query else {
+            let failure = AskFailure {
+                code: codes::SYNTAX_ERROR,
+                message: "Aurora: the Query packet of this ASK could not be read".into(),
+            };
+            return self.fail_ask(&failure, pending.started).await;
+        };
+        let mode = if self.ctx.revision.has(Feature::Parameters) {
+            ParamMode::Parameters
+        } else {
+            ParamMode::Literals
+        };
+        match self.env.ask.plan(&ask, &self.asker, mode).await {
+            Ok(prepared) => {
+                self.run_generated(prepared, ask, query, false, pending.started)
+                    .await
+            }
+            Err(failure) => self.fail_ask(&failure, pending.started).await,
+        }
+    }
+
+    /// Sends a generated query (and the empty block that ends its external data) upstream.
+    async fn run_generated(
+        &mut self,
+        prepared: Prepared,
+        ask: nlq::AskStatement,
+        query: Query,
+        corrected: bool,
+        started: Instant,
+    ) -> Result<(), SessionError> {
+        let packet = match generated_query_packet(&query, &prepared, self.ctx.revision) {
+            Ok(packet) => packet,
+            Err(message) => {
+                let failure = AskFailure {
+                    code: codes::BAD_ARGUMENTS,
+                    message,
+                };
+                return self.fail_ask(&failure, started).await;
+            }
+        };
+        let mut bytes = Vec::with_capacity(packet.query.len() + 256);
+        packet.encode(self.ctx.revision, &mut bytes);
+        bytes.extend_from_slice(&encode_empty_data(query.compression));
+        self.ctx.compression = query.compression;
+        self.upstream_frame.forget_layout();
+        self.upstream.send(&bytes).await?;
+        telemetry::bytes_relayed(
+            &self.env.metrics,
+            Protocol::Native,
+            Direction::ClientToUpstream,
+            bytes.len(),
+        );
+        if self.query.is_none() {
+            self.query = Some(InFlight {
+                kind: QueryKind::Ask,
+                started,
+                cancelled: false,
+            });
+        }
+        self.ask_run = Some(AskRun {
+            prepared,
+            ask,
+            query,
+            corrected,
+        });
+        Ok(())
+    }
+
+    /// Answers the ASK with an exception and closes its metrics.
+    async fn fail_ask(&mut self, failure: &AskFailure, started: Instant) -> Result<(), SessionError> {
+        self.client
+            .send(&encode_exception(failure.code, &failure.message))
+            .await?;
+        let in_flight = self.query.take();
         telemetry::query_finished(
             &self.env.metrics,
             Protocol::Native,
             QueryKind::Ask,
             Outcome::Error,
-            pending.started.elapsed(),
+            in_flight.map_or(started, |q| q.started).elapsed(),
         );
         Ok(())
+    }
+
+    /// ClickHouse answered a generated query with an exception before any block: correct once, else report.
+    async fn generated_query_failed(
+        &mut self,
+        run: AskRun,
+        code: i32,
+        message: String,
+    ) -> Result<(), SessionError> {
+        let started = self.query.as_ref().map_or(run.prepared.started, |q| q.started);
+        if run.corrected || run.prepared.explain || run.prepared.plan.cached.is_some() {
+            let failure = if run.corrected {
+                self.env.ask.rejected_twice(&run.prepared, Some(code), &message)
+            } else {
+                self.env.ask.execution_failed(&run.prepared, Some(code), &message)
+            };
+            return self.fail_ask(&failure, started).await;
+        }
+        let mode = if self.ctx.revision.has(Feature::Parameters) {
+            ParamMode::Parameters
+        } else {
+            ParamMode::Literals
+        };
+        match self
+            .env
+            .ask
+            .correct(&run.prepared, &run.ask, &self.asker, mode, &message)
+            .await
+        {
+            Ok(prepared) => {
+                self.run_generated(prepared, run.ask, run.query, true, started)
+                    .await
+            }
+            Err(failure) => self.fail_ask(&failure, started).await,
+        }
     }
 
     /// Frames complete server packets and forwards them in one write.
@@ -455,6 +595,25 @@ impl Session {
             let buf = &self.upstream.buf[pending..];
             match frame_server_packet(buf, &self.ctx, &mut self.upstream_frame) {
                 Ok((packet, len)) => {
+                    if self.ask_run.is_some() {
+                        match packet {
+                            ServerPacket::Exception(e) => {
+                                // Rejected before any block: the client does not see this exception.
+                                let run = self.ask_run.take().expect("checked above");
+                                self.flush_upstream(pending).await?;
+                                self.upstream.consume(len);
+                                pending = 0;
+                                self.generated_query_failed(run, e.code, e.message).await?;
+                                continue;
+                            }
+                            ServerPacket::Data(_) | ServerPacket::EndOfStream => {
+                                if let Some(run) = self.ask_run.take() {
+                                    self.env.ask.answered(&run.prepared);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                     pending += len;
                     if packet.ends_query() {
                         self.finish_query(&packet);
@@ -610,6 +769,74 @@ impl Session {
             Err(_) => "error during passthrough",
         }
     }
+}
+
+/// Decodes a Query packet (code included) into its owned form; `None` if it does not decode (it was framed, so
+/// this does not happen for well-formed traffic).
+fn decode_owned_query(packet: &[u8], revision: Revision) -> Option<Query> {
+    let mut r = Reader::new(packet);
+    r.varuint().ok()?;
+    Query::decode(&mut r, revision).ok()
+}
+
+/// The client's Query packet with the generated SQL, its parameters and the settings the ASK needs.
+fn generated_query_packet(
+    original: &Query,
+    prepared: &Prepared,
+    revision: Revision,
+) -> Result<Query, String> {
+    let mut query = original.clone();
+    query.query = prepared.sql.clone().into_bytes();
+    query.query_id = Vec::new();
+    query.stage = Query::STAGE_COMPLETE;
+    if revision.has(Feature::Parameters) {
+        query.parameters = Some(
+            prepared
+                .parameters
+                .iter()
+                .map(|(name, value)| Setting {
+                    name: name.clone().into_bytes(),
+                    flags: Setting::CUSTOM,
+                    value: nlq::bind::quoted_string(value).into_bytes(),
+                })
+                .collect(),
+        );
+    } else if !prepared.parameters.is_empty() {
+        return Err("Aurora: this connection's protocol revision has no query parameters".into());
+    }
+    match &mut query.settings {
+        Settings::Strings(list) => {
+            for (name, value) in &prepared.settings {
+                list.retain(|s| s.name != name.as_bytes());
+                list.push(Setting {
+                    name: name.clone().into_bytes(),
+                    flags: Setting::IMPORTANT,
+                    value: value.clone().into_bytes(),
+                });
+            }
+        }
+        Settings::Binary(raw) => {
+            for (name, value) in &prepared.settings {
+                // Before settings travelled as strings, each value is in its type's binary form. `readonly` is a
+                // UInt64 (a varint); others have types only the server's version knows.
+                if name != "readonly" {
+                    return Err(format!(
+                        "Aurora: this server's protocol sends settings in binary form, so ASK cannot pass SETTINGS {name}; run SET {name} = {value} before the ASK instead"
+                    ));
+                }
+                let Ok(number) = value.parse::<u64>() else {
+                    return Err(format!("Aurora: readonly = {value} is not a number"));
+                };
+                // The list ends with an empty name; insert before it.
+                let end = raw.pop();
+                debug_assert_eq!(end, Some(0), "binary settings end with an empty name");
+                put_bytes(raw, name.as_bytes());
+                put_varuint(raw, number);
+                raw.push(0);
+            }
+        }
+    }
+    Ok(query)
 }
 
 /// Decides what to do with a client packet; `ask_pending` when an intercepted ASK awaits its end of data.

@@ -1,10 +1,11 @@
 //! Framing of the packets a client sends after the handshake.
 
 use super::block::{skip_block_body, BlockShape, FrameState};
+use super::compression::{write_frame, Method};
 use super::error::DecodeError;
 use super::packets::ClientCode;
 use super::query::{decode_query, QueryPacket};
-use super::wire::Reader;
+use super::wire::{put_bytes, put_varuint, Reader};
 use super::Context;
 
 /// A client packet, as much of it as the proxy needs.
@@ -19,6 +20,27 @@ pub enum ClientPacket<'a> {
     KeepAlive,
     TablesStatusRequest,
     IgnoredPartUuids,
+}
+
+/// The empty Data block a client sends after a Query to end its external tables (compressed when the query's
+/// data travels compressed): table name "", block info with its defaults, no columns, no rows.
+pub fn encode_empty_data(compression: bool) -> Vec<u8> {
+    let mut block = Vec::with_capacity(16);
+    // BlockInfo: field 1 is_overflows = false, field 2 bucket_num = -1, field 0 ends it.
+    block.extend_from_slice(&[1, 0, 2]);
+    block.extend_from_slice(&(-1i32).to_le_bytes());
+    block.push(0);
+    put_varuint(&mut block, 0); // columns
+    put_varuint(&mut block, 0); // rows
+    let mut out = Vec::with_capacity(48);
+    put_varuint(&mut out, ClientCode::Data as u64);
+    put_bytes(&mut out, b"");
+    if compression {
+        write_frame(Method::Lz4, &block, &mut out);
+    } else {
+        out.extend_from_slice(&block);
+    }
+    out
 }
 
 /// Frames the packet at the start of `buf`; returns it and its length in bytes. `state` carries progress
@@ -71,4 +93,27 @@ pub fn frame_client_packet<'a>(
     };
     state.reset();
     Ok((packet, r.position()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Revision;
+    use super::*;
+
+    #[test]
+    fn the_empty_data_block_frames_as_empty_both_ways() {
+        for compression in [false, true] {
+            let bytes = encode_empty_data(compression);
+            let ctx = Context {
+                revision: Revision(54468),
+                compression,
+            };
+            let (packet, len) = frame_client_packet(&bytes, &ctx, &mut FrameState::default()).unwrap();
+            assert_eq!(len, bytes.len());
+            assert!(
+                matches!(packet, ClientPacket::Data(shape) if shape.is_empty()),
+                "{compression}"
+            );
+        }
+    }
 }

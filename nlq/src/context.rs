@@ -1,0 +1,271 @@
+//! The prompt: rules, the server's dialect, the relevant tables only, join hints and the closest examples,
+//! within a token budget.
+//!
+//! Tokens are estimated at four characters each (close for English and SQL with the tokenizers of the
+//! models Aurora targets). When the schema section would overflow the budget, columns are cut from the
+//! lowest-ranked table first (columns the question names stay), then examples go.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::catalog::{Catalog, Table};
+use crate::retrieve::{terms, RankedTable};
+use crate::semantic::{Example, SemanticFile};
+
+/// Rough token count of a text.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4)
+}
+
+/// The two messages sent to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub system: String,
+    pub user: String,
+}
+
+impl Prompt {
+    pub fn tokens(&self) -> usize {
+        estimate_tokens(&self.system) + estimate_tokens(&self.user)
+    }
+}
+
+/// What goes into one prompt.
+pub struct ContextInput<'a> {
+    pub question: &'a str,
+    pub catalog: &'a Catalog,
+    pub semantic: &'a SemanticFile,
+    pub tables: &'a [RankedTable],
+    /// Sampled values per table (by `database.table`).
+    pub samples: &'a BTreeMap<String, std::sync::Arc<BTreeMap<String, Vec<String>>>>,
+    pub examples: &'a [Example],
+    pub max_rows: u64,
+    pub token_budget: usize,
+}
+
+const RULES: &str = "You write ClickHouse SQL that answers a question about the user's data.
+Answer with one JSON object and nothing else: {\"sql\": \"...\", \"params\": {...}, \"explanation\": \"...\"}.
+Rules:
+- Exactly one SELECT statement. No INSERT, ALTER, DROP, CREATE, SET, SETTINGS, FORMAT or INTO OUTFILE.
+- Use only the tables and columns listed below, always qualified as database.table.
+- Never write a value taken from the question into the SQL. Put a typed placeholder {name:Type} in the SQL
+  (for example tenant_id = {tenant:String}, timestamp >= {from:DateTime}, toDate(timestamp) = {day:Date},
+  LIMIT {n:UInt32}) and its value in \"params\" (for example {\"tenant\": \"acme\", \"from\": \"2026-10-01 00:00:00\"}).
+  Every placeholder needs a value in params and every value in params needs a placeholder.
+  Placeholder names are words of three or more letters (tenant, day_from); never d, t, ts or fn.
+- Fixed SQL words such as event type names listed under \"values\" may be written as literals.
+- Give result columns short readable aliases.
+- \"explanation\" is one sentence saying what the query computes.";
+
+/// Builds the prompt for `input`.
+pub fn build_prompt(input: &ContextInput<'_>) -> Prompt {
+    let mut system = String::from(RULES);
+    let _ = write!(
+        system,
+        "\n\nThe server is ClickHouse {}.",
+        if input.catalog.server_version.is_empty() {
+            "(version unknown)"
+        } else {
+            &input.catalog.server_version
+        }
+    );
+    for note in input.catalog.dialect_notes() {
+        let _ = write!(system, "\n- This version has {note}.");
+    }
+    let _ = write!(
+        system,
+        "\n- Results are cut at {} rows; add ORDER BY and LIMIT for top-N questions.",
+        input.max_rows
+    );
+
+    let question_words: Vec<String> = terms(input.question);
+    let mut column_limits: Vec<usize> = input
+        .tables
+        .iter()
+        .filter_map(|t| input.catalog.table(&t.name))
+        .map(|t| t.columns.len())
+        .collect();
+    let mut examples = input.examples.len();
+    loop {
+        let user = render_user(input, &question_words, &column_limits, examples);
+        let prompt = Prompt {
+            system: system.clone(),
+            user,
+        };
+        if prompt.tokens() <= input.token_budget {
+            return prompt;
+        }
+        // Cut: columns of the last table with more than 8, then examples, then columns down to 3.
+        if let Some(i) = column_limits.iter().rposition(|n| *n > 8) {
+            column_limits[i] -= 1;
+        } else if examples > 0 {
+            examples -= 1;
+        } else if let Some(i) = column_limits.iter().rposition(|n| *n > 3) {
+            column_limits[i] -= 1;
+        } else {
+            return prompt;
+        }
+    }
+}
+
+fn render_user(
+    input: &ContextInput<'_>,
+    question_words: &[String],
+    column_limits: &[usize],
+    examples: usize,
+) -> String {
+    let mut out = String::from("Tables:\n");
+    let tables: Vec<&Table> = input
+        .tables
+        .iter()
+        .filter_map(|t| input.catalog.table(&t.name))
+        .collect();
+    for (table, limit) in tables.iter().zip(column_limits) {
+        render_table(&mut out, input, table, question_words, *limit);
+    }
+    let joins: Vec<String> = input
+        .semantic
+        .joins
+        .iter()
+        .filter(|j| {
+            let (l, r) = j.tables();
+            tables.iter().any(|t| t.name.to_string() == l) && tables.iter().any(|t| t.name.to_string() == r)
+        })
+        .map(|j| format!("- {} = {}", j.left, j.right))
+        .collect();
+    if !joins.is_empty() {
+        out.push_str("\nJoins:\n");
+        out.push_str(&joins.join("\n"));
+        out.push('\n');
+    }
+    if examples > 0 {
+        out.push_str("\nExamples:\n");
+        for example in input.examples.iter().take(examples) {
+            let answer = serde_json::json!({"sql": example.sql, "params": example.params});
+            let _ = writeln!(out, "Q: {}\nA: {}", example.question, answer);
+        }
+    }
+    let _ = write!(out, "\nQuestion: {}\nJSON:", input.question);
+    out
+}
+
+fn render_table(out: &mut String, input: &ContextInput<'_>, table: &Table, words: &[String], limit: usize) {
+    let key = table.name.to_string();
+    let notes = input.semantic.tables.get(&key);
+    let _ = write!(out, "{key}");
+    if let Some(description) = notes.map(|n| n.description.as_str()).filter(|d| !d.is_empty()) {
+        let _ = write!(out, " -- {description}");
+    }
+    out.push('\n');
+    // Columns the question names come first when the list is cut.
+    let mut order: Vec<usize> = (0..table.columns.len()).collect();
+    if limit < table.columns.len() {
+        order.sort_by_key(|&i| {
+            let named = terms(&table.columns[i].name).iter().any(|t| words.contains(t));
+            (!named, i)
+        });
+        order.truncate(limit);
+        order.sort();
+    }
+    let samples = input.samples.get(&key);
+    for i in order {
+        let column = &table.columns[i];
+        let _ = write!(out, "  {} {}", column.name, column.ty);
+        let description = notes
+            .and_then(|n| n.columns.get(&column.name))
+            .map(|c| c.description.as_str())
+            .filter(|d| !d.is_empty())
+            .unwrap_or(&column.comment);
+        let mut extra = Vec::new();
+        if !description.is_empty() {
+            extra.push(description.to_string());
+        }
+        if let Some(values) = samples.and_then(|s| s.get(&column.name)) {
+            let quoted: Vec<String> = values
+                .iter()
+                .map(|v| format!("'{}'", v.replace('\'', "\\'")))
+                .collect();
+            extra.push(format!("values: {}", quoted.join(", ")));
+        }
+        if !extra.is_empty() {
+            let _ = write!(out, " -- {}", extra.join("; "));
+        }
+        out.push('\n');
+    }
+    if limit < table.columns.len() {
+        let _ = writeln!(out, "  ({} more columns not shown)", table.columns.len() - limit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Column;
+    use crate::validate::TableName;
+    use std::sync::Arc;
+
+    fn wide_catalog() -> Catalog {
+        let columns = (0..40)
+            .map(|i| Column {
+                name: format!("metric_{i}"),
+                ty: "UInt64".into(),
+                comment: String::new(),
+            })
+            .chain([Column {
+                name: "revenue".into(),
+                ty: "Float64".into(),
+                comment: "money".into(),
+            }])
+            .collect();
+        Catalog::new(
+            vec![Table {
+                name: TableName::new("analytics", "wide"),
+                engine: "MergeTree".into(),
+                columns,
+            }],
+            "18.16.1".into(),
+            0,
+        )
+    }
+
+    #[test]
+    fn prompt_states_the_dialect_and_keeps_within_budget() {
+        let catalog = wide_catalog();
+        let ranked = vec![RankedTable {
+            name: TableName::new("analytics", "wide"),
+            score: 1.0,
+            reasons: vec![],
+        }];
+        let mut samples = BTreeMap::new();
+        let mut values = BTreeMap::new();
+        values.insert("metric_0".to_string(), vec!["a'b".to_string()]);
+        samples.insert("analytics.wide".to_string(), Arc::new(values));
+        let semantic = SemanticFile::default();
+        let input = ContextInput {
+            question: "total revenue",
+            catalog: &catalog,
+            semantic: &semantic,
+            tables: &ranked,
+            samples: &samples,
+            examples: &[],
+            max_rows: 10_000,
+            token_budget: 100_000,
+        };
+        let roomy = build_prompt(&input);
+        assert!(roomy.system.contains("ClickHouse 18.16.1"));
+        assert!(roomy.system.contains("no window functions"));
+        assert!(roomy.user.contains("metric_39 UInt64"));
+        assert!(roomy.user.contains("values: 'a\\'b'"));
+
+        let tight = build_prompt(&ContextInput {
+            token_budget: roomy.tokens() - 100,
+            ..input
+        });
+        assert!(tight.tokens() <= roomy.tokens() - 100);
+        assert!(
+            tight.user.contains("revenue Float64 -- money"),
+            "named columns survive cuts"
+        );
+        assert!(tight.user.contains("more columns not shown"));
+    }
+}

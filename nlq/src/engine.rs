@@ -1,0 +1,780 @@
+//! The engine: a question and an asking user in, a validated and bound ClickHouse query out.
+//!
+//! ```text
+//! catalog (user's own rights, cached) → exact cache → embedding → semantic cache → retrieval (tables, examples)
+//!   → context (prompt within budget) → LLM (JSON; malformed → one retry) → validation → parameter check → Plan
+//! ```
+//!
+//! A [`Plan`] is what the proxy runs: [`Plan::executable`] gives the SQL (with query parameters for servers
+//! that take them, typed literals otherwise), always under a row limit and with `readonly` set when the user's
+//! own profile does not already set it. If ClickHouse rejects it, [`Engine::correct`] sends the error back to
+//! the model once. The engine does not execute anything itself: the proxy runs the query on the client's own
+//! connection, so results come back in the client's protocol and format.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::bind::{check_params, quoted_string, substitute_literals, BoundParam};
+use crate::catalog::{Catalog, CatalogCache};
+use crate::clickhouse::{ClickHouseError, ClickHouseHttp, Credentials};
+use crate::context::{build_prompt, ContextInput};
+use crate::embed::{cosine, EmbedError, Embedder, EmbeddingStore, FastEmbedder, Vector};
+use crate::error::{BindError, ValidationError};
+use crate::llm::{parse_draft, shorten, Draft, Llm, LlmConfig, LlmError, Message, Usage};
+use crate::retrieve::{closest_examples, rank_tables, RankedTable};
+use crate::semantic::{SemanticError, SemanticFile};
+use crate::validate::{validate, Policy, ValidatedQuery};
+
+/// ClickHouse error codes the engine answers with (the proxy shows them as ClickHouse exceptions).
+pub mod codes {
+    pub const BAD_ARGUMENTS: i32 = 36;
+    pub const UNKNOWN_TABLE: i32 = 60;
+    pub const SYNTAX_ERROR: i32 = 62;
+    pub const NOT_IMPLEMENTED: i32 = 48;
+    pub const INCORRECT_DATA: i32 = 117;
+    pub const TIMEOUT_EXCEEDED: i32 = 159;
+    pub const NETWORK_ERROR: i32 = 210;
+    pub const ACCESS_DENIED: i32 = 497;
+}
+
+/// Everything the engine is configured with.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// ClickHouse's HTTP interface, for the catalog and sampled values.
+    pub clickhouse_url: String,
+    pub clickhouse_timeout: Duration,
+    /// `None`: ASK answers that no model is configured.
+    pub llm: Option<LlmConfig>,
+    /// Directory with the sentence model (see `embed::MODEL_FILES`); `None`: lexical retrieval only.
+    pub embed_model_dir: Option<PathBuf>,
+    /// Where embeddings persist between runs.
+    pub cache_dir: Option<PathBuf>,
+    pub semantic_file: Option<PathBuf>,
+    pub catalog_ttl: Duration,
+    /// Rows a generated query may return.
+    pub max_rows: u64,
+    pub allow_system_tables: bool,
+    pub max_tables: usize,
+    pub examples: usize,
+    pub token_budget: usize,
+    pub exact_cache_entries: usize,
+    /// Cosine similarity at or above which a cached question's plan is reused; `None` turns the semantic cache off.
+    pub semantic_cache_threshold: Option<f32>,
+}
+
+impl EngineConfig {
+    pub fn new(clickhouse_url: impl Into<String>) -> Self {
+        Self {
+            clickhouse_url: clickhouse_url.into(),
+            clickhouse_timeout: Duration::from_secs(30),
+            llm: None,
+            embed_model_dir: None,
+            cache_dir: None,
+            semantic_file: None,
+            catalog_ttl: Duration::from_secs(60),
+            max_rows: 10_000,
+            allow_system_tables: false,
+            max_tables: 5,
+            examples: 3,
+            token_budget: 3_000,
+            exact_cache_entries: 1_000,
+            semantic_cache_threshold: Some(0.97),
+        }
+    }
+}
+
+/// Who asks: their credentials decide the catalog; `database` is their current database.
+#[derive(Debug, Clone)]
+pub struct Asker {
+    pub credentials: Credentials,
+    pub database: String,
+}
+
+/// Options of one ASK (from its `SETTINGS`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AskOptions {
+    /// Read the catalog again instead of using the cached one.
+    pub refresh_catalog: bool,
+    /// Skip the caches (the answer is still stored).
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheHit {
+    Exact,
+    Semantic,
+}
+
+impl CacheHit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheHit::Exact => "exact",
+            CacheHit::Semantic => "semantic",
+        }
+    }
+}
+
+/// What happened while planning, for metrics and logs.
+#[derive(Debug, Clone, Default)]
+pub struct AskStats {
+    /// Duration of each LLM call.
+    pub llm_durations: Vec<Duration>,
+    pub usage: Usage,
+    pub malformed_retries: u32,
+    pub cache: Option<CacheHit>,
+    /// Time per stage: catalog, retrieval, context, llm, validate.
+    pub stages: Vec<(&'static str, Duration)>,
+}
+
+/// A validated, checked query for one question.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub question: String,
+    /// The model's SQL, with `{name:Type}` placeholders, as validated.
+    pub sql: String,
+    pub params: Map<String, Value>,
+    pub bound: Vec<BoundParam>,
+    pub explanation: String,
+    /// Tables the query reads, `database.table`.
+    pub tables: Vec<String>,
+    /// Tables retrieval put in the prompt, with why.
+    pub chosen: Vec<RankedTable>,
+    pub cached: Option<CacheHit>,
+    pub catalog: Arc<Catalog>,
+    validated: ValidatedQuery,
+    policy: Policy,
+    /// The conversation that produced it (for self-correction).
+    conversation: Vec<Message>,
+    answer: String,
+}
+
+/// A plan in the form one server takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executable {
+    /// The query under the row limit.
+    pub sql: String,
+    /// `(name, value)` of query parameters (without the `param_` prefix); empty when literals were substituted.
+    pub parameters: Vec<(String, String)>,
+    /// Whether to send `readonly=1` (the user's profile does not already set it).
+    pub set_readonly: bool,
+}
+
+impl Plan {
+    /// The query for a server that takes query parameters (`parameters`) or one that needs literals.
+    pub fn executable(&self, parameters: bool, max_rows: u64) -> Result<Executable, AskError> {
+        let (inner, params) = if parameters || self.bound.is_empty() {
+            let params = self
+                .bound
+                .iter()
+                .map(|b| (b.name.clone(), b.query_parameter_value()))
+                .collect();
+            (self.sql.clone(), params)
+        } else {
+            let sql = substitute_literals(&self.validated, &self.bound, &self.policy).map_err(|error| {
+                AskError::Params {
+                    sql: self.sql.clone(),
+                    error,
+                }
+            })?;
+            (sql, Vec::new())
+        };
+        Ok(Executable {
+            sql: format!("SELECT * FROM (\n{inner}\n) LIMIT {max_rows}"),
+            parameters: params,
+            set_readonly: self.catalog.readonly == 0,
+        })
+    }
+
+    /// `params` as one JSON object text.
+    pub fn params_json(&self) -> String {
+        Value::Object(self.params.clone()).to_string()
+    }
+
+    /// A one-row SELECT of literals that describes the plan (`EXPLAIN ASK`): columns sql, params, tables,
+    /// explanation, cached. ClickHouse formats it, so it reaches every client in its own format.
+    pub fn explain_sql(&self) -> String {
+        let tables: Vec<String> = self.tables.iter().map(|t| quoted_string(t)).collect();
+        let chosen: Vec<String> = self
+            .chosen
+            .iter()
+            .map(|t| quoted_string(&format!("{} ({})", t.name, t.reasons.join("; "))))
+            .collect();
+        format!(
+            "SELECT {} AS sql, {} AS params, CAST([{}] AS Array(String)) AS tables, {} AS explanation, toUInt8({}) AS cached, CAST([{}] AS Array(String)) AS retrieved",
+            quoted_string(&self.sql),
+            quoted_string(&self.params_json()),
+            tables.join(", "),
+            quoted_string(&self.explanation),
+            u8::from(self.cached.is_some()),
+            chosen.join(", "),
+        )
+    }
+}
+
+/// Why an ASK got no query.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error(
+        "no LLM endpoint is configured (--llm-base-url, --llm-model); the question was not sent anywhere"
+    )]
+    NoLlm,
+    #[error("cannot read the catalog: {0}")]
+    Catalog(ClickHouseError),
+    #[error("user {user} can read no tables, so there is nothing to ask about")]
+    NoTables { user: String },
+    #[error("{0}")]
+    Llm(LlmError),
+    #[error("the LLM's answer was not usable twice: {reason}. Its last answer: {answer}")]
+    Malformed { reason: String, answer: String },
+    #[error("the generated query was rejected: {error}. Generated SQL: {sql}")]
+    Rejected { sql: String, error: ValidationError },
+    #[error("the generated query's parameters were rejected: {error}. Generated SQL: {sql}")]
+    Params { sql: String, error: BindError },
+}
+
+impl AskError {
+    /// The ClickHouse error code the client sees.
+    pub fn code(&self) -> i32 {
+        match self {
+            AskError::NoLlm => codes::NOT_IMPLEMENTED,
+            AskError::Catalog(e) => e.code.unwrap_or(codes::NETWORK_ERROR),
+            AskError::NoTables { .. } => codes::UNKNOWN_TABLE,
+            AskError::Llm(LlmError::Timeout { .. }) => codes::TIMEOUT_EXCEEDED,
+            AskError::Llm(_) => codes::NETWORK_ERROR,
+            AskError::Malformed { .. } => codes::INCORRECT_DATA,
+            AskError::Rejected {
+                error: ValidationError::Syntax { .. },
+                ..
+            } => codes::SYNTAX_ERROR,
+            AskError::Rejected { .. } => codes::ACCESS_DENIED,
+            AskError::Params { .. } => codes::BAD_ARGUMENTS,
+        }
+    }
+
+    /// The metric outcome: rejected, llm_error or error.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            AskError::Rejected { .. } | AskError::Params { .. } => "rejected",
+            AskError::Llm(_) | AskError::Malformed { .. } => "llm_error",
+            _ => "error",
+        }
+    }
+
+    /// The generated SQL, when there was one.
+    pub fn sql(&self) -> Option<&str> {
+        match self {
+            AskError::Rejected { sql, .. } | AskError::Params { sql, .. } => Some(sql),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Semantic(#[from] SemanticError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error("{0}")]
+    ClickHouse(#[from] ClickHouseError),
+    #[error("{0}")]
+    Llm(#[from] LlmError),
+}
+
+type ExactKey = (String, u64, String);
+
+struct Caches {
+    exact: HashMap<ExactKey, Plan>,
+    order: VecDeque<ExactKey>,
+    /// (user, catalog version, question vector, exact key).
+    semantic: Vec<(String, u64, Vector, ExactKey)>,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    clickhouse: ClickHouseHttp,
+    catalogs: CatalogCache,
+    semantic: SemanticFile,
+    llm: Option<Llm>,
+    store: Option<Arc<EmbeddingStore>>,
+    caches: Mutex<Caches>,
+}
+
+/// A question as cache keys see it: trimmed, lower-case, single spaces, no trailing punctuation.
+pub fn normalize_question(question: &str) -> String {
+    question
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+        .trim_end_matches(['?', '.', '!'])
+        .to_string()
+}
+
+impl Engine {
+    /// Builds the engine: reads the semantic file and loads the embedding model now, so a bad setting fails
+    /// at start, not at the first question.
+    pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        let semantic = match &config.semantic_file {
+            Some(path) => SemanticFile::load(path)?,
+            None => SemanticFile::default(),
+        };
+        let store = match &config.embed_model_dir {
+            Some(dir) => {
+                let started = Instant::now();
+                let embedder: Arc<dyn Embedder> = Arc::new(FastEmbedder::load(dir)?);
+                tracing::info!(dir = %dir.display(), elapsed = ?started.elapsed(), "embedding model loaded");
+                Some(Arc::new(EmbeddingStore::open(
+                    embedder,
+                    config.cache_dir.as_deref(),
+                )))
+            }
+            None => None,
+        };
+        Self::with_parts(config, semantic, store)
+    }
+
+    /// Builds the engine from parts (tests and benchmarks bring their own embedder or none).
+    pub fn with_parts(
+        config: EngineConfig,
+        semantic: SemanticFile,
+        store: Option<Arc<EmbeddingStore>>,
+    ) -> Result<Engine, EngineError> {
+        let clickhouse = ClickHouseHttp::new(&config.clickhouse_url, config.clickhouse_timeout)?;
+        let llm = config.llm.clone().map(Llm::new).transpose()?;
+        Ok(Engine {
+            catalogs: CatalogCache::new(config.catalog_ttl),
+            clickhouse,
+            semantic,
+            llm,
+            store,
+            caches: Mutex::new(Caches {
+                exact: HashMap::new(),
+                order: VecDeque::new(),
+                semantic: Vec::new(),
+            }),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn has_llm(&self) -> bool {
+        self.llm.is_some()
+    }
+
+    pub fn catalogs(&self) -> &CatalogCache {
+        &self.catalogs
+    }
+
+    pub fn clickhouse(&self) -> &ClickHouseHttp {
+        &self.clickhouse
+    }
+
+    /// Turns `question` into a plan for `asker`.
+    pub async fn plan(
+        &self,
+        question: &str,
+        asker: &Asker,
+        options: AskOptions,
+    ) -> (Result<Plan, AskError>, AskStats) {
+        let mut stats = AskStats::default();
+        let result = self.plan_inner(question, asker, options, &mut stats).await;
+        (result, stats)
+    }
+
+    async fn plan_inner(
+        &self,
+        question: &str,
+        asker: &Asker,
+        options: AskOptions,
+        stats: &mut AskStats,
+    ) -> Result<Plan, AskError> {
+        let Some(llm) = &self.llm else {
+            return Err(AskError::NoLlm);
+        };
+        let stage = Instant::now();
+        let (catalog, _) = self
+            .catalogs
+            .get(&self.clickhouse, &asker.credentials, options.refresh_catalog)
+            .await
+            .map_err(AskError::Catalog)?;
+        stats.stages.push(("catalog", stage.elapsed()));
+        if catalog.tables.is_empty() {
+            return Err(AskError::NoTables {
+                user: asker.credentials.user.clone(),
+            });
+        }
+
+        let stage = Instant::now();
+        let key: ExactKey = (
+            normalize_question(question),
+            catalog.version,
+            asker.credentials.user.clone(),
+        );
+        if !options.no_cache {
+            if let Some(plan) = self.cached_exact(&key) {
+                stats.cache = Some(CacheHit::Exact);
+                stats.stages.push(("retrieval", stage.elapsed()));
+                return Ok(plan);
+            }
+        }
+        let question_vector = self.embed_question(question).await;
+        if !options.no_cache {
+            if let Some(plan) = self.cached_semantic(&key, question_vector.as_ref()) {
+                stats.cache = Some(CacheHit::Semantic);
+                stats.stages.push(("retrieval", stage.elapsed()));
+                return Ok(plan);
+            }
+        }
+        if catalog.tables.len() <= 20 {
+            for table in &catalog.tables {
+                catalog
+                    .samples(&self.clickhouse, &asker.credentials, &table.name)
+                    .await;
+            }
+        }
+        let (chosen, examples) = self.retrieve(&catalog, question, question_vector.as_ref());
+        let mut samples = BTreeMap::new();
+        for table in &chosen {
+            let values = catalog
+                .samples(&self.clickhouse, &asker.credentials, &table.name)
+                .await;
+            samples.insert(table.name.to_string(), values);
+        }
+        stats.stages.push(("retrieval", stage.elapsed()));
+
+        let stage = Instant::now();
+        let prompt = build_prompt(&ContextInput {
+            question,
+            catalog: &catalog,
+            semantic: &self.semantic,
+            tables: &chosen,
+            samples: &samples,
+            examples: &examples,
+            max_rows: self.config.max_rows,
+            token_budget: self.config.token_budget,
+        });
+        stats.stages.push(("context", stage.elapsed()));
+
+        let mut conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
+        let (draft, answer) = self.ask_model(llm, &mut conversation, stats).await?;
+        let plan = self.check(
+            question,
+            asker,
+            catalog,
+            chosen,
+            draft,
+            answer,
+            conversation,
+            stats,
+        )?;
+        self.remember(&key, &plan, question_vector);
+        Ok(plan)
+    }
+
+    /// Sends ClickHouse's rejection of `plan` back to the model once and checks the new answer.
+    pub async fn correct(
+        &self,
+        plan: &Plan,
+        asker: &Asker,
+        clickhouse_error: &str,
+    ) -> (Result<Plan, AskError>, AskStats) {
+        let mut stats = AskStats::default();
+        self.forget(plan, asker);
+        let Some(llm) = &self.llm else {
+            return (Err(AskError::NoLlm), stats);
+        };
+        let mut conversation = plan.conversation.clone();
+        conversation.push(Message::Assistant(plan.answer.clone()));
+        conversation.push(Message::User(format!(
+            "ClickHouse rejected that query with this error:\n{}\nWrite a corrected query for the same question. Answer with only the JSON object.",
+            shorten(clickhouse_error, 1500)
+        )));
+        let result = match self.ask_model(llm, &mut conversation, &mut stats).await {
+            Ok((draft, answer)) => self.check(
+                &plan.question,
+                asker,
+                plan.catalog.clone(),
+                plan.chosen.clone(),
+                draft,
+                answer,
+                conversation,
+                &mut stats,
+            ),
+            Err(e) => Err(e),
+        };
+        (result, stats)
+    }
+
+    /// Drops `plan`'s question from the caches (it failed in ClickHouse).
+    pub fn forget(&self, plan: &Plan, asker: &Asker) {
+        let key: ExactKey = (
+            normalize_question(&plan.question),
+            plan.catalog.version,
+            asker.credentials.user.clone(),
+        );
+        let mut caches = self.caches.lock().expect("cache lock");
+        caches.exact.remove(&key);
+        caches.order.retain(|k| k != &key);
+        caches.semantic.retain(|(_, _, _, k)| k != &key);
+    }
+
+    fn retrieve(
+        &self,
+        catalog: &Catalog,
+        question: &str,
+        question_vector: Option<&Vector>,
+    ) -> (Vec<RankedTable>, Vec<crate::semantic::Example>) {
+        let store = self.store.as_deref().filter(|_| question_vector.is_some());
+        let chosen = rank_tables(
+            catalog,
+            &self.semantic,
+            question,
+            question_vector,
+            store,
+            self.config.max_tables,
+        )
+        .or_else(|error| {
+            tracing::warn!(%error, "embedding failed; ranking tables by words only");
+            rank_tables(
+                catalog,
+                &self.semantic,
+                question,
+                None,
+                None,
+                self.config.max_tables,
+            )
+        })
+        .unwrap_or_default();
+        let examples = closest_examples(
+            &self.semantic,
+            catalog,
+            question,
+            question_vector,
+            store,
+            self.config.examples,
+        )
+        .or_else(|_| {
+            closest_examples(
+                &self.semantic,
+                catalog,
+                question,
+                None,
+                None,
+                self.config.examples,
+            )
+        })
+        .unwrap_or_default();
+        (chosen, examples)
+    }
+
+    async fn embed_question(&self, question: &str) -> Option<Vector> {
+        let store = self.store.clone()?;
+        let text = question.to_string();
+        match tokio::task::spawn_blocking(move || store.get(&text)).await {
+            Ok(Ok(vector)) => Some(vector),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot embed the question; lexical retrieval only");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Asks the model; a malformed answer gets one retry that says what was wrong.
+    async fn ask_model(
+        &self,
+        llm: &Llm,
+        conversation: &mut Vec<Message>,
+        stats: &mut AskStats,
+    ) -> Result<(Draft, String), AskError> {
+        let stage = Instant::now();
+        let result = async {
+            let mut attempt = 0;
+            loop {
+                let (text, usage, elapsed) = llm.complete(conversation).await.map_err(AskError::Llm)?;
+                stats.llm_durations.push(elapsed);
+                stats.usage.prompt_tokens += usage.prompt_tokens;
+                stats.usage.completion_tokens += usage.completion_tokens;
+                match parse_draft(&text) {
+                    Ok(draft) => return Ok((draft, text)),
+                    Err(reason) if attempt == 0 => {
+                        attempt += 1;
+                        stats.malformed_retries += 1;
+                        tracing::info!(%reason, "malformed LLM answer; asking again");
+                        conversation.push(Message::Assistant(text));
+                        conversation.push(Message::User(format!(
+                            "That answer was not usable: {reason}. Answer again with only the JSON object {{\"sql\": ..., \"params\": {{...}}, \"explanation\": ...}}."
+                        )));
+                    }
+                    Err(reason) => {
+                        return Err(AskError::Malformed {
+                            reason,
+                            answer: shorten(&text, 300),
+                        })
+                    }
+                }
+            }
+        }
+        .await;
+        stats.stages.push(("llm", stage.elapsed()));
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        question: &str,
+        asker: &Asker,
+        catalog: Arc<Catalog>,
+        chosen: Vec<RankedTable>,
+        draft: Draft,
+        answer: String,
+        conversation: Vec<Message>,
+        stats: &mut AskStats,
+    ) -> Result<Plan, AskError> {
+        let stage = Instant::now();
+        let database = if asker.database.is_empty() {
+            "default"
+        } else {
+            &asker.database
+        };
+        let policy = catalog.policy(database, self.config.allow_system_tables);
+        let result = validate(&draft.sql, &policy)
+            .map_err(|error| AskError::Rejected {
+                sql: draft.sql.clone(),
+                error,
+            })
+            .and_then(|validated| {
+                let bound = check_params(&validated.placeholders, &draft.params).map_err(|error| {
+                    AskError::Params {
+                        sql: draft.sql.clone(),
+                        error,
+                    }
+                })?;
+                Ok(Plan {
+                    question: question.to_string(),
+                    sql: draft.sql.clone(),
+                    params: draft.params.clone(),
+                    bound,
+                    explanation: draft.explanation.clone(),
+                    tables: validated.tables.iter().map(|t| t.to_string()).collect(),
+                    chosen,
+                    cached: None,
+                    catalog: catalog.clone(),
+                    validated,
+                    policy,
+                    conversation,
+                    answer,
+                })
+            });
+        stats.stages.push(("validate", stage.elapsed()));
+        result
+    }
+
+    fn cached_exact(&self, key: &ExactKey) -> Option<Plan> {
+        let caches = self.caches.lock().expect("cache lock");
+        caches.exact.get(key).map(|plan| Plan {
+            cached: Some(CacheHit::Exact),
+            ..plan.clone()
+        })
+    }
+
+    fn cached_semantic(&self, key: &ExactKey, vector: Option<&Vector>) -> Option<Plan> {
+        let threshold = self.config.semantic_cache_threshold?;
+        let vector = vector?;
+        let caches = self.caches.lock().expect("cache lock");
+        let (_, _, _, found) = caches
+            .semantic
+            .iter()
+            .filter(|(user, version, _, _)| user == &key.2 && *version == key.1)
+            .map(|entry| (cosine(vector, &entry.2), entry))
+            .filter(|(similarity, _)| *similarity >= threshold)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, entry)| entry)?;
+        caches.exact.get(found).map(|plan| Plan {
+            cached: Some(CacheHit::Semantic),
+            ..plan.clone()
+        })
+    }
+
+    fn remember(&self, key: &ExactKey, plan: &Plan, vector: Option<Vector>) {
+        if self.config.exact_cache_entries == 0 {
+            return;
+        }
+        let mut caches = self.caches.lock().expect("cache lock");
+        if caches.exact.insert(key.clone(), plan.clone()).is_none() {
+            caches.order.push_back(key.clone());
+            if let Some(vector) = vector {
+                caches.semantic.push((key.2.clone(), key.1, vector, key.clone()));
+            }
+        }
+        while caches.order.len() > self.config.exact_cache_entries {
+            if let Some(old) = caches.order.pop_front() {
+                caches.exact.remove(&old);
+                caches.semantic.retain(|(_, _, _, k)| k != &old);
+            }
+        }
+    }
+
+    /// Retrieval and context for a question without the model: what the benchmark times.
+    pub fn prepare_prompt(
+        &self,
+        catalog: &Catalog,
+        question: &str,
+    ) -> Result<crate::context::Prompt, EngineError> {
+        let vector = match &self.store {
+            Some(store) => Some(store.get(question)?),
+            None => None,
+        };
+        let (chosen, examples) = self.retrieve(catalog, question, vector.as_ref());
+        let samples = chosen
+            .iter()
+            .filter_map(|t| catalog.cached_samples(&t.name).map(|s| (t.name.to_string(), s)))
+            .collect();
+        Ok(build_prompt(&ContextInput {
+            question,
+            catalog,
+            semantic: &self.semantic,
+            tables: &chosen,
+            samples: &samples,
+            examples: &examples,
+            max_rows: self.config.max_rows,
+            token_budget: self.config.token_budget,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn questions_normalize_for_the_exact_cache() {
+        assert_eq!(normalize_question("  Top 5   Tenants? "), "top 5 tenants");
+        assert_eq!(normalize_question("top 5 tenants"), "top 5 tenants");
+        assert_ne!(
+            normalize_question("top 5 tenants"),
+            normalize_question("top 6 tenants")
+        );
+    }
+
+    #[test]
+    fn error_codes_and_outcomes() {
+        assert_eq!(AskError::NoLlm.code(), 48);
+        let rejected = AskError::Rejected {
+            sql: "DROP TABLE t".into(),
+            error: ValidationError::NotASelect { kind: "DROP".into() },
+        };
+        assert_eq!(rejected.code(), 497);
+        assert_eq!(rejected.outcome(), "rejected");
+        assert!(rejected.to_string().contains("Generated SQL: DROP TABLE t"));
+    }
+}

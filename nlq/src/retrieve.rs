@@ -1,0 +1,419 @@
+//! Retrieval: which tables (and which example questions) matter for a question.
+//!
+//! Two signals, combined:
+//! - **lexical**: the question's words against table and column names (split at `_` and `.`), synonyms and
+//!   descriptions from the semantic file, column comments, and sampled values (a question naming `acme`
+//!   points at the table whose `tenant_id` holds `acme`). Each hit adds a weight by where it matched.
+//! - **embeddings** (when a model is loaded): cosine similarity between the question and a short description
+//!   of each table.
+//!
+//! The hybrid score is `0.6 · cosine + 0.4 · lexical / best lexical`; without a model it is lexical alone.
+//! Tables within [`KEEP_RATIO`] of the best score are kept, at most `max_tables`, and each kept table brings
+//! the tables the semantic file says it joins with (when they are readable). Every kept table carries the
+//! reasons it was chosen, which `EXPLAIN ASK` shows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::catalog::{Catalog, Table};
+use crate::embed::{cosine, EmbedError, EmbeddingStore, Vector};
+use crate::semantic::{Example, SemanticFile};
+use crate::validate::TableName;
+
+/// Tables scoring at least this fraction of the best score are kept.
+pub const KEEP_RATIO: f32 = 0.55;
+
+/// Words too common in questions to say anything about a table.
+#[rustfmt::skip]
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "of", "in", "on", "at", "by", "for", "to", "from", "with", "and", "or", "is", "are",
+    "was", "were", "be", "how", "many", "much", "what", "which", "who", "whom", "when", "where", "per", "each",
+    "show", "me", "list", "give", "get", "find", "top", "all", "than", "that", "this", "these", "those", "do",
+    "does", "did", "has", "have", "had", "it", "its", "as", "their", "there", "number", "count", "total", "i",
+    "we", "our", "my", "most", "least", "over", "between", "during", "last", "first", "into", "out",
+];
+
+/// A table chosen for a question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedTable {
+    pub name: TableName,
+    pub score: f32,
+    /// Why: matched words, similarity, join hints.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Retrieval {
+    pub tables: Vec<RankedTable>,
+    /// The closest examples, best first.
+    pub examples: Vec<Example>,
+}
+
+/// Lower-case word stems: letters and digits, split at everything else, a trailing plural `s` removed.
+pub fn terms(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| stem(&w.to_lowercase()))
+        .collect()
+}
+
+fn stem(word: &str) -> String {
+    if word.len() > 4 && word.ends_with("ies") {
+        format!("{}y", &word[..word.len() - 3])
+    } else if word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") {
+        word[..word.len() - 1].to_string()
+    } else {
+        word.to_string()
+    }
+}
+
+fn question_terms(question: &str) -> BTreeSet<String> {
+    terms(question)
+        .into_iter()
+        .filter(|t| !STOPWORDS.contains(&t.as_str()) && t.len() > 1)
+        .collect()
+}
+
+/// The text embedded for a table: its name, description and columns.
+pub fn table_document(table: &Table, semantic: &SemanticFile) -> String {
+    let key = table.name.to_string();
+    let notes = semantic.tables.get(&key);
+    let mut doc = format!("table {}", table.name.table.replace('_', " "));
+    if let Some(notes) = notes {
+        if !notes.description.is_empty() {
+            doc.push_str(": ");
+            doc.push_str(&notes.description);
+        }
+        if !notes.synonyms.is_empty() {
+            doc.push_str(" (also called ");
+            doc.push_str(&notes.synonyms.join(", "));
+            doc.push(')');
+        }
+    }
+    doc.push_str(". columns: ");
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let mut text = c.name.replace('_', " ");
+            let description = notes
+                .and_then(|n| n.columns.get(&c.name))
+                .map(|n| n.description.as_str())
+                .filter(|d| !d.is_empty())
+                .unwrap_or(c.comment.as_str());
+            if !description.is_empty() {
+                text.push_str(&format!(" ({description})"));
+            }
+            text
+        })
+        .collect();
+    doc.push_str(&columns.join(", "));
+    doc
+}
+
+/// Lexical evidence for one table: total weight and the words that matched where.
+fn lexical(
+    table: &Table,
+    semantic: &SemanticFile,
+    samples: Option<&BTreeMap<String, Vec<String>>>,
+    words: &BTreeSet<String>,
+) -> (f32, Vec<String>) {
+    let notes = semantic.tables.get(&table.name.to_string());
+    let mut score = 0.0;
+    let mut reasons = Vec::new();
+    let mut hit = |weight: f32, word: &str, place: String| {
+        score += weight;
+        reasons.push(format!("'{word}' matches {place}"));
+    };
+    for word in words {
+        let w = word.as_str();
+        if terms(&table.name.table).iter().any(|t| t == w) {
+            hit(3.0, w, "the table name".into());
+            continue;
+        }
+        if let Some(n) = notes {
+            if n.synonyms.iter().any(|s| terms(s).iter().any(|t| t == w)) {
+                hit(2.5, w, "a synonym of the table".into());
+                continue;
+            }
+        }
+        if let Some(column) = table
+            .columns
+            .iter()
+            .find(|c| terms(&c.name).iter().any(|t| t == w))
+        {
+            hit(2.0, w, format!("column {}", column.name));
+            continue;
+        }
+        let column_notes = notes.map(|n| &n.columns);
+        if let Some((name, _)) = column_notes.and_then(|cols| {
+            cols.iter()
+                .find(|(_, c)| c.synonyms.iter().any(|s| terms(s).iter().any(|t| t == w)))
+        }) {
+            hit(2.0, w, format!("a synonym of column {name}"));
+            continue;
+        }
+        if let Some((column, _)) = samples.and_then(|s| {
+            s.iter()
+                .find(|(_, values)| values.iter().any(|v| terms(v).iter().any(|t| t == w)))
+        }) {
+            hit(1.5, w, format!("a value of column {column}"));
+            continue;
+        }
+        let described = notes.is_some_and(|n| {
+            terms(&n.description).iter().any(|t| t == w)
+                || n.columns
+                    .values()
+                    .any(|c| terms(&c.description).iter().any(|t| t == w))
+        }) || table
+            .columns
+            .iter()
+            .any(|c| terms(&c.comment).iter().any(|t| t == w));
+        if described {
+            hit(1.0, w, "a description".into());
+        }
+    }
+    (score, reasons)
+}
+
+/// Ranks `catalog`'s tables for `question`. `question_vector` and `store` are absent without a model.
+pub fn rank_tables(
+    catalog: &Catalog,
+    semantic: &SemanticFile,
+    question: &str,
+    question_vector: Option<&Vector>,
+    store: Option<&EmbeddingStore>,
+    max_tables: usize,
+) -> Result<Vec<RankedTable>, EmbedError> {
+    let words = question_terms(question);
+    let lexical_scores: Vec<(f32, Vec<String>)> = catalog
+        .tables
+        .iter()
+        .map(|t| {
+            let samples = catalog.cached_samples(&t.name);
+            lexical(t, semantic, samples.as_deref(), &words)
+        })
+        .collect();
+    let best_lexical = lexical_scores.iter().map(|(s, _)| *s).fold(0.0f32, f32::max);
+    let similarities: Option<Vec<f32>> = match (question_vector, store) {
+        (Some(q), Some(store)) => {
+            let docs: Vec<String> = catalog
+                .tables
+                .iter()
+                .map(|t| table_document(t, semantic))
+                .collect();
+            let vectors = store.get_many(&docs)?;
+            Some(vectors.iter().map(|v| cosine(q, v)).collect())
+        }
+        _ => None,
+    };
+    let mut ranked: Vec<RankedTable> = catalog
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, table)| {
+            let (lex, mut reasons) = lexical_scores[i].clone();
+            let lex_norm = if best_lexical > 0.0 {
+                lex / best_lexical
+            } else {
+                0.0
+            };
+            let score = match &similarities {
+                Some(sims) => {
+                    reasons.push(format!("similarity {:.2}", sims[i]));
+                    0.6 * sims[i] + 0.4 * lex_norm
+                }
+                None => lex_norm,
+            };
+            RankedTable {
+                name: table.name.clone(),
+                score,
+                reasons,
+            }
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+    let best = ranked.first().map(|t| t.score).unwrap_or(0.0);
+    let mut kept: Vec<RankedTable> = if best <= 0.0 {
+        // Nothing matched at all: a small catalog is shown whole, a large one is not guessed at.
+        ranked.into_iter().take(max_tables.min(3)).collect()
+    } else {
+        ranked
+            .into_iter()
+            .filter(|t| t.score >= best * KEEP_RATIO)
+            .take(max_tables)
+            .collect()
+    };
+    add_join_partners(catalog, semantic, &mut kept, max_tables + 2);
+    Ok(kept)
+}
+
+/// Adds tables the semantic file says the kept ones join with.
+fn add_join_partners(catalog: &Catalog, semantic: &SemanticFile, kept: &mut Vec<RankedTable>, limit: usize) {
+    let mut i = 0;
+    while i < kept.len() && kept.len() < limit {
+        let name = kept[i].name.to_string();
+        for join in &semantic.joins {
+            let (left, right) = join.tables();
+            let partner = if left == name {
+                right
+            } else if right == name {
+                left
+            } else {
+                continue;
+            };
+            let Some(table) = catalog.tables.iter().find(|t| t.name.to_string() == partner) else {
+                continue;
+            };
+            if kept.iter().any(|k| k.name == table.name) || kept.len() >= limit {
+                continue;
+            }
+            kept.push(RankedTable {
+                name: table.name.clone(),
+                score: 0.0,
+                reasons: vec![format!("joins with {name} ({} = {})", join.left, join.right)],
+            });
+        }
+        i += 1;
+    }
+}
+
+/// The `n` examples closest to the question (by embeddings, or by shared words), over readable tables only.
+pub fn closest_examples(
+    semantic: &SemanticFile,
+    catalog: &Catalog,
+    question: &str,
+    question_vector: Option<&Vector>,
+    store: Option<&EmbeddingStore>,
+    n: usize,
+) -> Result<Vec<Example>, EmbedError> {
+    let readable: Vec<&Example> = semantic
+        .examples
+        .iter()
+        .filter(|e| {
+            catalog
+                .tables
+                .iter()
+                .any(|t| e.sql.contains(&t.name.to_string()) || e.sql.contains(&t.name.table))
+        })
+        .collect();
+    if readable.is_empty() || n == 0 {
+        return Ok(Vec::new());
+    }
+    let scores: Vec<f32> = match (question_vector, store) {
+        (Some(q), Some(store)) => {
+            let texts: Vec<String> = readable.iter().map(|e| e.question.clone()).collect();
+            store.get_many(&texts)?.iter().map(|v| cosine(q, v)).collect()
+        }
+        _ => {
+            let words = question_terms(question);
+            readable
+                .iter()
+                .map(|e| {
+                    let other = question_terms(&e.question);
+                    let shared = words.intersection(&other).count() as f32;
+                    shared / (words.len() + other.len()).max(1) as f32
+                })
+                .collect()
+        }
+    };
+    let mut order: Vec<usize> = (0..readable.len()).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    Ok(order.into_iter().take(n).map(|i| readable[i].clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Column;
+
+    fn table(db: &str, name: &str, columns: &[&str]) -> Table {
+        Table {
+            name: TableName::new(db, name),
+            engine: "MergeTree".into(),
+            columns: columns
+                .iter()
+                .map(|c| Column {
+                    name: c.to_string(),
+                    ty: "String".into(),
+                    comment: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn catalog() -> Catalog {
+        Catalog::new(
+            vec![
+                table(
+                    "analytics",
+                    "events",
+                    &["event_id", "event_type", "tenant_id", "revenue"],
+                ),
+                table("analytics", "users", &["user_id", "country", "signup_date"]),
+                table("analytics", "tenants", &["tenant_id", "name", "plan"]),
+                table("ops", "deployments", &["service", "version"]),
+            ],
+            "18.16.1".into(),
+            0,
+        )
+    }
+
+    #[test]
+    fn terms_are_lowercase_stems() {
+        assert_eq!(
+            terms("Top Tenants by revenue_total"),
+            ["top", "tenant", "by", "revenue", "total"]
+        );
+        assert_eq!(terms("countries"), ["country"]);
+        assert_eq!(terms("class"), ["class"]);
+    }
+
+    #[test]
+    fn lexical_ranking_finds_tables_by_names_and_synonyms() {
+        let semantic = SemanticFile::parse(
+            "tables:\n  analytics.events:\n    columns:\n      revenue: { synonyms: [sales] }\njoins:\n  - { left: analytics.events.tenant_id, right: analytics.tenants.tenant_id }\n",
+        )
+        .unwrap();
+        let ranked = rank_tables(&catalog(), &semantic, "total sales by event type", None, None, 3).unwrap();
+        assert_eq!(ranked[0].name, TableName::new("analytics", "events"));
+        assert!(
+            ranked[0]
+                .reasons
+                .iter()
+                .any(|r| r.contains("synonym of column revenue")),
+            "{ranked:?}"
+        );
+        // The join hint brings tenants along.
+        assert!(ranked
+            .iter()
+            .any(|t| t.name.table == "tenants" && t.reasons[0].starts_with("joins with")));
+        assert!(!ranked.iter().any(|t| t.name.table == "deployments"));
+
+        let users = rank_tables(&catalog(), &semantic, "users per country", None, None, 3).unwrap();
+        assert_eq!(users[0].name.table, "users");
+    }
+
+    #[test]
+    fn examples_over_unreadable_tables_are_never_shown() {
+        let semantic = SemanticFile::parse(
+            "examples:\n  - { question: deployments per service, sql: 'SELECT service, count() FROM ops.deployments GROUP BY service' }\n  - { question: events per type, sql: 'SELECT event_type, count() FROM analytics.events GROUP BY event_type' }\n",
+        )
+        .unwrap();
+        let only_analytics = Catalog::new(
+            vec![table("analytics", "events", &["event_type"])],
+            "18.16.1".into(),
+            0,
+        );
+        let found = closest_examples(
+            &semantic,
+            &only_analytics,
+            "deployments per service",
+            None,
+            None,
+            3,
+        )
+        .unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(found[0].sql.contains("analytics.events"));
+    }
+}
