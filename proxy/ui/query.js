@@ -275,11 +275,18 @@ export function initQueryPage() {
   });
   $("open-sql").addEventListener("click", () => {
     if (!generated) return;
-    const params = generated.params || {};
     setMode("sql");
-    $("query-text").value = generated.sql || "";
-    sqlParams = params; // sent as param_<name> with the query
-    status(Object.keys(params).length ? "The SQL is in the editor; its parameters are sent with it." : "The SQL is in the editor.");
+    if (generated.executed_sql) {
+      // The query as it ran, values bound: runs on any ClickHouse, also those without query parameters.
+      $("query-text").value = generated.executed_sql;
+      sqlParams = {};
+      status("The SQL that ran is in the editor, with the parameter values written in.");
+    } else {
+      const params = generated.params || {};
+      $("query-text").value = generated.sql || "";
+      sqlParams = params; // sent as param_<name> with the query
+      status(Object.keys(params).length ? "The SQL is in the editor; its parameters are sent with it." : "The SQL is in the editor.");
+    }
     $("query-text").focus();
   });
   $("history-clear").addEventListener("click", () => {

@@ -1,9 +1,9 @@
 """The web console at /ui/ in a real browser: Debian's headless Chromium driven by playwright-core
 (tests/ui/drive.mjs, one scenario per test) against the real aurora-proxy and ClickHouse.
 
-Screenshots go to tests/ui/screenshots/ (git-ignored; AURORA_UI_SHOTS overrides). The ASK flow needs the proxy's
-`POST /ask` and the scripted LLM endpoint (tests/support/scripted_llm.py); the pipeline flow needs aurora-ingest
-and a broker. Those two skip, saying so, while their parts are missing.
+Screenshots go to tests/ui/screenshots/ (git-ignored; AURORA_UI_SHOTS overrides). The ASK flow runs against the
+scripted LLM endpoint (tests/support/scripted_llm.py); the pipeline flow needs aurora-ingest and a broker and
+skips, saying so, while they are missing.
 """
 
 from __future__ import annotations
@@ -183,17 +183,6 @@ def test_console_http_surface(console):
 # --- flows that need parts built elsewhere ---------------------------------------------------------------
 
 
-def _start_scripted_llm(tmp_path: Path, answers: list):
-    """Starts tests/support/scripted_llm.py answering `answers` in turn; returns (base_url, stop)."""
-    try:
-        from support import scripted_llm  # noqa: F401
-    except ImportError:
-        pytest.skip("needs /ask: tests/support/scripted_llm.py is not there yet")
-    llm = scripted_llm.ScriptedLLM([json.dumps(a) for a in answers])
-    llm.start()
-    return llm.base_url, llm.stop
-
-
 def _ask_answers_json(port: int) -> bool:
     request = urllib.request.Request(
         f"http://{HOST}:{port}/ask", data=json.dumps({"question": "ping", "explain": True}).encode(),
@@ -208,32 +197,31 @@ def _ask_answers_json(port: int) -> bool:
         return False
 
 
-def test_ask_a_question_see_sql_rows_and_chart(start_proxy, clickhouse, events, tmp_path):
+def test_ask_a_question_see_sql_rows_and_chart(start_proxy, clickhouse, events, scripted_llm):
     db = events["db"]
-    sql = f"SELECT kind, sum(n) AS total FROM {db}.ev GROUP BY kind ORDER BY kind"
-    base_url, stop = _start_scripted_llm(tmp_path, [
-        {"sql": sql, "params": {}},  # the probe below
-        {"sql": sql, "params": {}},  # explain first
-        {"sql": sql, "params": {}},  # then run
-        {"sql": f"DROP TABLE {db}.ev", "params": {}},  # rejected: not a SELECT
-        {"sql": f"DROP TABLE {db}.ev", "params": {}},  # (a retry, if the engine retries)
+    sql = f"SELECT kind, sum(n) AS total FROM {db}.ev WHERE n >= {{min:UInt32}} GROUP BY kind ORDER BY kind"
+    scripted_llm.script([
+        {"match": "each kind", "responses": [
+            {"content": {"sql": sql, "params": {"min": 0}, "explanation": "Sums n for each kind of event."}}]},
+        {"match": "Delete", "responses": [
+            {"content": {"sql": f"DROP TABLE {db}.ev", "params": {}, "explanation": "Drops the table."}}]},
     ])
-    try:
-        proxy = start_proxy(
-            f"127.0.0.1:{clickhouse.tcp_port}", f"http://127.0.0.1:{clickhouse.http_port}",
-            ("--llm-base-url", base_url, "--llm-model", "scripted"),
-        )
-        if not _ask_answers_json(proxy.http_port):
-            pytest.skip("needs /ask: POST /ask does not answer JSON on this proxy yet")
-        result = drive(
-            "ask", proxy.http_port,
-            AURORA_UI_QUESTION="How much of each kind of event is there?",
-            AURORA_UI_REJECTED_QUESTION="Delete the events table",
-            AURORA_UI_ASK_ROWS=events["kinds"],
-        )
-        assert result["rows"] == events["kinds"]
-    finally:
-        stop()
+    proxy = start_proxy(
+        f"127.0.0.1:{clickhouse.tcp_port}", f"http://127.0.0.1:{clickhouse.http_port}",
+        ("--llm-base-url", scripted_llm.base_url, "--llm-model", "scripted"),
+    )
+    if not _ask_answers_json(proxy.http_port):
+        pytest.skip("needs /ask: POST /ask does not answer JSON on this proxy")
+    result = drive(
+        "ask", proxy.http_port,
+        AURORA_UI_QUESTION="How much n is there for each kind of event?",
+        AURORA_UI_REJECTED_QUESTION="Delete the events table",
+        AURORA_UI_ASK_ROWS=events["kinds"],
+    )
+    assert result["rows"] == events["kinds"]
+    assert "{min:UInt32}" in result["sql"], "the page shows the SQL as generated, with its placeholder"
+    assert "{min:" not in result["opened"], "open as SQL takes the query as it ran"
+    assert db in result["opened"]
 
 
 def _ingest_binary() -> Path:
