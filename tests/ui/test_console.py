@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 from clickhouse_driver import Client
 
-from support.servers import HOST, REPO_ROOT, free_port, port_accepts, tail
+from support.servers import HOST, free_port
 
 pytestmark = pytest.mark.proxy_only
 
@@ -224,54 +223,33 @@ def test_ask_a_question_see_sql_rows_and_chart(start_proxy, clickhouse, events, 
     assert db in result["opened"]
 
 
-def _ingest_binary() -> Path:
-    for path in (os.environ.get("AURORA_INGEST_BIN"), REPO_ROOT / "target" / "release" / "aurora-ingest"):
-        if path and Path(path).exists():
-            return Path(path)
-    pytest.skip("needs aurora-ingest: no target/release/aurora-ingest (or AURORA_INGEST_BIN)")
+def _ingest_support():
+    """tests/support/ingest.py and events.py (the broker, the daemon, a producer), once aurora-ingest has landed."""
+    try:
+        from support import events, ingest
+    except ImportError:
+        pytest.skip("needs aurora-ingest: tests/support/ingest.py is not there yet")
+    if not ingest.ingest_binary().exists():
+        pytest.skip(f"needs aurora-ingest: {ingest.ingest_binary()} is not built")
+    pytest.importorskip("confluent_kafka", reason="needs aurora-ingest's test tools (confluent-kafka)")
+    return ingest, events
 
 
-def test_connect_a_pipeline_see_rows_arrive_then_disconnect(start_proxy, clickhouse, db, tmp_path):
-    binary = _ingest_binary()
-    kafka_sh = REPO_ROOT / "scripts" / "kafka.sh"
-    if not kafka_sh.exists():
-        pytest.skip("needs aurora-ingest: scripts/kafka.sh (the test broker) is not there yet")
-    confluent_kafka = pytest.importorskip("confluent_kafka", reason="needs aurora-ingest's test tools (confluent-kafka)")
-
-    broker_port, api_port = free_port(), free_port()
-    topic = f"ui_events_{uuid.uuid4().hex[:8]}"
-    subprocess.run([str(kafka_sh), "start", str(tmp_path / "kafka"), str(broker_port)], check=True, timeout=60)
+def test_connect_a_pipeline_see_rows_arrive_then_disconnect(start_proxy, clickhouse, direct, db, tmp_path):
+    ingest, events = _ingest_support()
+    broker = ingest.Broker(tmp_path / "kafka")
+    broker.start()
     daemon = None
     try:
-        subprocess.run([str(kafka_sh), "topic", str(broker_port), topic, "3"], check=True, timeout=60)
-        producer = confluent_kafka.Producer({"bootstrap.servers": f"127.0.0.1:{broker_port}"})
+        topic = f"ui_events_{uuid.uuid4().hex[:8]}"
+        broker.create_topic(topic, 3)
         sent = 50
-        for i in range(sent):
-            envelope = {
-                "event_id": str(uuid.uuid4()), "timestamp": "2026-11-01T12:00:00Z", "event_type": "purchase",
-                "tenant_id": "acme", "payload": {"user_id": f"u{i}", "amount": 1.5}, "schema_version": 1,
-            }
-            producer.produce(topic, key=b"acme", value=json.dumps(envelope).encode())
-        assert producer.flush(30) == 0
-
-        config = tmp_path / "ingest.toml"
-        config.write_text(
-            f'api_listen = "127.0.0.1:{api_port}"\n'
-            f'[clickhouse]\nurl = "http://127.0.0.1:{clickhouse.http_port}"\n'
-            f'[kafka]\nbrokers = "127.0.0.1:{broker_port}"\n'
-        )
-        log = tmp_path / "ingest.log"
-        with open(log, "wb") as out:
-            daemon = subprocess.Popen([str(binary), "run", "--config", str(config)], stdout=out,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while not port_accepts(api_port):
-            assert daemon.poll() is None, f"aurora-ingest exited:\n{tail(log)}"
-            assert time.monotonic() < deadline, f"aurora-ingest API not up:\n{tail(log)}"
-            time.sleep(0.1)
+        # Produced before the pipeline exists: a new pipeline starts from the earliest offset.
+        assert events.produce(broker.brokers, topic, events.envelope_messages(sent)) == sent
+        daemon = ingest.IngestDaemon(tmp_path, direct.http_url, {"brokers": broker.brokers}, []).start()
         proxy = start_proxy(
             f"127.0.0.1:{clickhouse.tcp_port}", f"http://127.0.0.1:{clickhouse.http_port}",
-            ("--ingest-api-url", f"http://127.0.0.1:{api_port}"),
+            ("--ingest-api-url", daemon.api),
         )
         result = drive(
             "pipelines_flow", proxy.http_port,
@@ -279,10 +257,11 @@ def test_connect_a_pipeline_see_rows_arrive_then_disconnect(start_proxy, clickho
             AURORA_UI_EXPECT_ROWS=sent, AURORA_UI_PIPELINE_EXTRA=json.dumps({"batch_max_wait": "200ms"}),
         )
         assert result["state"] in ("running", "starting")
-        rows = Client(clickhouse.endpoint.host, port=clickhouse.tcp_port).execute(f"SELECT count() FROM {db}.events")
-        assert rows[0][0] == sent
+        client = Client(direct.host, port=direct.native_port)
+        assert client.execute(f"SELECT count() FROM {db}.events")[0][0] == sent
+        client.disconnect()
+        assert "ui_flow" not in daemon.pipelines_view()
     finally:
-        if daemon is not None:
-            daemon.terminate()
-            daemon.wait(timeout=30)
-        subprocess.run([str(kafka_sh), "stop", str(tmp_path / "kafka")], timeout=60)
+        problem = daemon.stop() if daemon is not None else None
+        broker.stop()
+        assert problem is None, problem
