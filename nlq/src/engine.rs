@@ -219,7 +219,7 @@ impl Plan {
 #[derive(Debug, thiserror::Error)]
 pub enum AskError {
     #[error(
-        "no LLM endpoint is configured (--llm-base-url, --llm-model); the question was not sent anywhere"
+        "ASK needs an LLM endpoint and none is configured (--llm-base-url, --llm-model); the question was not sent anywhere"
     )]
     NoLlm,
     #[error("cannot read the catalog: {0}")]
@@ -477,6 +477,45 @@ impl Engine {
         )?;
         self.remember(&key, &plan, question_vector);
         Ok(plan)
+    }
+
+    /// The evaluation baseline: the same model and checks, with a bare prompt holding every table's columns
+    /// and types (no retrieval, no semantic file, no examples, no sampled values) and no caches.
+    pub async fn plan_baseline(&self, question: &str, asker: &Asker) -> (Result<Plan, AskError>, AskStats) {
+        let mut stats = AskStats::default();
+        let result = async {
+            let llm = self.llm.as_ref().ok_or(AskError::NoLlm)?;
+            let (catalog, _) = self
+                .catalogs
+                .get(&self.clickhouse, &asker.credentials, false)
+                .await
+                .map_err(AskError::Catalog)?;
+            let all: Vec<RankedTable> = catalog
+                .tables
+                .iter()
+                .map(|t| RankedTable {
+                    name: t.name.clone(),
+                    score: 0.0,
+                    reasons: vec!["baseline: every table".into()],
+                })
+                .collect();
+            let bare = SemanticFile::default();
+            let prompt = build_prompt(&ContextInput {
+                question,
+                catalog: &catalog,
+                semantic: &bare,
+                tables: &all,
+                samples: &BTreeMap::new(),
+                examples: &[],
+                max_rows: self.config.max_rows,
+                token_budget: usize::MAX,
+            });
+            let mut conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
+            let (draft, answer) = self.ask_model(llm, &mut conversation, &mut stats).await?;
+            self.check(question, asker, catalog, all, draft, answer, conversation, &mut stats)
+        }
+        .await;
+        (result, stats)
     }
 
     /// Sends ClickHouse's rejection of `plan` back to the model once and checks the new answer.

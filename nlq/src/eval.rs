@@ -1,1 +1,283 @@
-//! Evaluation (filled in next).
+//! Evaluation: how often the pipeline answers a question set correctly.
+//!
+//! Each question of a set (YAML: `id`, `question`, reference `sql`, `tags`, `ordered`) goes through the whole
+//! pipeline as a user's ASK would — catalog, retrieval, context, model, validation, binding, execution with one
+//! correction — and its result is compared with the reference query's. Reported:
+//! - **validity**: the generated query passed validation and ClickHouse ran it;
+//! - **execution accuracy**: its rows equal the reference's (as multisets, or in order when `ordered`);
+//!   numbers compare after rounding to 2 decimals (the references round money that way), and column names
+//!   and order do not matter (each row compares as the sorted list of its values);
+//! - **latency** per question (p50, p95).
+//!
+//! The baseline is the same model with a bare prompt: every table's columns and types, no retrieval, no
+//! semantic file, no examples, no sampled values.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::clickhouse::{value_text, ClickHouseError, ClickHouseHttp, QueryResult};
+use crate::engine::{AskOptions, Asker, Engine, Plan};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EvalQuestion {
+    pub id: String,
+    pub question: String,
+    pub sql: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub ordered: bool,
+}
+
+#[derive(Deserialize)]
+struct QuestionFile {
+    questions: Vec<EvalQuestion>,
+}
+
+pub fn load_questions(path: &Path) -> Result<Vec<EvalQuestion>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: QuestionFile =
+        serde_saphyr::from_str(&text).map_err(|e| format!("{} is not a question file: {e}", path.display()))?;
+    Ok(file.questions)
+}
+
+/// What happened to one question.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: String,
+    /// The generated query validated and ClickHouse ran it.
+    pub valid: bool,
+    /// Its rows equal the reference's.
+    pub correct: bool,
+    /// A ClickHouse error went back to the model.
+    pub corrected: bool,
+    pub latency: Duration,
+    pub sql: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Which prompt the model gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Pipeline,
+    Baseline,
+}
+
+/// Runs one question through the pipeline (or the baseline) and compares with `reference`.
+pub async fn run_question(
+    engine: &Engine,
+    asker: &Asker,
+    question: &EvalQuestion,
+    reference: &QueryResult,
+    mode: Mode,
+) -> Outcome {
+    let started = Instant::now();
+    let options = AskOptions {
+        refresh_catalog: false,
+        no_cache: true,
+    };
+    let (planned, _) = match mode {
+        Mode::Pipeline => engine.plan(&question.question, asker, options).await,
+        Mode::Baseline => engine.plan_baseline(&question.question, asker).await,
+    };
+    let mut outcome = Outcome {
+        id: question.id.clone(),
+        valid: false,
+        correct: false,
+        corrected: false,
+        latency: Duration::ZERO,
+        sql: None,
+        error: None,
+    };
+    let mut plan = match planned {
+        Ok(plan) => plan,
+        Err(error) => {
+            outcome.error = Some(error.to_string());
+            outcome.latency = started.elapsed();
+            return outcome;
+        }
+    };
+    let mut result = execute(engine, asker, &plan).await;
+    if let Err(error) = &result {
+        let (corrected, _) = engine.correct(&plan, asker, &error.message).await;
+        outcome.corrected = true;
+        match corrected {
+            Ok(new_plan) => {
+                plan = new_plan;
+                result = execute(engine, asker, &plan).await;
+            }
+            Err(error) => {
+                outcome.sql = Some(plan.sql.clone());
+                outcome.error = Some(error.to_string());
+                outcome.latency = started.elapsed();
+                return outcome;
+            }
+        }
+    }
+    outcome.sql = Some(plan.sql.clone());
+    outcome.latency = started.elapsed();
+    match result {
+        Ok(rows) => {
+            outcome.valid = true;
+            outcome.correct = same_result(&rows, reference, question.ordered);
+        }
+        Err(error) => outcome.error = Some(error.message),
+    }
+    outcome
+}
+
+/// Runs a plan the way the proxy would over HTTP: the bounded query, parameters or literals, readonly.
+pub async fn execute(engine: &Engine, asker: &Asker, plan: &Plan) -> Result<QueryResult, ClickHouseError> {
+    let executable = plan
+        .executable(plan.catalog.supports_parameters(), engine.config().max_rows)
+        .map_err(|e| ClickHouseError {
+            code: Some(e.code()),
+            message: e.to_string(),
+        })?;
+    let mut params: Vec<(String, String)> = executable
+        .parameters
+        .iter()
+        .map(|(k, v)| (format!("param_{k}"), v.clone()))
+        .collect();
+    if executable.set_readonly {
+        params.push(("readonly".into(), "1".into()));
+    }
+    engine
+        .clickhouse()
+        .query(&asker.credentials, Some(&asker.database), &executable.sql, &params)
+        .await
+}
+
+/// Runs a reference query.
+pub async fn reference(ch: &ClickHouseHttp, asker: &Asker, sql: &str) -> Result<QueryResult, ClickHouseError> {
+    ch.query(&asker.credentials, Some(&asker.database), sql, &[]).await
+}
+
+fn normalise_value(value: &Value) -> String {
+    let text = value_text(value);
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && !text.is_empty() => {
+            let rounded = (x * 100.0).round() / 100.0;
+            if rounded == 0.0 {
+                "0".into()
+            } else {
+                format!("{rounded}")
+            }
+        }
+        _ => text,
+    }
+}
+
+fn normalise_row(row: &[Value]) -> Vec<String> {
+    let mut values: Vec<String> = row.iter().map(normalise_value).collect();
+    values.sort();
+    values
+}
+
+/// Whether two results hold the same rows (see the module documentation for what "same" means).
+pub fn same_result(got: &QueryResult, reference: &QueryResult, ordered: bool) -> bool {
+    if got.rows.len() != reference.rows.len() {
+        return false;
+    }
+    let mut a: Vec<Vec<String>> = got.rows.iter().map(|r| normalise_row(r)).collect();
+    let mut b: Vec<Vec<String>> = reference.rows.iter().map(|r| normalise_row(r)).collect();
+    if !ordered {
+        a.sort();
+        b.sort();
+    }
+    a == b
+}
+
+/// Totals over outcomes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub questions: usize,
+    pub valid: usize,
+    pub correct: usize,
+    pub corrected: usize,
+    pub p50: Duration,
+    pub p95: Duration,
+}
+
+pub fn summarize(outcomes: &[Outcome]) -> Summary {
+    let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.latency).collect();
+    latencies.sort();
+    let pick = |q: f64| {
+        if latencies.is_empty() {
+            Duration::ZERO
+        } else {
+            latencies[((latencies.len() as f64 - 1.0) * q).round() as usize]
+        }
+    };
+    Summary {
+        questions: outcomes.len(),
+        valid: outcomes.iter().filter(|o| o.valid).count(),
+        correct: outcomes.iter().filter(|o| o.correct).count(),
+        corrected: outcomes.iter().filter(|o| o.corrected).count(),
+        p50: pick(0.5),
+        p95: pick(0.95),
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = |n: usize| 100.0 * n as f64 / self.questions.max(1) as f64;
+        write!(
+            f,
+            "execution accuracy {}/{} ({:.0}%), valid {}/{} ({:.0}%), corrections {}, latency p50 {:.1} s, p95 {:.1} s",
+            self.correct,
+            self.questions,
+            pct(self.correct),
+            self.valid,
+            self.questions,
+            pct(self.valid),
+            self.corrected,
+            self.p50.as_secs_f64(),
+            self.p95.as_secs_f64()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn result(rows: Vec<Vec<Value>>) -> QueryResult {
+        QueryResult {
+            columns: vec![],
+            rows,
+        }
+    }
+
+    #[test]
+    fn results_compare_as_rounded_multisets_or_in_order() {
+        let a = result(vec![vec![json!("acme"), json!(10.004)], vec![json!("globex"), json!("3")]]);
+        let b = result(vec![vec![json!(3), json!("globex")], vec![json!(10.0), json!("acme")]]);
+        assert!(same_result(&a, &b, false));
+        assert!(!same_result(&a, &b, true));
+        let c = result(vec![vec![json!("acme"), json!(10.2)], vec![json!("globex"), json!(3)]]);
+        assert!(!same_result(&a, &c, false));
+        assert!(!same_result(&a, &result(vec![]), false));
+    }
+
+    #[test]
+    fn summaries_count_and_take_percentiles() {
+        let outcome = |valid, correct, ms| Outcome {
+            id: "q".into(),
+            valid,
+            correct,
+            corrected: false,
+            latency: Duration::from_millis(ms),
+            sql: None,
+            error: None,
+        };
+        let s = summarize(&[outcome(true, true, 100), outcome(true, false, 300), outcome(false, false, 200)]);
+        assert_eq!((s.questions, s.valid, s.correct), (3, 2, 1));
+        assert_eq!(s.p50, Duration::from_millis(200));
+        assert!(s.to_string().starts_with("execution accuracy 1/3 (33%), valid 2/3 (67%)"));
+    }
+}

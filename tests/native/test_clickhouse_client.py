@@ -211,6 +211,16 @@ def test_ask_is_a_client_side_syntax_error(proxy, direct):
         assert via_proxy.returncode == 62
 
 
+@pytest.mark.proxy_only
+def test_the_table_function_spelling_reaches_aurora(proxy):
+    """`SELECT * FROM ask('…')` parses in clickhouse-client, so the proxy gets it and answers it (here: no model
+    configured, said in Aurora's words, not ClickHouse's "Unknown table function")."""
+    for q in ("SELECT * FROM ask('how many rows?')", "SELECT * FROM explain_ask('how many rows?')"):
+        result = clickhouse_client(proxy, query=q)
+        assert result.returncode == 48, result.stderr
+        assert "Aurora: ASK needs an LLM endpoint and none is configured" in result.stderr
+
+
 def test_sql_mentioning_ask_is_plain_sql(proxy, direct):
     q = "SELECT 'ASK' AS ask, 'ask me' AS `ASK x` FORMAT TSVWithNames"
     via_proxy, via_direct = both(proxy, direct, query=q)

@@ -97,3 +97,33 @@ class ScriptedLLM:
 def sql_answer(sql: str, params: Optional[dict] = None, explanation: str = "") -> str:
     """The content of a structured answer as the model is asked to give it."""
     return json.dumps({"sql": sql, "params": params or {}, "explanation": explanation})
+
+
+LLM_SH = Path(__file__).resolve().parents[2] / "scripts" / "llm.sh"
+
+
+class LlamaServer:
+    """The real local model: llama-server started by scripts/llm.sh (installed by scripts/setup.sh)."""
+
+    def __init__(self, workdir: Path, model: str = "0.5b"):
+        from support.servers import free_port
+
+        self.workdir = workdir
+        self.model = model
+        self.port = free_port()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @staticmethod
+    def installed(model: str = "0.5b") -> bool:
+        out = subprocess.run([str(LLM_SH), "paths", model], capture_output=True, text=True, check=True).stdout
+        paths = dict(line.split("=", 1) for line in out.splitlines())
+        return Path(paths["LLAMA_SERVER"]).is_file() and Path(paths["LLM_MODEL_PATH"]).is_file()
+
+    def start(self) -> None:
+        subprocess.run([str(LLM_SH), "start", str(self.workdir), str(self.port), self.model], check=True, timeout=300)
+
+    def stop(self) -> None:
+        subprocess.run([str(LLM_SH), "stop", str(self.workdir)], check=True, timeout=60)

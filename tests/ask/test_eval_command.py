@@ -1,0 +1,74 @@
+"""`aurora-eval` end to end, deterministically: the scripted model answers every question of
+fixtures/analytics/questions.yaml with its reference query (parameterized), so the pipeline must score every
+question correct — which checks the command's plumbing (catalog, binding, execution, comparison) on the real
+data. A model that answers wrongly must score it as wrong, not as right."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support import analytics as fixture
+from support.servers import REPO_ROOT
+
+pytestmark = pytest.mark.proxy_only
+
+
+def eval_binary() -> Path:
+    explicit = os.environ.get("AURORA_EVAL_BIN")
+    if explicit:
+        return Path(explicit)
+    for profile in ("release", "debug"):
+        candidate = REPO_ROOT / "target" / profile / "aurora-eval"
+        if candidate.exists():
+            return candidate
+    pytest.fail("no aurora-eval binary: cargo build --release -p nlq")
+
+
+def run_eval(clickhouse, llm, tmp_path, *extra) -> tuple:
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            str(eval_binary()),
+            "--questions", str(fixture.QUESTIONS_FILE),
+            "--semantic-file", str(fixture.SEMANTIC_FILE),
+            "--clickhouse-url", f"http://127.0.0.1:{clickhouse.http_port}",
+            "--llm-base-url", llm.base_url,
+            "--llm-model", "scripted",
+            "--llm-timeout", "10s",
+            "--json", str(report),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, json.loads(report.read_text())
+
+
+def test_reference_answers_score_every_question_correct(clickhouse, analytics, scripted_llm, tmp_path):
+    scripted_llm.script(fixture.scripted_answers())
+    stdout, report = run_eval(clickhouse, scripted_llm, tmp_path, "--baseline")
+    n = len(fixture.questions())
+    assert n >= 40
+    assert f"pipeline: execution accuracy {n}/{n} (100%), valid {n}/{n} (100%)" in stdout, stdout
+    assert f"baseline: execution accuracy {n}/{n} (100%)" in stdout, stdout
+    assert all(o["correct"] for o in report["pipeline"]), [o for o in report["pipeline"] if not o["correct"]]
+    # The baseline prompt is the bare schema: no semantic descriptions, no examples.
+    prompts = [json.dumps(r["messages"]) for r in scripted_llm.requests()]
+    assert any("Examples:" in p for p in prompts[:n])
+    assert not any("Examples:" in p for p in prompts[n:])
+
+
+def test_wrong_answers_are_scored_wrong(clickhouse, analytics, scripted_llm, tmp_path):
+    questions = fixture.questions()[:3]
+    wrong = {"sql": "SELECT count() + 1 FROM analytics.events", "params": {}, "explanation": "off by one"}
+    scripted_llm.script([{"match": "", "responses": [{"content": wrong}]}])
+    stdout, report = run_eval(clickhouse, scripted_llm, tmp_path, "--ids", ",".join(q["id"] for q in questions))
+    assert "pipeline: execution accuracy 0/3 (0%), valid 3/3 (100%)" in stdout, stdout
+    assert [o["correct"] for o in report["pipeline"]] == [False, False, False]
