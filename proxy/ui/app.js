@@ -7,11 +7,11 @@ import { initQueryPage } from "./query.js";
 const $ = (id) => document.getElementById(id);
 const PAGES = ["query", "pipelines", "visualize"];
 
-/** Dashboards provisioned under grafana/ (uid → what it shows). */
+/** Dashboards provisioned from grafana/dashboards/ (uid → what it shows). */
 const DASHBOARDS = [
-  { uid: "aurora-events", title: "Events", text: "Events per minute, revenue and signups by tenant (analytics.events)." },
-  { uid: "aurora-ingest", title: "Ingest pipelines", text: "Rows per second, consumer lag, batches and dead letters of aurora-ingest." },
-  { uid: "aurora-proxy", title: "Proxy", text: "Connections, queries, ASK outcomes and latencies of aurora-proxy." },
+  { uid: "aurora-events", title: "Events analytics", text: "Event rates, tenants and revenue from analytics.events, queried through aurora-proxy." },
+  { uid: "aurora-ingest", title: "Ingest", text: "Pipelines: rows per second, consumer lag per partition, dead letters, insert latency, retries." },
+  { uid: "aurora-proxy", title: "Proxy", text: "Connections, statements by kind and outcome, latency, bytes, upstream health and ASK." },
 ];
 
 let config = {};

@@ -173,7 +173,7 @@ const scenarios = {
     const grafana = process.env.AURORA_UI_GRAFANA_URL;
     await loggedIn(page);
     await page.getByRole("link", { name: "Visualize" }).click();
-    const link = page.getByRole("link", { name: "Events" });
+    const link = page.getByRole("link", { name: "Events analytics" });
     await link.waitFor({ timeout: TIMEOUT });
     const href = await link.getAttribute("href");
     check(href === `${grafana}/d/aurora-events`, `link: ${href}`);
