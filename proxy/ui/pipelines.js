@@ -77,7 +77,7 @@ function render(pipelines) {
     badge.className = `badge state-${p.state}`;
     badge.textContent = p.state;
     state.append(badge);
-    cell(`${(p.topics || []).join(", ")} → ${p.table}`);
+    cell(`${(p.topics || []).join(", ")} → ${p.table}`, "route");
     cell(fmt(p.rows_per_sec), "num rate");
     cell(fmt(p.lag), "num lag");
     cell(fmt(p.rows_inserted), "num inserted");
