@@ -25,6 +25,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::body::ClientBody;
 use super::{forward, ingest_api, HttpEnv};
+use crate::telemetry::{self, Outcome};
 
 /// Where the console lives.
 pub const PREFIX: &str = "/ui/";
@@ -39,7 +40,16 @@ pub type Answer = Either<ClientBody, Full<Bytes>>;
 pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr) -> Response<Answer> {
     let path = request.uri().path();
     if path == "/ui" || path.starts_with(PREFIX) {
-        return console(env, request).await.map(Either::Right);
+        let response = console(env, request).await;
+        // Console answers are small and sent whole; they count by status class like every HTTP answer.
+        let status = response.status();
+        let outcome = if status.is_client_error() || status.is_server_error() {
+            Outcome::Error
+        } else {
+            Outcome::Ok
+        };
+        telemetry::http_response_finished(&env.metrics, status.as_u16(), outcome);
+        return response.map(Either::Right);
     }
     forward::handle(env, request, peer).await.map(Either::Left)
 }
