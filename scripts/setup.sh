@@ -67,7 +67,7 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
 else
-    say "apt packages present (clickhouse-server/client/tools, pkg-config, build-essential, python3-venv, prometheus)"
+    say "apt packages present (clickhouse-server/client/tools, pkg-config, build-essential, cmake, python3-venv, prometheus)"
 fi
 
 # --- Python venv ------------------------------------------------------------

@@ -164,6 +164,19 @@ impl Catalog {
         read
     }
 
+    /// Sets `table`'s sampled values (benchmarks and tests build catalogs without a server).
+    pub fn put_samples(&self, table: &TableName, values: BTreeMap<String, Vec<String>>) {
+        self.samples
+            .lock()
+            .expect("samples lock")
+            .insert(table.clone(), Arc::new(values));
+    }
+
+    /// How many tables have sampled values so far.
+    pub fn sampled_tables(&self) -> usize {
+        self.samples.lock().expect("samples lock").len()
+    }
+
     /// Samples already read for `table`, without reading.
     pub fn cached_samples(&self, table: &TableName) -> Option<Arc<BTreeMap<String, Vec<String>>>> {
         self.samples.lock().expect("samples lock").get(table).cloned()

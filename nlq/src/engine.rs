@@ -25,7 +25,7 @@ use crate::context::{build_prompt, ContextInput};
 use crate::embed::{cosine, EmbedError, Embedder, EmbeddingStore, FastEmbedder, Vector};
 use crate::error::{BindError, ValidationError};
 use crate::llm::{parse_draft, shorten, Draft, Llm, LlmConfig, LlmError, Message, Usage};
-use crate::retrieve::{closest_examples, rank_tables, RankedTable};
+use crate::retrieve::{closest_examples, rank_tables, LexicalIndex, RankedTable};
 use crate::semantic::{SemanticError, SemanticFile};
 use crate::validate::{validate, Policy, ValidatedQuery};
 
@@ -302,6 +302,8 @@ pub struct Engine {
     llm: Option<Llm>,
     store: Option<Arc<EmbeddingStore>>,
     caches: Mutex<Caches>,
+    /// Lexical indexes by catalog version (and the number of sampled tables they saw).
+    indexes: Mutex<HashMap<u64, (usize, Arc<LexicalIndex>)>>,
 }
 
 /// A question as cache keys see it: trimmed, lower-case, single spaces, no trailing punctuation.
@@ -357,6 +359,7 @@ impl Engine {
                 order: VecDeque::new(),
                 semantic: Vec::new(),
             }),
+            indexes: Mutex::new(HashMap::new()),
             config,
         })
     }
@@ -512,7 +515,16 @@ impl Engine {
             });
             let mut conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
             let (draft, answer) = self.ask_model(llm, &mut conversation, &mut stats).await?;
-            self.check(question, asker, catalog, all, draft, answer, conversation, &mut stats)
+            self.check(
+                question,
+                asker,
+                catalog,
+                all,
+                draft,
+                answer,
+                conversation,
+                &mut stats,
+            )
         }
         .await;
         (result, stats)
@@ -565,6 +577,23 @@ impl Engine {
         caches.semantic.retain(|(_, _, _, k)| k != &key);
     }
 
+    /// The lexical index of `catalog`, built once per catalog version (again when more tables were sampled).
+    fn lexical_index(&self, catalog: &Catalog) -> Arc<LexicalIndex> {
+        let sampled = catalog.sampled_tables();
+        if let Some((seen, index)) = self.indexes.lock().expect("index lock").get(&catalog.version) {
+            if *seen == sampled {
+                return index.clone();
+            }
+        }
+        let index = Arc::new(LexicalIndex::build(catalog, &self.semantic));
+        let mut indexes = self.indexes.lock().expect("index lock");
+        if indexes.len() >= 64 {
+            indexes.clear();
+        }
+        indexes.insert(catalog.version, (sampled, index.clone()));
+        index
+    }
+
     fn retrieve(
         &self,
         catalog: &Catalog,
@@ -572,8 +601,10 @@ impl Engine {
         question_vector: Option<&Vector>,
     ) -> (Vec<RankedTable>, Vec<crate::semantic::Example>) {
         let store = self.store.as_deref().filter(|_| question_vector.is_some());
+        let index = self.lexical_index(catalog);
         let chosen = rank_tables(
             catalog,
+            &index,
             &self.semantic,
             question,
             question_vector,
@@ -584,6 +615,7 @@ impl Engine {
             tracing::warn!(%error, "embedding failed; ranking tables by words only");
             rank_tables(
                 catalog,
+                &index,
                 &self.semantic,
                 question,
                 None,

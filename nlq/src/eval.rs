@@ -39,8 +39,8 @@ struct QuestionFile {
 
 pub fn load_questions(path: &Path) -> Result<Vec<EvalQuestion>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: QuestionFile =
-        serde_saphyr::from_str(&text).map_err(|e| format!("{} is not a question file: {e}", path.display()))?;
+    let file: QuestionFile = serde_saphyr::from_str(&text)
+        .map_err(|e| format!("{} is not a question file: {e}", path.display()))?;
     Ok(file.questions)
 }
 
@@ -147,13 +147,23 @@ pub async fn execute(engine: &Engine, asker: &Asker, plan: &Plan) -> Result<Quer
     }
     engine
         .clickhouse()
-        .query(&asker.credentials, Some(&asker.database), &executable.sql, &params)
+        .query(
+            &asker.credentials,
+            Some(&asker.database),
+            &executable.sql,
+            &params,
+        )
         .await
 }
 
 /// Runs a reference query.
-pub async fn reference(ch: &ClickHouseHttp, asker: &Asker, sql: &str) -> Result<QueryResult, ClickHouseError> {
-    ch.query(&asker.credentials, Some(&asker.database), sql, &[]).await
+pub async fn reference(
+    ch: &ClickHouseHttp,
+    asker: &Asker,
+    sql: &str,
+) -> Result<QueryResult, ClickHouseError> {
+    ch.query(&asker.credentials, Some(&asker.database), sql, &[])
+        .await
 }
 
 fn normalise_value(value: &Value) -> String {
@@ -255,11 +265,20 @@ mod tests {
 
     #[test]
     fn results_compare_as_rounded_multisets_or_in_order() {
-        let a = result(vec![vec![json!("acme"), json!(10.004)], vec![json!("globex"), json!("3")]]);
-        let b = result(vec![vec![json!(3), json!("globex")], vec![json!(10.0), json!("acme")]]);
+        let a = result(vec![
+            vec![json!("acme"), json!(10.004)],
+            vec![json!("globex"), json!("3")],
+        ]);
+        let b = result(vec![
+            vec![json!(3), json!("globex")],
+            vec![json!(10.0), json!("acme")],
+        ]);
         assert!(same_result(&a, &b, false));
         assert!(!same_result(&a, &b, true));
-        let c = result(vec![vec![json!("acme"), json!(10.2)], vec![json!("globex"), json!(3)]]);
+        let c = result(vec![
+            vec![json!("acme"), json!(10.2)],
+            vec![json!("globex"), json!(3)],
+        ]);
         assert!(!same_result(&a, &c, false));
         assert!(!same_result(&a, &result(vec![]), false));
     }
@@ -275,9 +294,15 @@ mod tests {
             sql: None,
             error: None,
         };
-        let s = summarize(&[outcome(true, true, 100), outcome(true, false, 300), outcome(false, false, 200)]);
+        let s = summarize(&[
+            outcome(true, true, 100),
+            outcome(true, false, 300),
+            outcome(false, false, 200),
+        ]);
         assert_eq!((s.questions, s.valid, s.correct), (3, 2, 1));
         assert_eq!(s.p50, Duration::from_millis(200));
-        assert!(s.to_string().starts_with("execution accuracy 1/3 (33%), valid 2/3 (67%)"));
+        assert!(s
+            .to_string()
+            .starts_with("execution accuracy 1/3 (33%), valid 2/3 (67%)"));
     }
 }

@@ -12,7 +12,7 @@
 //! the tables the semantic file says it joins with (when they are readable). Every kept table carries the
 //! reasons it was chosen, which `EXPLAIN ASK` shows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::catalog::{Catalog, Table};
 use crate::embed::{cosine, EmbedError, EmbeddingStore, Vector};
@@ -110,74 +110,126 @@ pub fn table_document(table: &Table, semantic: &SemanticFile) -> String {
     doc
 }
 
-/// Lexical evidence for one table: total weight and the words that matched where.
-fn lexical(
-    table: &Table,
-    semantic: &SemanticFile,
-    samples: Option<&BTreeMap<String, Vec<String>>>,
-    words: &BTreeSet<String>,
-) -> (f32, Vec<String>) {
-    let notes = semantic.tables.get(&table.name.to_string());
-    let mut score = 0.0;
-    let mut reasons = Vec::new();
-    let mut hit = |weight: f32, word: &str, place: String| {
-        score += weight;
-        reasons.push(format!("'{word}' matches {place}"));
-    };
-    for word in words {
-        let w = word.as_str();
-        if terms(&table.name.table).iter().any(|t| t == w) {
-            hit(3.0, w, "the table name".into());
-            continue;
-        }
-        if let Some(n) = notes {
-            if n.synonyms.iter().any(|s| terms(s).iter().any(|t| t == w)) {
-                hit(2.5, w, "a synonym of the table".into());
-                continue;
-            }
-        }
-        if let Some(column) = table
-            .columns
-            .iter()
-            .find(|c| terms(&c.name).iter().any(|t| t == w))
-        {
-            hit(2.0, w, format!("column {}", column.name));
-            continue;
-        }
-        let column_notes = notes.map(|n| &n.columns);
-        if let Some((name, _)) = column_notes.and_then(|cols| {
-            cols.iter()
-                .find(|(_, c)| c.synonyms.iter().any(|s| terms(s).iter().any(|t| t == w)))
-        }) {
-            hit(2.0, w, format!("a synonym of column {name}"));
-            continue;
-        }
-        if let Some((column, _)) = samples.and_then(|s| {
-            s.iter()
-                .find(|(_, values)| values.iter().any(|v| terms(v).iter().any(|t| t == w)))
-        }) {
-            hit(1.5, w, format!("a value of column {column}"));
-            continue;
-        }
-        let described = notes.is_some_and(|n| {
-            terms(&n.description).iter().any(|t| t == w)
-                || n.columns
-                    .values()
-                    .any(|c| terms(&c.description).iter().any(|t| t == w))
-        }) || table
-            .columns
-            .iter()
-            .any(|c| terms(&c.comment).iter().any(|t| t == w));
-        if described {
-            hit(1.0, w, "a description".into());
+/// Where a word matched, strongest first: the first place a word matches in a table is the one that counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    TableName,
+    TableSynonym,
+    Column,
+    ColumnSynonym,
+    Value,
+    Description,
+}
+
+impl Place {
+    fn weight(self) -> f32 {
+        match self {
+            Place::TableName => 3.0,
+            Place::TableSynonym => 2.5,
+            Place::Column | Place::ColumnSynonym => 2.0,
+            Place::Value => 1.5,
+            Place::Description => 1.0,
         }
     }
-    (score, reasons)
+}
+
+/// The words of a catalog and its semantic file, inverted: term → (table, place, column). Built once per
+/// catalog version (the engine caches it), so ranking a question costs a few hash lookups per word.
+#[derive(Debug, Default)]
+pub struct LexicalIndex {
+    terms: HashMap<String, Vec<(usize, Place, Option<usize>)>>,
+    /// Per table (catalog order): the text embedded for it.
+    documents: Vec<String>,
+}
+
+impl LexicalIndex {
+    /// Indexes `catalog` with `semantic`, including the sampled values the catalog holds now.
+    pub fn build(catalog: &Catalog, semantic: &SemanticFile) -> LexicalIndex {
+        let mut index = LexicalIndex::default();
+        for (i, table) in catalog.tables.iter().enumerate() {
+            let notes = semantic.tables.get(&table.name.to_string());
+            let mut add = |text: &str, place: Place, column: Option<usize>| {
+                for term in terms(text) {
+                    let postings = index.terms.entry(term).or_default();
+                    if !postings
+                        .iter()
+                        .any(|(t, p, c)| *t == i && *p == place && *c == column)
+                    {
+                        postings.push((i, place, column));
+                    }
+                }
+            };
+            add(&table.name.table, Place::TableName, None);
+            let column_index = |name: &str| table.columns.iter().position(|c| c.name == name);
+            for (c, column) in table.columns.iter().enumerate() {
+                add(&column.name, Place::Column, Some(c));
+                add(&column.comment, Place::Description, None);
+            }
+            if let Some(notes) = notes {
+                for synonym in &notes.synonyms {
+                    add(synonym, Place::TableSynonym, None);
+                }
+                add(&notes.description, Place::Description, None);
+                for (name, column) in &notes.columns {
+                    let c = column_index(name);
+                    for synonym in &column.synonyms {
+                        add(synonym, Place::ColumnSynonym, c);
+                    }
+                    add(&column.description, Place::Description, None);
+                }
+            }
+            if let Some(samples) = catalog.cached_samples(&table.name) {
+                for (name, values) in samples.iter() {
+                    let c = column_index(name);
+                    for value in values {
+                        add(value, Place::Value, c);
+                    }
+                }
+            }
+            index.documents.push(table_document(table, semantic));
+        }
+        index
+    }
+
+    /// Lexical evidence per table: total weight and the words that matched where.
+    fn score(&self, catalog: &Catalog, words: &BTreeSet<String>) -> Vec<(f32, Vec<String>)> {
+        let mut out = vec![(0.0f32, Vec::new()); catalog.tables.len()];
+        for word in words {
+            let Some(postings) = self.terms.get(word) else {
+                continue;
+            };
+            // The strongest place per table for this word.
+            let mut best: HashMap<usize, (Place, Option<usize>)> = HashMap::new();
+            for &(table, place, column) in postings {
+                let entry = best.entry(table).or_insert((place, column));
+                if place < entry.0 {
+                    *entry = (place, column);
+                }
+            }
+            for (table, (place, column)) in best {
+                let column_name = column
+                    .map(|c| catalog.tables[table].columns[c].name.as_str())
+                    .unwrap_or("");
+                let reason = match place {
+                    Place::TableName => "the table name".to_string(),
+                    Place::TableSynonym => "a synonym of the table".to_string(),
+                    Place::Column => format!("column {column_name}"),
+                    Place::ColumnSynonym => format!("a synonym of column {column_name}"),
+                    Place::Value => format!("a value of column {column_name}"),
+                    Place::Description => "a description".to_string(),
+                };
+                out[table].0 += place.weight();
+                out[table].1.push(format!("'{word}' matches {reason}"));
+            }
+        }
+        out
+    }
 }
 
 /// Ranks `catalog`'s tables for `question`. `question_vector` and `store` are absent without a model.
 pub fn rank_tables(
     catalog: &Catalog,
+    index: &LexicalIndex,
     semantic: &SemanticFile,
     question: &str,
     question_vector: Option<&Vector>,
@@ -185,23 +237,11 @@ pub fn rank_tables(
     max_tables: usize,
 ) -> Result<Vec<RankedTable>, EmbedError> {
     let words = question_terms(question);
-    let lexical_scores: Vec<(f32, Vec<String>)> = catalog
-        .tables
-        .iter()
-        .map(|t| {
-            let samples = catalog.cached_samples(&t.name);
-            lexical(t, semantic, samples.as_deref(), &words)
-        })
-        .collect();
+    let lexical_scores = index.score(catalog, &words);
     let best_lexical = lexical_scores.iter().map(|(s, _)| *s).fold(0.0f32, f32::max);
     let similarities: Option<Vec<f32>> = match (question_vector, store) {
         (Some(q), Some(store)) => {
-            let docs: Vec<String> = catalog
-                .tables
-                .iter()
-                .map(|t| table_document(t, semantic))
-                .collect();
-            let vectors = store.get_many(&docs)?;
+            let vectors = store.get_many(&index.documents)?;
             Some(vectors.iter().map(|v| cosine(q, v)).collect())
         }
         _ => None,
@@ -374,7 +414,18 @@ mod tests {
             "tables:\n  analytics.events:\n    columns:\n      revenue: { synonyms: [sales] }\njoins:\n  - { left: analytics.events.tenant_id, right: analytics.tenants.tenant_id }\n",
         )
         .unwrap();
-        let ranked = rank_tables(&catalog(), &semantic, "total sales by event type", None, None, 3).unwrap();
+        let catalog = catalog();
+        let index = LexicalIndex::build(&catalog, &semantic);
+        let ranked = rank_tables(
+            &catalog,
+            &index,
+            &semantic,
+            "total sales by event type",
+            None,
+            None,
+            3,
+        )
+        .unwrap();
         assert_eq!(ranked[0].name, TableName::new("analytics", "events"));
         assert!(
             ranked[0]
@@ -389,7 +440,7 @@ mod tests {
             .any(|t| t.name.table == "tenants" && t.reasons[0].starts_with("joins with")));
         assert!(!ranked.iter().any(|t| t.name.table == "deployments"));
 
-        let users = rank_tables(&catalog(), &semantic, "users per country", None, None, 3).unwrap();
+        let users = rank_tables(&catalog, &index, &semantic, "users per country", None, None, 3).unwrap();
         assert_eq!(users[0].name.table, "users");
     }
 

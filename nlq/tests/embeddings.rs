@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use nlq::catalog::{Catalog, Column, Table};
 use nlq::embed::{cosine, Embedder, EmbeddingStore, FastEmbedder};
-use nlq::retrieve::rank_tables;
+use nlq::retrieve::{rank_tables, LexicalIndex};
 use nlq::semantic::SemanticFile;
 use nlq::TableName;
 
@@ -52,7 +52,10 @@ fn the_local_model_embeds_meaning_and_retrieval_uses_it() {
     let related = cosine(&v[0], &v[1]);
     let unrelated = cosine(&v[0], &v[2]);
     eprintln!("related {related:.3}, unrelated {unrelated:.3}");
-    assert!(related > unrelated + 0.2, "related {related} unrelated {unrelated}");
+    assert!(
+        related > unrelated + 0.2,
+        "related {related} unrelated {unrelated}"
+    );
 
     // Retrieval: no word of the question names the table, the meaning does.
     let table = |db: &str, name: &str, cols: &[&str]| Table {
@@ -69,7 +72,11 @@ fn the_local_model_embeds_meaning_and_retrieval_uses_it() {
     };
     let catalog = Catalog::new(
         vec![
-            table("shop", "orders", &["order_id", "customer", "amount", "created_at"]),
+            table(
+                "shop",
+                "orders",
+                &["order_id", "customer", "amount", "created_at"],
+            ),
             table("ops", "deployments", &["service", "started_at", "finished_at"]),
             table("hr", "employees", &["name", "team", "salary"]),
         ],
@@ -77,14 +84,23 @@ fn the_local_model_embeds_meaning_and_retrieval_uses_it() {
         0,
     );
     for (question, expected) in [
-        ("when were new releases of each service rolled out", ("ops", "deployments")),
+        (
+            "when were new releases of each service rolled out",
+            ("ops", "deployments"),
+        ),
         ("what do staff members earn", ("hr", "employees")),
         ("purchases made by buyers last week", ("shop", "orders")),
     ] {
         let q = store.get(question).unwrap();
-        let ranked = rank_tables(&catalog, &SemanticFile::default(), question, Some(&q), Some(&store), 3).unwrap();
+        let semantic = SemanticFile::default();
+        let index = LexicalIndex::build(&catalog, &semantic);
+        let ranked = rank_tables(&catalog, &index, &semantic, question, Some(&q), Some(&store), 3).unwrap();
         eprintln!("{question}: {ranked:?}");
-        assert_eq!(ranked[0].name, TableName::new(expected.0, expected.1), "{question}: {ranked:?}");
+        assert_eq!(
+            ranked[0].name,
+            TableName::new(expected.0, expected.1),
+            "{question}: {ranked:?}"
+        );
         assert!(ranked[0].reasons.iter().any(|r| r.starts_with("similarity")));
     }
 }

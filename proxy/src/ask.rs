@@ -47,7 +47,10 @@ pub struct Prepared {
     pub settings: Vec<(String, String)>,
     /// The client's `FORMAT`, if it gave one.
     pub format: Option<String>,
+    /// When the ASK began (query metrics).
     pub started: Instant,
+    /// When the query was ready to send (the execute stage runs from here).
+    pub planned: Instant,
 }
 
 /// An error answer: ClickHouse code and message.
@@ -183,7 +186,7 @@ impl AskService {
         self.metrics
             .ask_stage_duration
             .with_label_values(&["execute"])
-            .observe(prepared.started.elapsed().as_secs_f64());
+            .observe(prepared.planned.elapsed().as_secs_f64());
     }
 
     fn prepare(
@@ -203,6 +206,7 @@ impl AskService {
                 settings,
                 format: ask.format.clone(),
                 started,
+                planned: Instant::now(),
             });
         }
         let parameters = match mode {
@@ -224,6 +228,7 @@ impl AskService {
             settings,
             format: ask.format.clone(),
             started,
+            planned: Instant::now(),
         })
     }
 

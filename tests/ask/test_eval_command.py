@@ -58,11 +58,13 @@ def test_reference_answers_score_every_question_correct(clickhouse, analytics, s
     assert n >= 40
     assert f"pipeline: execution accuracy {n}/{n} (100%), valid {n}/{n} (100%)" in stdout, stdout
     assert f"baseline: execution accuracy {n}/{n} (100%)" in stdout, stdout
-    assert all(o["correct"] for o in report["pipeline"]), [o for o in report["pipeline"] if not o["correct"]]
-    # The baseline prompt is the bare schema: no semantic descriptions, no examples.
+    pipeline = report["pipeline"]["outcomes"]
+    assert len(pipeline) == n and all(o["correct"] for o in pipeline), [o for o in pipeline if not o["correct"]]
+    # Questions alternate: pipeline prompt, then the baseline's bare schema (no semantic notes, no examples).
     prompts = [json.dumps(r["messages"]) for r in scripted_llm.requests()]
-    assert any("Examples:" in p for p in prompts[:n])
-    assert not any("Examples:" in p for p in prompts[n:])
+    assert len(prompts) == 2 * n
+    assert all("Examples:" in p for p in prompts[0::2] if "Examples" in p) and any("Examples:" in p for p in prompts[0::2])
+    assert not any("Examples:" in p for p in prompts[1::2])
 
 
 def test_wrong_answers_are_scored_wrong(clickhouse, analytics, scripted_llm, tmp_path):
@@ -71,4 +73,4 @@ def test_wrong_answers_are_scored_wrong(clickhouse, analytics, scripted_llm, tmp
     scripted_llm.script([{"match": "", "responses": [{"content": wrong}]}])
     stdout, report = run_eval(clickhouse, scripted_llm, tmp_path, "--ids", ",".join(q["id"] for q in questions))
     assert "pipeline: execution accuracy 0/3 (0%), valid 3/3 (100%)" in stdout, stdout
-    assert [o["correct"] for o in report["pipeline"]] == [False, False, False]
+    assert [o["correct"] for o in report["pipeline"]["outcomes"]] == [False, False, False]

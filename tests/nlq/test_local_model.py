@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from support.servers import REPO_ROOT
 
 
+@pytest.mark.timeout(600)
 def test_local_model_answers_json_schema(local_llm):
     out = subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "llm_check.py"), local_llm.base_url, "--questions", "2"],

@@ -30,7 +30,12 @@ struct Cli {
     #[arg(long, default_value = "default")]
     user: String,
     /// The password, from the environment only.
-    #[arg(long, env = "AURORA_EVAL_PASSWORD", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "AURORA_EVAL_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
     password: String,
     /// The database unqualified names refer to.
     #[arg(long, default_value = "default")]
@@ -98,24 +103,20 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let ch = ClickHouseHttp::new(&cli.clickhouse_url, Duration::from_secs(60)).map_err(|e| e.to_string())?;
 
-    let modes: &[Mode] = if cli.baseline {
-        &[Mode::Pipeline, Mode::Baseline]
+    let modes: &[(Mode, &str)] = if cli.baseline {
+        &[(Mode::Pipeline, "pipeline"), (Mode::Baseline, "baseline")]
     } else {
-        &[Mode::Pipeline]
+        &[(Mode::Pipeline, "pipeline")]
     };
-    let mut report = serde_json::Map::new();
-    let mut summaries = Vec::new();
-    for &mode in modes {
-        let name = match mode {
-            Mode::Pipeline => "pipeline",
-            Mode::Baseline => "baseline",
-        };
-        let mut outcomes: Vec<Outcome> = Vec::new();
-        for (i, question) in questions.iter().enumerate() {
-            let expected = reference(&ch, &asker, &question.sql)
-                .await
-                .map_err(|e| format!("reference query of {} failed: {e}", question.id))?;
-            let outcome = run_question(&engine, &asker, question, &expected, mode).await;
+    // Question by question, both prompts in turn, the report rewritten after each: an interrupted run still
+    // compares the two on the same questions.
+    let mut outcomes: Vec<Vec<Outcome>> = vec![Vec::new(); modes.len()];
+    for (i, question) in questions.iter().enumerate() {
+        let expected = reference(&ch, &asker, &question.sql)
+            .await
+            .map_err(|e| format!("reference query of {} failed: {e}", question.id))?;
+        for (m, (mode, name)) in modes.iter().enumerate() {
+            let outcome = run_question(&engine, &asker, question, &expected, *mode).await;
             eprintln!(
                 "[{name} {}/{}] {} {} {:.1}s {}{}",
                 i + 1,
@@ -136,34 +137,39 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .map(|e| format!("  [{}]", nlq::llm::shorten(&e.replace('\n', " "), 200)))
                     .unwrap_or_default(),
             );
-            outcomes.push(outcome);
+            outcomes[m].push(outcome);
         }
-        let summary = summarize(&outcomes);
-        println!("{name}: {summary}");
-        summaries.push((name, summary));
-        report.insert(
-            name.to_string(),
-            serde_json::Value::Array(
-                outcomes
-                    .iter()
-                    .map(|o| {
-                        serde_json::json!({"id": o.id, "valid": o.valid, "correct": o.correct,
-                            "corrected": o.corrected, "latency_s": o.latency.as_secs_f64(),
-                            "sql": o.sql, "error": o.error})
-                    })
-                    .collect(),
-            ),
-        );
+        if let Some(path) = &cli.json {
+            write_report(path, modes, &outcomes)?;
+        }
     }
-    if let [(_, pipeline), (_, baseline)] = summaries.as_slice() {
+    for (m, (_, name)) in modes.iter().enumerate() {
+        println!("{name}: {}", summarize(&outcomes[m]));
+    }
+    if let [pipeline, baseline] = outcomes.as_slice() {
+        let (p, b) = (summarize(pipeline), summarize(baseline));
         println!(
             "pipeline vs baseline: accuracy {} vs {}, valid {} vs {} (of {})",
-            pipeline.correct, baseline.correct, pipeline.valid, baseline.valid, pipeline.questions
+            p.correct, b.correct, p.valid, b.valid, p.questions
         );
     }
-    if let Some(path) = cli.json {
-        std::fs::write(&path, serde_json::Value::Object(report).to_string())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
     Ok(())
+}
+
+fn write_report(path: &std::path::Path, modes: &[(Mode, &str)], outcomes: &[Vec<Outcome>]) -> Result<(), String> {
+    let mut report = serde_json::Map::new();
+    for ((_, name), list) in modes.iter().zip(outcomes) {
+        let summary = summarize(list);
+        report.insert(
+            name.to_string(),
+            serde_json::json!({
+                "summary": summary.to_string(),
+                "outcomes": list.iter().map(|o| serde_json::json!({"id": o.id, "valid": o.valid,
+                    "correct": o.correct, "corrected": o.corrected, "latency_s": o.latency.as_secs_f64(),
+                    "sql": o.sql, "error": o.error})).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    std::fs::write(path, serde_json::Value::Object(report).to_string())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
