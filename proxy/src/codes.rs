@@ -12,6 +12,7 @@ pub const CANNOT_READ_FROM_SOCKET: i32 = 95;
 pub const NETWORK_ERROR: i32 = 210;
 pub const QUERY_IS_TOO_LARGE: i32 = 229;
 pub const UNSUPPORTED_URI_SCHEME: i32 = 422;
+pub const AUTHENTICATION_FAILED: i32 = 516;
 
 /// The name ClickHouse prints in parentheses after the message, for the codes above.
 pub fn name(code: i32) -> &'static str {
@@ -27,6 +28,7 @@ pub fn name(code: i32) -> &'static str {
         NETWORK_ERROR => "NETWORK_ERROR",
         QUERY_IS_TOO_LARGE => "QUERY_IS_TOO_LARGE",
         UNSUPPORTED_URI_SCHEME => "UNSUPPORTED_URI_SCHEME",
+        AUTHENTICATION_FAILED => "AUTHENTICATION_FAILED",
         _ => "UNKNOWN_EXCEPTION",
     }
 }

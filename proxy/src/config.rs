@@ -71,6 +71,13 @@ pub struct Cli {
     /// environment variable AURORA_LLM_API_KEY only.
     #[arg(long, env = "AURORA_LLM_MODEL")]
     pub llm_model: Option<String>,
+    /// HTTP API of aurora-ingest that the console at /ui/ manages pipelines through (e.g.
+    /// http://127.0.0.1:8125). Off unless set.
+    #[arg(long, env = "AURORA_INGEST_API_URL")]
+    pub ingest_api_url: Option<String>,
+    /// Grafana's base URL, linked from the console's Visualize page (e.g. http://127.0.0.1:3000).
+    #[arg(long, env = "AURORA_GRAFANA_URL")]
+    pub grafana_url: Option<String>,
     /// Time allowed for one LLM answer [default: 120s].
     #[arg(long, env = "AURORA_LLM_TIMEOUT", value_parser = humantime::parse_duration)]
     pub llm_timeout: Option<Duration>,
@@ -151,6 +158,8 @@ struct FileConfig {
     upstream_http: Option<String>,
     llm_base_url: Option<String>,
     llm_model: Option<String>,
+    ingest_api_url: Option<String>,
+    grafana_url: Option<String>,
     #[serde(default, with = "humantime_serde")]
     llm_timeout: Option<Duration>,
     llm_max_tokens: Option<u32>,
@@ -189,6 +198,10 @@ pub struct Config {
     pub upstream_http: String,
     pub llm_base_url: Option<String>,
     pub llm_model: Option<String>,
+    /// Base URL of aurora-ingest's HTTP API (no trailing slash), for the console's pipelines page.
+    pub ingest_api_url: Option<String>,
+    /// Grafana's base URL (no trailing slash), for the console's Visualize page.
+    pub grafana_url: Option<String>,
     pub llm_timeout: Duration,
     pub llm_max_tokens: u32,
     pub embed_model_dir: Option<PathBuf>,
@@ -304,6 +317,14 @@ impl Config {
                 .to_string(),
             llm_base_url: cli.llm_base_url.or(file.llm_base_url),
             llm_model: cli.llm_model.or(file.llm_model),
+            ingest_api_url: cli
+                .ingest_api_url
+                .or(file.ingest_api_url)
+                .map(|url| url.trim_end_matches('/').to_string()),
+            grafana_url: cli
+                .grafana_url
+                .or(file.grafana_url)
+                .map(|url| url.trim_end_matches('/').to_string()),
             llm_timeout: cli
                 .llm_timeout
                 .or(file.llm_timeout)
@@ -386,6 +407,22 @@ impl Config {
                 "llm_base_url",
                 "llm_base_url and llm_model are set together".into(),
             );
+        }
+        if let Some(url) = &self.ingest_api_url {
+            if !url.starts_with("http://") {
+                return invalid(
+                    "ingest_api_url",
+                    format!("{url:?} is not an http:// URL (aurora-ingest's API speaks plain HTTP)"),
+                );
+            }
+        }
+        if let Some(url) = &self.grafana_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid(
+                    "grafana_url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                );
+            }
         }
         if let Some(t) = self.ask_semantic_cache_threshold {
             if !(0.0..=1.0).contains(&t) {
@@ -513,6 +550,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.native_tls.unwrap().listen.port(), 9440);
+    }
+
+    #[test]
+    fn console_urls_are_checked_and_lose_their_trailing_slash() {
+        let config = Config::load(
+            cli(&[
+                "--ingest-api-url",
+                "http://127.0.0.1:8125/",
+                "--grafana-url",
+                "https://grafana.example.com/",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config.ingest_api_url.as_deref(), Some("http://127.0.0.1:8125"));
+        assert_eq!(config.grafana_url.as_deref(), Some("https://grafana.example.com"));
+        let err = Config::load(cli(&["--ingest-api-url", "127.0.0.1:8125"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ingest_api_url"), "{err}");
+        let err = Config::load(cli(&["--grafana-url", "grafana:3000"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("grafana_url"), "{err}");
     }
 
     #[test]

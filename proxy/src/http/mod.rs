@@ -6,15 +6,20 @@
 //! [`upstream`] (from [`pool`]), with both bodies streaming through [`body`] and nothing buffered whole; the
 //! request's own task drives that connection, so the answer is read and relayed without a hop between tasks. URL parameters are
 //! read by [`params`] and never rewritten: the upstream sees the query string the client sent.
+//!
+//! Paths under `/ui` are the web console's ([`ui`]): embedded pages, and the ingest daemon's API through
+//! [`ingest_api`].
 
 pub mod answer;
 pub mod ask;
 pub mod body;
 pub mod error;
 pub mod forward;
+pub mod ingest_api;
 pub mod params;
 pub mod pool;
 pub mod server;
+pub mod ui;
 pub mod upstream;
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use super::forward;
+use super::ui;
 use super::HttpEnv;
 use crate::server::{accept_loop, stopped};
 use crate::telemetry::{self, Protocol};
@@ -46,7 +46,7 @@ async fn connection(
     let service_env = env.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let env = service_env.clone();
-        async move { Ok::<_, Infallible>(forward::handle(&env, request, peer).await) }
+        async move { Ok::<_, Infallible>(ui::handle(&env, request, peer).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -1,0 +1,366 @@
+//! The console's way to the ingest daemon: `/ui/api/ingest/<path>` is sent to `<ingest_api_url>/<path>`
+//! (`GET /pipelines`, `POST /pipelines`, `DELETE /pipelines/{name}`, `/health`) and the daemon's answer comes back
+//! as it is.
+//!
+//! The daemon's API has no users of its own, so the proxy lets through only requests whose credentials
+//! ClickHouse accepts: before forwarding, it runs `SELECT 1` upstream with the request's `Authorization` or
+//! `X-ClickHouse-User`/`X-ClickHouse-Key` headers; connecting and disconnecting also need a user that is not
+//! read-only. Answers the proxy gives itself are JSON in the shape of
+//! `/ask`'s errors, `{"error": {"code": N, "message": "…"}}`, with `"ingest": "not_configured" | "unreachable"`
+//! when the daemon cannot be asked, so that the page can say why. Bodies are small JSON documents in both
+//! directions and are read whole, within limits.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::body::{ClientBody, UpstreamBody};
+use super::ui::json;
+use super::upstream::{error_chain, SendError};
+use super::HttpEnv;
+use crate::codes;
+use crate::telemetry::QueryKind;
+
+/// The largest request body sent on to the daemon (a pipeline spec is a few hundred bytes).
+pub const REQUEST_LIMIT: usize = 1 << 20;
+/// The largest answer read from the daemon.
+pub const RESPONSE_LIMIT: usize = 16 << 20;
+/// How long the daemon may take to answer; `DELETE` waits for the pipeline to flush and commit.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The headers that carry ClickHouse credentials over HTTP.
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-clickhouse-user", "x-clickhouse-key"];
+
+/// Why the daemon was not asked, or did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestApiError {
+    #[error(
+        "Aurora proxy: the ingest daemon's API is not configured (start aurora-proxy with --ingest-api-url)"
+    )]
+    NotConfigured,
+    #[error("Aurora proxy: ingest_api_url {0:?} cannot be used")]
+    BadUrl(String),
+    #[error("Aurora proxy: cannot reach the ingest daemon at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Aurora proxy: the ingest daemon at {url} did not answer within {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+    #[error("Aurora proxy: the request body is larger than {REQUEST_LIMIT} bytes or broke off")]
+    RequestBody,
+    #[error("Aurora proxy: cannot check the credentials with ClickHouse: {0}")]
+    ClickHouse(String),
+    /// ClickHouse refused the credentials (its code and message).
+    #[error("{message}")]
+    Refused { code: i32, message: String },
+}
+
+impl IngestApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            IngestApiError::RequestBody => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestApiError::Refused { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn code(&self) -> i32 {
+        match self {
+            IngestApiError::RequestBody => codes::QUERY_IS_TOO_LARGE,
+            IngestApiError::Refused { code, .. } => *code,
+            IngestApiError::BadUrl(_) => codes::UNSUPPORTED_URI_SCHEME,
+            _ => codes::NETWORK_ERROR,
+        }
+    }
+
+    /// What the page shows about the daemon, when it is the daemon that cannot be asked.
+    fn ingest_state(&self) -> Option<&'static str> {
+        match self {
+            IngestApiError::NotConfigured => Some("not_configured"),
+            IngestApiError::Unreachable { .. }
+            | IngestApiError::Timeout { .. }
+            | IngestApiError::BadUrl(_) => Some("unreachable"),
+            _ => None,
+        }
+    }
+
+    /// The JSON answer for this error.
+    pub fn response(&self) -> Response<Full<Bytes>> {
+        let mut body = serde_json::json!({
+            "error": { "code": self.code(), "message": self.to_string() },
+        });
+        if let Some(state) = self.ingest_state() {
+            body["ingest"] = state.into();
+        }
+        json(self.status(), body.to_string())
+    }
+}
+
+/// Forwards one console request to the daemon; `rest` is the path after `/ui/api/ingest`.
+pub async fn forward(env: &HttpEnv, request: Request<Incoming>, rest: &str) -> Response<Full<Bytes>> {
+    match try_forward(env, request, rest).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::debug!(%error, "console request to the ingest daemon failed");
+            error.response()
+        }
+    }
+}
+
+async fn try_forward(
+    env: &HttpEnv,
+    request: Request<Incoming>,
+    rest: &str,
+) -> Result<Response<Full<Bytes>>, IngestApiError> {
+    let base = env
+        .config
+        .ingest_api_url
+        .as_deref()
+        .ok_or(IngestApiError::NotConfigured)?;
+    let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
+    authenticate(env, request.headers(), changes).await?;
+    let (parts, body) = request.into_parts();
+    let body = Limited::new(body, REQUEST_LIMIT)
+        .collect()
+        .await
+        .map_err(|_| IngestApiError::RequestBody)?
+        .to_bytes();
+    let target = target_uri(base, rest, parts.uri.query())?;
+    let mut outgoing = Request::builder()
+        .method(parts.method.clone())
+        .uri(target.path_and_query().map_or("/", |pq| pq.as_str()))
+        .body(Full::new(body))
+        .map_err(|_| IngestApiError::BadUrl(base.to_string()))?;
+    let headers = outgoing.headers_mut();
+    if let Some(authority) = target.authority() {
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            headers.insert(HOST, host);
+        }
+    }
+    for name in [CONTENT_TYPE, ACCEPT] {
+        if let Some(value) = parts.headers.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    let address = target
+        .authority()
+        .map(|a| format!("{}:{}", a.host(), a.port_u16().unwrap_or(80)))
+        .ok_or_else(|| IngestApiError::BadUrl(base.to_string()))?;
+    let unreachable = |reason: String| IngestApiError::Unreachable {
+        url: base.to_string(),
+        reason,
+    };
+    let exchange = async {
+        let stream = tokio::time::timeout(env.config.connect_timeout, TcpStream::connect(&address))
+            .await
+            .map_err(|_| unreachable("no connection within connect_timeout".into()))?
+            .map_err(|e| unreachable(format!("tcp connect error: {e}")))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let response = sender
+            .send_request(outgoing)
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        let (head, body) = response.into_parts();
+        let bytes = Limited::new(body, RESPONSE_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| unreachable(format!("the answer broke off or is too large: {e}")))?
+            .to_bytes();
+        Ok::<_, IngestApiError>((head, bytes))
+    };
+    let (head, bytes) = tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
+        .await
+        .map_err(|_| IngestApiError::Timeout {
+            url: base.to_string(),
+            seconds: RESPONSE_TIMEOUT.as_secs(),
+        })??;
+    let mut response = Response::new(Full::new(bytes));
+    *response.status_mut() = head.status;
+    if let Some(value) = head.headers.get(CONTENT_TYPE) {
+        response.headers_mut().insert(CONTENT_TYPE, value.clone());
+    }
+    response
+        .headers_mut()
+        .insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `<base><rest>?<query>`: the daemon's URL for a console path. `rest` is empty or starts with `/`; a path
+/// that climbs out (`..`) is refused.
+fn target_uri(base: &str, rest: &str, query: Option<&str>) -> Result<Uri, IngestApiError> {
+    let bad = || IngestApiError::BadUrl(base.to_string());
+    if rest.split('/').any(|segment| segment == ".." || segment == ".") {
+        return Err(IngestApiError::Unreachable {
+            url: base.to_string(),
+            reason: "the path may not contain '.' or '..' segments".into(),
+        });
+    }
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let text = match query {
+        Some(q) => format!("{base}{rest}?{q}"),
+        None => format!("{base}{rest}"),
+    };
+    let uri: Uri = text.parse().map_err(|_| bad())?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(bad());
+    }
+    Ok(uri)
+}
+
+/// Checks the request's credentials with ClickHouse: `SELECT 1` as that user. A request that `changes`
+/// pipelines (connect, disconnect) also needs a user that may write: the check then asks for `readonly=0`,
+/// which ClickHouse refuses to a read-only user (code 164, READONLY).
+async fn authenticate(env: &HttpEnv, headers: &HeaderMap, changes: bool) -> Result<(), IngestApiError> {
+    // GET runs read-only in ClickHouse (readonly=2), so the write check goes by POST, with an empty body.
+    let (method, uri) = if changes {
+        (Method::POST, "/?query=SELECT%201&readonly=0")
+    } else {
+        (Method::GET, "/?query=SELECT%201")
+    };
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(hyper::header::CONTENT_LENGTH, "0")
+        .body(UpstreamBody::empty(env.metrics.clone()))
+        .expect("a constant request is valid");
+    for name in CREDENTIAL_HEADERS {
+        if let Some(value) = headers.get(*name) {
+            request
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value.clone());
+        }
+    }
+    if !request.headers().contains_key(AUTHORIZATION) && !request.headers().contains_key("x-clickhouse-user")
+    {
+        // Without credentials ClickHouse would take the `default` user; the console always sends them.
+        return Err(IngestApiError::Refused {
+            code: codes::AUTHENTICATION_FAILED,
+            message: "Aurora proxy: log in first (no credentials in the request)".into(),
+        });
+    }
+    *request.uri_mut() = env
+        .upstream
+        .uri_for(request.uri())
+        .map_err(|e| IngestApiError::ClickHouse(e.to_string()))?;
+    let started = Instant::now();
+    let (response, lease) = env.upstream.send(request).await.map_err(|e| match e {
+        SendError::Connect(reason) | SendError::Failed(reason) => IngestApiError::ClickHouse(reason),
+    })?;
+    let (parts, incoming) = response.into_parts();
+    let code = parts
+        .headers
+        .get("x-clickhouse-exception-code")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok());
+    let body = ClientBody::relay(
+        incoming,
+        lease,
+        QueryKind::Sql,
+        parts.status,
+        started,
+        env.metrics.clone(),
+    );
+    let text = Limited::new(body, 64 << 10)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if parts.status.is_success() {
+        return Ok(());
+    }
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    Err(IngestApiError::Refused {
+        code: code
+            .or_else(|| code_in_text(&message))
+            .unwrap_or(codes::AUTHENTICATION_FAILED),
+        message,
+    })
+}
+
+/// The code of a ClickHouse error text (`Code: 193, e.displayText() = …` in 18.x, `Code: 516. DB::…` since),
+/// for servers that do not send the `X-ClickHouse-Exception-Code` header.
+fn code_in_text(text: &str) -> Option<i32> {
+    let rest = text.trim_start().strip_prefix("Code:")?.trim_start();
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_paths_map_onto_the_daemon() {
+        let uri = target_uri("http://127.0.0.1:8125", "/pipelines", None).unwrap();
+        assert_eq!(uri.to_string(), "http://127.0.0.1:8125/pipelines");
+        let uri = target_uri("http://127.0.0.1:8125/api", "/pipelines/orders", Some("x=1")).unwrap();
+        assert_eq!(uri.to_string(), "http://127.0.0.1:8125/api/pipelines/orders?x=1");
+        assert_eq!(
+            target_uri("http://h:1", "", None).unwrap().to_string(),
+            "http://h:1/"
+        );
+        assert!(target_uri("http://h:1", "/pipelines/../metrics", None).is_err());
+        assert!(target_uri("h:1", "/pipelines", None).is_err());
+    }
+
+    #[test]
+    fn codes_are_read_from_both_error_styles() {
+        assert_eq!(
+            code_in_text("Code: 193, e.displayText() = DB::Exception: Wrong password for user alice"),
+            Some(193)
+        );
+        assert_eq!(
+            code_in_text("Code: 516. DB::Exception: alice: Authentication failed. (AUTHENTICATION_FAILED)"),
+            Some(516)
+        );
+        assert_eq!(code_in_text("Bad gateway"), None);
+    }
+
+    async fn json_of(response: Response<Full<Bytes>>) -> (StatusCode, serde_json::Value) {
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_cannot_be_asked_is_a_502_that_says_why() {
+        let (status, body) = json_of(IngestApiError::NotConfigured.response()).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(body["ingest"], "not_configured");
+        assert_eq!(body["error"]["code"], 210);
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--ingest-api-url"));
+
+        let unreachable = IngestApiError::Unreachable {
+            url: "http://127.0.0.1:1".into(),
+            reason: "tcp connect error: Connection refused".into(),
+        };
+        let (status, body) = json_of(unreachable.response()).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(body["ingest"], "unreachable");
+        assert_eq!(
+            body["error"]["message"],
+            "Aurora proxy: cannot reach the ingest daemon at http://127.0.0.1:1: tcp connect error: Connection refused"
+        );
+
+        let refused = IngestApiError::Refused {
+            code: 193,
+            message: "Code: 193, e.displayText() = DB::Exception: Wrong password".into(),
+        };
+        let (status, body) = json_of(refused.response()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"]["code"], 193);
+        assert!(body.get("ingest").is_none());
+    }
+}
