@@ -76,7 +76,7 @@ direct_rows=$(CH -q "SELECT count() FROM bench.direct")
 direct_rate=$(python3 -c "print(round($direct_rows / ($t1 - $t0)))")
 
 # 2. A bare consumer on one core.
-read -r bare_count bare_secs _ < <(taskset -c "$CORE" "$BARE" "127.0.0.1:$KAFKA" events "$EVENTS")
+read -r bare_count bare_secs _ bare_cpu < <(taskset -c "$CORE" "$BARE" "127.0.0.1:$KAFKA" events "$EVENTS")
 bare_rate=$(python3 -c "print(round($bare_count / $bare_secs))")
 
 # 3. aurora-ingest on one core.
@@ -126,13 +126,13 @@ t1=$(now)
 copy_rate=$(python3 -c "print(round($daemon_rows / ($t1 - $t0)))")
 
 python3 - "$EVENTS" "$MB" "$direct_rate" "$bare_rate" "$daemon_rate" "$daemon_rows" "$distinct" "$peak_rss" "$hwm" "$cpu" \
-    "$copy_rate" "$PARALLELISM" "$BATCH_ROWS" <<'PY'
+    "$copy_rate" "$PARALLELISM" "$BATCH_ROWS" "$bare_cpu" <<'PY'
 import sys
-events, mb, direct, bare, daemon, rows, distinct, rss, hwm, cpu, copy, par, batch = sys.argv[1:]
+events, mb, direct, bare, daemon, rows, distinct, rss, hwm, cpu, copy, par, batch, bare_cpu = sys.argv[1:]
 direct, bare, daemon = int(direct), int(bare), int(daemon)
 print(f"events: {int(events):,} envelope JSON messages ({mb} MB), topic with 3 partitions (tansu)")
 print(f"  ClickHouse JSONEachRow insert (clickhouse-client): {direct:>10,} rows/s")
-print(f"  bare rdkafka consumer, 1 core:                     {bare:>10,} msgs/s")
+print(f"  bare rdkafka consumer, 1 core:                     {bare:>10,} msgs/s  (CPU {float(bare_cpu):.2f} s)")
 print(f"  ClickHouse INSERT … SELECT of the same rows:       {int(copy):>10,} rows/s  (server-side write cost only)")
 print(f"  aurora-ingest, 1 core, parallelism {par}, batches {batch}:{daemon:>10,} rows/s  ({rows} rows, {distinct} distinct)")
 print(f"  aurora-ingest / ClickHouse insert: {daemon / direct:.2f}")
@@ -141,4 +141,6 @@ print(f"  aurora-ingest / lower limit:       {daemon / min(direct, bare):.2f}")
 print(f"  aurora-ingest / INSERT … SELECT:   {daemon / int(copy):.2f}")
 print(f"  daemon RSS under load: peak sampled {int(rss) / 1024:.0f} MB, VmHWM {int(hwm) / 1024:.0f} MB; "
       f"CPU {float(cpu):.1f} s = {int(rows) / max(float(cpu), 0.01):,.0f} rows per CPU-second")
+print(f"  per CPU-second: aurora-ingest / bare consumer = "
+      f"{(int(rows) / max(float(cpu), 0.01)) / (int(events) / max(float(bare_cpu), 0.01)):.2f}")
 PY

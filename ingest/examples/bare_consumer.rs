@@ -1,7 +1,7 @@
 //! The benchmark's upper bound for reading: a consumer of the same librdkafka build that reads a topic from the
 //! beginning and does nothing with the messages but count their bytes.
 //!
-//!     bare_consumer <brokers> <topic> <messages>      # prints "<messages> <seconds>"
+//!     bare_consumer <brokers> <topic> <messages>      # prints "<messages> <seconds> <bytes> <cpu seconds>"
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-    println!("{count} {secs:.3} {bytes}");
+    println!("{count} {secs:.3} {bytes} {:.3}", cpu_seconds());
     Ok(())
+}
+
+/// User + system CPU time of this process so far (from /proc/self/stat, in clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -47,7 +47,7 @@ def test_100k_events_over_3_partitions_arrive_exactly_once(kafka, topic, db, ch,
     sample = ch.execute(
         f"SELECT toString(event_id), event_type, tenant_id, user_id, revenue, schema_version, payload "
         f"FROM {table} WHERE event_id IN (toUUID('{event_id(7, 1)}'), toUUID('{event_id(99_999, 1)}')) "
-        f"ORDER BY event_id"
+        f"ORDER BY toString(event_id)"
     )
     from support.events import event
 
