@@ -32,10 +32,13 @@ fi
 echo
 echo "analytics.events:"
 if running "$(pidfile_of clickhouse)"; then
-    clickhouse-client --host 127.0.0.1 --port "$CH_NATIVE_PORT" --format PrettyCompactNoEscapes --query "
-        SELECT count() AS rows, countIf(timestamp >= now() - 300) AS last_5_min, max(timestamp) AS newest
-        FROM analytics.events" || all=1
+    # count <query>: one number, or "-" when the table does not exist yet.
+    count() { clickhouse-client --host 127.0.0.1 --port "$CH_NATIVE_PORT" --query "$1" 2>/dev/null || echo -; }
+    echo "  rows                          $(count "SELECT count() FROM analytics.events")"
+    echo "  inserted by pipeline events   $(count "SELECT sum(rows) FROM analytics.aurora_ingest_ledger WHERE pipeline = 'events'") (since the broker started)"
+    echo "  dead letters                  $(count "SELECT count() FROM analytics.events_dead_letters")"
 else
     echo "  ClickHouse is not running"
+    all=1
 fi
 exit "$all"
