@@ -13,7 +13,8 @@ scripts/setup.sh
 eval "$(scripts/embeddings.sh | sed -n 's/^\(ORT_DYLIB_PATH\|AURORA_EMBED_MODEL_DIR\)=/export &/p')"
 export AURORA_REQUIRE_EMBEDDINGS=1
 AURORA_REQUIRE_CLICKHOUSE=1 cargo test --workspace
-cargo build --release -p aurora-proxy -p nlq
+# Release aurora-ingest: deploy/local/up.sh runs it (tests/deploy/test_local_stack.py).
+cargo build --release -p aurora-proxy -p nlq -p aurora-ingest
 # The ingest tests run the debug binary (the crate is built with opt-level 2 even in dev, see Cargo.toml).
 cargo build -p aurora-ingest
 "${AURORA_CACHE:-$HOME/.cache/aurora}/venv/bin/python" -m pytest tests "$@"
