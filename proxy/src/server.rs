@@ -37,6 +37,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config: config.clone(),
         metrics: metrics.clone(),
         ask: ask.clone(),
+        framing_budget: native::budget::Budget::new(
+            usize::try_from(config.max_framing_memory).unwrap_or(usize::MAX),
+        ),
     });
     let http_env = Arc::new(
         http::HttpEnv::new(config.clone(), metrics.clone(), ask)

@@ -132,6 +132,8 @@ pub enum PassthroughCause {
     Unframeable,
     /// A packet larger than `max_framed_packet`.
     TooLarge,
+    /// The shared framing memory (`max_framing_memory`) stayed spent while this connection waited for it.
+    MemoryBudget,
 }
 
 impl PassthroughCause {
@@ -139,6 +141,7 @@ impl PassthroughCause {
         match self {
             PassthroughCause::Unframeable => "unframeable",
             PassthroughCause::TooLarge => "too_large",
+            PassthroughCause::MemoryBudget => "memory_budget",
         }
     }
 }

@@ -332,7 +332,7 @@ pub async fn answer_json(
     {
         return bad_request(env, "the /ask body must not be compressed", started);
     }
-    let raw = match read_client_body(body, MAX_ASK_JSON).await {
+    let raw = match read_client_body(body, MAX_ASK_JSON, env.config.http_receive_timeout).await {
         Ok(raw) => raw,
         Err(message) => return bad_request(env, &message, started),
     };
@@ -436,12 +436,13 @@ fn json_answer(env: &HttpEnv, status: StatusCode, body: Value, started: Instant)
     )
 }
 
-async fn read_client_body(body: Incoming, limit: usize) -> Result<Vec<u8>, String> {
+async fn read_client_body(body: Incoming, limit: usize, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
     use http_body_util::BodyExt as _;
     let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(e) => Err(format!("cannot read the body (at most {limit} bytes): {e}")),
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
+        Ok(Err(e)) => Err(format!("cannot read the body (at most {limit} bytes): {e}")),
+        Err(_) => Err(format!("the body did not arrive within {timeout:?} (http_receive_timeout)")),
     }
 }
 

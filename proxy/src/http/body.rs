@@ -5,10 +5,11 @@
 //! went away is only known at that point.
 
 use std::collections::VecDeque;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -28,15 +29,32 @@ pub struct UpstreamBody {
     /// Bytes sent upstream so far, reported on drop.
     bytes: u64,
     metrics: Arc<Metrics>,
+    /// Longest pause between two frames of the client's body (`http_receive_timeout`), and the timer of the
+    /// pause in progress.
+    receive_timeout: Duration,
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
+/// The client's body paused for longer than `http_receive_timeout`: the request is abandoned (ClickHouse's own
+/// answer to a stalled body is the same timeout, code 209).
+#[derive(Debug, thiserror::Error)]
+#[error("Timeout exceeded while reading the request body: no bytes for {0:?} (http_receive_timeout)")]
+pub struct BodyTimeout(pub Duration);
+
 impl UpstreamBody {
-    pub fn new(peeked: VecDeque<Frame<Bytes>>, rest: Incoming, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        peeked: VecDeque<Frame<Bytes>>,
+        rest: Incoming,
+        receive_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         UpstreamBody {
             peeked,
             rest: Some(rest),
             bytes: 0,
             metrics,
+            receive_timeout,
+            idle: None,
         }
     }
 
@@ -47,6 +65,8 @@ impl UpstreamBody {
             rest: None,
             bytes: 0,
             metrics,
+            receive_timeout: Duration::MAX,
+            idle: None,
         }
     }
 
@@ -57,6 +77,8 @@ impl UpstreamBody {
             rest: None,
             bytes: 0,
             metrics,
+            receive_timeout: Duration::MAX,
+            idle: None,
         }
     }
 
@@ -71,17 +93,33 @@ impl UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         let polled = match this.peeked.pop_front() {
             Some(frame) => Poll::Ready(Some(Ok(frame))),
             None => match &mut this.rest {
-                Some(rest) => Pin::new(rest).poll_frame(cx),
+                Some(rest) => match Pin::new(rest).poll_frame(cx) {
+                    Poll::Pending => {
+                        let timeout = this.receive_timeout;
+                        let idle = this.idle.get_or_insert_with(|| {
+                            Box::pin(tokio::time::sleep(timeout.min(Duration::from_secs(1 << 30))))
+                        });
+                        if idle.as_mut().poll(cx).is_ready() {
+                            this.rest = None;
+                            return Poll::Ready(Some(Err(Box::new(BodyTimeout(timeout)))));
+                        }
+                        Poll::Pending
+                    }
+                    other => {
+                        this.idle = None;
+                        other.map(|frame| frame.map(|r| r.map_err(Into::into)))
+                    }
+                },
                 None => Poll::Ready(None),
             },
         };

@@ -35,6 +35,9 @@ pub enum HttpError {
     /// An ASK statement's body is larger than the proxy reads into memory.
     #[error("Aurora proxy: an ASK statement is limited to {limit} bytes")]
     AskTooLarge { limit: usize },
+    /// The body's first bytes (or an ASK statement's whole text) did not arrive within `http_receive_timeout`.
+    #[error("Aurora proxy: Timeout exceeded while reading the request: the statement did not arrive within {0:?} (http_receive_timeout)")]
+    ReceiveTimeout(std::time::Duration),
     /// The configured upstream URL cannot be used.
     #[error("Aurora proxy: upstream_http {url:?} cannot be used: {reason}")]
     UpstreamUrl { url: String, reason: String },
@@ -46,6 +49,7 @@ impl HttpError {
         match self {
             HttpError::Connect { .. } | HttpError::Upstream { .. } => codes::NETWORK_ERROR,
             HttpError::ClientBody(_) => codes::CANNOT_READ_FROM_SOCKET,
+            HttpError::ReceiveTimeout(_) => codes::SOCKET_TIMEOUT,
             HttpError::AskTooLarge { .. } => codes::QUERY_IS_TOO_LARGE,
             HttpError::UpstreamUrl { .. } => codes::UNSUPPORTED_URI_SCHEME,
         }
@@ -57,6 +61,7 @@ impl HttpError {
         match self {
             HttpError::Connect { .. } | HttpError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             HttpError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            HttpError::ReceiveTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             other => status_for_code(other.code()),
         }
     }

@@ -45,9 +45,14 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
     if parts.uri.path() == "/ask" {
         return super::answer::answer_json(env, parts, body, peer).await;
     }
-    match ask::inspect(&parts, body).await {
+    let receive_timeout = env.config.http_receive_timeout;
+    let inspected = match tokio::time::timeout(receive_timeout, ask::inspect(&parts, body)).await {
+        Ok(inspected) => inspected,
+        Err(_) => Err(HttpError::ReceiveTimeout(receive_timeout)),
+    };
+    match inspected {
         Ok(Inspected::Sql { peeked, rest }) => {
-            let body = UpstreamBody::new(peeked, rest, env.metrics.clone());
+            let body = UpstreamBody::new(peeked, rest, receive_timeout, env.metrics.clone());
             match forward(env, parts, body, peer, started).await {
                 Ok(response) => response,
                 Err(error) => error_answer(env, &error, QueryKind::Sql, started),

@@ -48,8 +48,11 @@ async fn connection(
         let env = service_env.clone();
         async move { Ok::<_, Infallible>(ui::handle(&env, request, peer).await) }
     });
+    // A connection that sends no complete request head within `http_receive_timeout` (a new client that says
+    // nothing, an idle keep-alive connection, a slow header) is closed: it must not hold a connection slot.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
+        .header_read_timeout(env.config.http_receive_timeout)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);

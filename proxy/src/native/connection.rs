@@ -54,6 +54,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
         self.needed = self.needed.saturating_sub(n);
     }
 
+    /// Gives a large buffer back once what it held has left: a big packet's allocation (its pages touched) would
+    /// otherwise stay with the connection for as long as it lives.
+    pub fn compact(&mut self) {
+        if self.buf.capacity() > 4 * READ_CHUNK && self.buf.len() <= READ_CHUNK {
+            let mut fresh = BytesMut::with_capacity(READ_CHUNK);
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
+        }
+    }
+
     /// Writes bytes to this peer.
     pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes).await

@@ -3,6 +3,7 @@
 //! `protocol` (codec: bytes ↔ packets) → `connection` (buffered socket) → `session` (one client's state
 //! machine: handshake, relay, ASK) → `server` (listener, connection limit, graceful shutdown).
 
+pub mod budget;
 pub mod connection;
 pub mod error;
 pub mod protocol;

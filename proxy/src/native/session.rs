@@ -13,6 +13,7 @@ use std::time::Instant;
 use nlq::Statement;
 use tokio::sync::watch;
 
+use super::budget::{Budget, Reservation};
 use super::connection::{forward, ClientPeer, Peer};
 use super::error::SessionError;
 use super::protocol::block::FrameState;
@@ -39,6 +40,8 @@ pub struct SessionEnv {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub ask: Arc<AskService>,
+    /// Memory shared by all client connections for packets still being framed (`max_framing_memory`).
+    pub framing_budget: Arc<Budget>,
 }
 
 /// A statement whose answer has not ended yet.
@@ -104,6 +107,8 @@ pub struct Session {
     /// Framing progress of the incomplete packet at the head of each buffer.
     client_frame: FrameState,
     upstream_frame: FrameState,
+    /// What this client's incomplete packet holds of the shared framing budget.
+    client_memory: Reservation,
 }
 
 /// Serves one client connection to its end.
@@ -166,7 +171,13 @@ async fn handshake(
                 break hello;
             }
             Err(DecodeError::Incomplete { needed }) => client.needed = needed,
-            Err(e) => return Err(SessionError::ClientProtocol(e)),
+            Err(e) => {
+                if let DecodeError::Rejected { code, reason } = &e {
+                    // As ClickHouse does: the client learns why before the connection closes.
+                    client.send(&encode_exception(*code, &format!("Aurora proxy: {reason}"))).await?;
+                }
+                return Err(SessionError::ClientProtocol(e));
+            }
         }
         if client.read_more().await? == 0 {
             return Ok(None);
@@ -207,7 +218,6 @@ async fn handshake(
                     let expect_addendum = revision.has(super::protocol::Feature::Addendum);
                     return Ok(Some(Session {
                         peer,
-                        env,
                         client,
                         upstream,
                         ctx: Context {
@@ -227,6 +237,8 @@ async fn handshake(
                         },
                         client_frame: FrameState::default(),
                         upstream_frame: FrameState::default(),
+                        client_memory: Reservation::new(env.framing_budget.clone()),
+                        env,
                     }));
                 }
                 Ok(HandshakeStep::Relay(len)) => forward(&mut upstream, &mut client, len).await?,
@@ -382,13 +394,27 @@ impl Session {
                     Err(e) => return Err(SessionError::ClientProtocol(e)),
                 }
             }
+            let raw_held = self.client.buf.len();
+            self.client_frame
+                .set_allowance(self.client_memory.allowance().saturating_sub(raw_held));
             let framed = frame_client_packet(buf, &self.ctx, &mut self.client_frame);
+            let limit = self.env.config.max_framed_packet;
             let (action, len) = match framed {
                 Ok((packet, len)) => (client_action(self.ask.is_some(), &mut self.ctx, packet), len),
-                Err(e) => match stop(e, self.env.config.max_framed_packet, "client") {
+                Err(e) => match stop(e, limit, self.client_frame.held(), "client") {
                     Stop::Wait(needed) => {
                         self.client.needed = pending + needed;
                         break;
+                    }
+                    Stop::Grow(needed) => {
+                        // More decompressed bytes than this connection holds budget for: forward what is
+                        // framed, then wait for budget (reading pauses meanwhile) and frame the packet on.
+                        self.flush_client(pending).await?;
+                        pending = 0;
+                        if !self.client_memory.grow_to(self.client.buf.len().saturating_add(needed)).await {
+                            return Ok(self.budget_spent());
+                        }
+                        continue;
                     }
                     Stop::Passthrough(cause, detail) => {
                         self.flush_client(pending).await?;
@@ -438,7 +464,32 @@ impl Session {
             }
         }
         self.flush_client(pending).await?;
+        // Reserve what the packet at the head of the buffer will need before reading on, and give back what a
+        // packet that has left the buffer held.
+        let needed = self.client.buf.len().max(self.client.needed);
+        let held = needed.saturating_add(self.client_frame.held());
+        if held > self.client_memory.allowance() {
+            if !self.client_memory.grow_to(held).await {
+                return Ok(self.budget_spent());
+            }
+        } else {
+            self.client.compact();
+            self.client_memory.shrink_to(held);
+        }
         Ok(Flow::Continue)
+    }
+
+    /// The shared framing budget stayed spent: this connection stops framing and relays its bytes as they are,
+    /// which needs no more memory.
+    fn budget_spent(&self) -> Flow {
+        Flow::Passthrough(
+            PassthroughCause::MemoryBudget,
+            format!(
+                "the proxy's framing memory (max_framing_memory = {} bytes) stayed in use by other connections for {} s",
+                self.env.config.max_framing_memory,
+                super::budget::MAX_WAIT.as_secs()
+            ),
+        )
     }
 
     async fn flush_client(&mut self, n: usize) -> Result<(), SessionError> {
@@ -593,6 +644,9 @@ impl Session {
                 break;
             }
             let buf = &self.upstream.buf[pending..];
+            let limit = self.env.config.max_framed_packet;
+            self.upstream_frame
+                .set_allowance((limit as usize).saturating_sub(self.upstream.buf.len()));
             match frame_server_packet(buf, &self.ctx, &mut self.upstream_frame) {
                 Ok((packet, len)) => {
                     if self.ask_run.is_some() {
@@ -619,10 +673,18 @@ impl Session {
                         self.finish_query(&packet);
                     }
                 }
-                Err(e) => match stop(e, self.env.config.max_framed_packet, "server") {
+                Err(e) => match stop(e, limit, self.upstream_frame.held(), "server") {
                     Stop::Wait(needed) => {
                         self.upstream.needed = pending + needed;
                         break;
+                    }
+                    // The allowance is the whole packet limit: a larger answer block is relayed unframed.
+                    Stop::Grow(_) => {
+                        self.flush_upstream(pending).await?;
+                        return Ok(Flow::Passthrough(
+                            PassthroughCause::TooLarge,
+                            format!("server packet larger than {limit} bytes decompressed"),
+                        ));
                     }
                     Stop::Passthrough(cause, detail) => {
                         self.flush_upstream(pending).await?;
@@ -693,7 +755,7 @@ impl Session {
                 "Aurora proxy: ClickHouse at {} closed the connection before the query's answer ended",
                 self.env.config.upstream_native
             );
-            self.fail_in_flight_with(&message).await;
+            self.fail_in_flight_with(codes::NETWORK_ERROR, &message).await;
             return Ok(Flow::Close("upstream closed during a query"));
         }
         Ok(Flow::Close("upstream closed"))
@@ -704,7 +766,15 @@ impl Session {
             // If the client is what failed, this cancels its query; if ClickHouse failed, it is harmless.
             let _ = self.upstream.send(&[ClientCode::Cancel as u8]).await;
         }
+        let code = match error {
+            SessionError::ClientProtocol(DecodeError::Rejected { code, .. }) => *code,
+            SessionError::ClientProtocol(_) => codes::UNKNOWN_PACKET_FROM_CLIENT,
+            _ => codes::NETWORK_ERROR,
+        };
         let message = match error {
+            SessionError::ClientProtocol(DecodeError::Rejected { reason, .. }) => {
+                format!("Aurora proxy: {reason}")
+            }
             SessionError::ClientProtocol(e) => {
                 format!("Aurora proxy: malformed packet from the client: {e}")
             }
@@ -713,13 +783,12 @@ impl Session {
             }
             SessionError::Io(e) => format!("Aurora proxy: connection error: {e}"),
         };
-        self.fail_in_flight_with(&message).await;
+        self.fail_in_flight_with(code, &message).await;
     }
 
     /// Ends a running query with an exception to the client (the client side is always at a packet boundary:
     /// only complete packets are forwarded).
-    async fn fail_in_flight_with(&mut self, message: &str) {
-        let code = codes::NETWORK_ERROR;
+    async fn fail_in_flight_with(&mut self, code: i32, message: &str) {
         let _ = self.client.send(&encode_exception(code, message)).await;
         if let Some(query) = self.query.take() {
             telemetry::query_finished(
@@ -873,21 +942,31 @@ fn client_action(ask_pending: bool, ctx: &mut Context, packet: ClientPacket<'_>)
 enum Stop {
     /// The packet is incomplete: wait until the buffer holds this many bytes.
     Wait(usize),
+    /// Framing on needs this many decompressed bytes, more than the allowance (within the packet limit).
+    Grow(usize),
     /// Valid traffic the proxy cannot frame (or a packet over the size limit): relay the rest as bytes.
     Passthrough(PassthroughCause, String),
     /// The peer broke the protocol.
     Broken(DecodeError),
 }
 
-fn stop(error: DecodeError, max_framed_packet: u64, side: &str) -> Stop {
+/// `held` is what the packet already holds decompressed: `max_framed_packet` bounds raw and decompressed bytes
+/// together.
+fn stop(error: DecodeError, max_framed_packet: u64, held: usize, side: &str) -> Stop {
+    let too_large = |bytes: usize| bytes as u64 > max_framed_packet;
     match error {
-        DecodeError::Incomplete { needed } if needed as u64 > max_framed_packet => Stop::Passthrough(
+        DecodeError::Incomplete { needed } if too_large(needed.saturating_add(held)) => Stop::Passthrough(
             PassthroughCause::TooLarge,
             format!("{side} packet larger than {max_framed_packet} bytes"),
         ),
         DecodeError::Incomplete { needed } => Stop::Wait(needed),
+        DecodeError::OverAllowance { needed } if too_large(needed) => Stop::Passthrough(
+            PassthroughCause::TooLarge,
+            format!("{side} packet larger than {max_framed_packet} bytes decompressed"),
+        ),
+        DecodeError::OverAllowance { needed } => Stop::Grow(needed),
         DecodeError::Unsupported(reason) => Stop::Passthrough(PassthroughCause::Unframeable, reason),
-        broken @ DecodeError::Malformed(_) => Stop::Broken(broken),
+        broken @ (DecodeError::Malformed(_) | DecodeError::Rejected { .. }) => Stop::Broken(broken),
     }
 }
 

@@ -52,6 +52,9 @@ pub struct FrameState {
     layout: Option<Layout>,
     /// A prediction in progress, when its frames have not all arrived.
     prediction: Option<Prediction>,
+    /// Most decompressed bytes `scratch` may hold; `None`: no limit. A frame that would pass it is not
+    /// decompressed: framing stops with [`DecodeError::OverAllowance`] and can resume once it is raised.
+    allowance: Option<usize>,
 }
 
 impl FrameState {
@@ -61,14 +64,24 @@ impl FrameState {
         self.frames_end = 0;
         self.checkpoint = None;
         self.prediction = None;
-        // Do not keep a very large decompression buffer alive between packets.
-        if self.scratch.capacity() > 16 << 20 {
+        // Do not keep a large decompression buffer alive between packets: it is not counted once they end.
+        if self.scratch.capacity() > 1 << 20 {
             self.scratch = Vec::new();
         }
     }
 }
 
 impl FrameState {
+    /// Limits the decompressed bytes held for the packet being framed (see [`DecodeError::OverAllowance`]).
+    pub fn set_allowance(&mut self, bytes: usize) {
+        self.allowance = Some(bytes);
+    }
+
+    /// Decompressed bytes held for the packet being framed.
+    pub fn held(&self) -> usize {
+        self.scratch.len()
+    }
+
     /// Forgets the learnt block layout: called at each new query, whose blocks may look different.
     pub fn forget_layout(&mut self) {
         self.layout = None;
@@ -252,7 +265,12 @@ pub fn skip_block_body(
             }
             // The block continues in the next frame.
             Err(DecodeError::Incomplete { .. }) => {
-                compression::read_frame(r, &mut state.scratch)?;
+                let frame = compression::next_frame(r)?;
+                let needed = state.scratch.len().saturating_add(frame.decompressed_size);
+                if state.allowance.is_some_and(|allowed| needed > allowed) {
+                    return Err(DecodeError::OverAllowance { needed });
+                }
+                frame.decompress_into(&mut state.scratch)?;
                 state.frames_end = r.position();
             }
             Err(e) => return Err(e),
@@ -739,6 +757,34 @@ mod tests {
             BlockShape { columns: 1, rows: 5 }
         );
         assert_eq!(r.position(), bytes.len());
+    }
+
+    /// The probe's second case: a block that declares 2^40 rows, fed with frames that each decompress to much
+    /// more than they weigh. Framing stops at the allowance instead of decompressing on, and resumes where it
+    /// stopped when the allowance is raised.
+    #[test]
+    fn decompressed_bytes_stay_within_the_allowance() {
+        let mut head = Vec::new();
+        head.extend_from_slice(&[1, 0, 2, 0xff, 0xff, 0xff, 0xff, 0]); // BlockInfo
+        put_varuint(&mut head, 1);
+        put_varuint(&mut head, 1 << 40);
+        put_bytes(&mut head, b"x");
+        put_bytes(&mut head, b"UInt64");
+        let mut packet = Vec::new();
+        compression::write_frame(compression::Method::Lz4, &head, &mut packet);
+        let zeros = vec![0u8; 4 << 20];
+        for _ in 0..8 {
+            compression::write_frame(compression::Method::Lz4, &zeros, &mut packet);
+        }
+        let mut state = FrameState::default();
+        state.set_allowance(10 << 20);
+        let err = skip_block_body(&mut Reader::new(&packet), OLD, true, &mut state).unwrap_err();
+        assert_eq!(err, DecodeError::OverAllowance { needed: head.len() + (12 << 20) });
+        assert!(state.held() <= 10 << 20, "{}", state.held());
+        state.set_allowance(64 << 20);
+        let err = skip_block_body(&mut Reader::new(&packet), OLD, true, &mut state).unwrap_err();
+        assert!(matches!(err, DecodeError::Incomplete { .. }), "{err}");
+        assert_eq!(state.held(), head.len() + (32 << 20));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use super::error::DecodeError;
 use super::wire::Reader;
+use crate::codes;
 
 /// Size of the checksum in front of every frame.
 pub const CHECKSUM_LEN: usize = 16;
@@ -24,6 +25,18 @@ pub enum Method {
 }
 
 impl Method {
+    /// The most bytes `payload_len` compressed bytes can decompress to. LZ4's block format turns one input byte
+    /// into at most 255 output bytes (a run of length bytes of 255); ZSTD's densest block is an RLE block, 4
+    /// bytes for 128 KiB (`Block_Maximum_Size`, RFC 8878 §3.1.1.2), so 32,768 per byte; a stored frame holds
+    /// exactly its payload. A header that declares more is corrupt or hostile.
+    pub fn max_expansion(self, payload_len: u64) -> u64 {
+        match self {
+            Method::None => payload_len,
+            Method::Lz4 => payload_len.saturating_mul(255).saturating_add(16),
+            Method::Zstd => payload_len.saturating_mul(32_768),
+        }
+    }
+
     fn from_byte(byte: u8) -> Option<Method> {
         match byte {
             0x02 => Some(Method::None),
@@ -66,22 +79,34 @@ pub fn next_frame<'a>(r: &mut Reader<'a>) -> Result<Frame<'a>, DecodeError> {
         DecodeError::unsupported(format!("compression method 0x{method_byte:02x} at byte {start}"))
     })?;
     if (compressed as usize) < HEADER_LEN || compressed > MAX_FRAME_SIZE || decompressed > MAX_FRAME_SIZE {
-        return Err(DecodeError::malformed(format!(
-            "compressed frame at byte {start} declares sizes {compressed}/{decompressed}"
-        )));
+        return Err(DecodeError::rejected(
+            codes::TOO_LARGE_SIZE_COMPRESSED,
+            format!("compressed frame at byte {start} declares sizes {compressed}/{decompressed}"),
+        ));
     }
-    let payload = r.take(compressed as usize - HEADER_LEN)?;
+    // Checked from the header alone, before the payload is waited for or anything is allocated for it.
+    let payload_len = compressed as usize - HEADER_LEN;
+    if decompressed as u64 > method.max_expansion(payload_len as u64) {
+        return Err(DecodeError::rejected(
+            codes::CANNOT_DECOMPRESS,
+            format!(
+                "compressed frame at byte {start} declares {decompressed} bytes from {payload_len}, more than {method:?} can expand to"
+            ),
+        ));
+    }
+    if method == Method::None && payload_len != decompressed as usize {
+        return Err(DecodeError::rejected(
+            codes::CANNOT_DECOMPRESS,
+            format!("uncompressed frame at byte {start} declares {decompressed} bytes but holds {payload_len}"),
+        ));
+    }
+    let payload = r.take(payload_len)?;
     let framed = &r.consumed_since(start)[CHECKSUM_LEN..];
     if checksum(framed) != head[..CHECKSUM_LEN] {
-        return Err(DecodeError::malformed(format!(
-            "checksum mismatch in compressed frame at byte {start}"
-        )));
-    }
-    if method == Method::None && payload.len() != decompressed as usize {
-        return Err(DecodeError::malformed(format!(
-            "uncompressed frame at byte {start} declares {decompressed} bytes but holds {}",
-            payload.len()
-        )));
+        return Err(DecodeError::rejected(
+            codes::CHECKSUM_DOESNT_MATCH,
+            format!("checksum doesn't match in the compressed frame at byte {start}: corrupted data"),
+        ));
     }
     Ok(Frame {
         method,
@@ -92,34 +117,45 @@ pub fn next_frame<'a>(r: &mut Reader<'a>) -> Result<Frame<'a>, DecodeError> {
 }
 
 impl Frame<'_> {
-    /// Appends the decompressed bytes to `out`.
+    /// Appends the decompressed bytes to `out`. The caller bounds [`Frame::decompressed_size`] first (the header
+    /// was already checked against what the method can expand to); on any error `out` is left as it was.
     pub fn decompress_into(&self, out: &mut Vec<u8>) -> Result<(), DecodeError> {
         let before = out.len();
         let start = self.start;
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            DecodeError::rejected(codes::CANNOT_DECOMPRESS, format!("cannot decompress the {what} frame at byte {start}: {e}"))
+        };
         let written = match self.method {
             Method::None => {
                 out.extend_from_slice(self.payload);
-                self.payload.len()
+                Ok(self.payload.len())
             }
             Method::Lz4 => {
                 out.resize(before + self.decompressed_size, 0);
-                lz4_flex::block::decompress_into(self.payload, &mut out[before..])
-                    .map_err(|e| DecodeError::malformed(format!("LZ4 frame at byte {start}: {e}")))?
+                lz4_flex::block::decompress_into(self.payload, &mut out[before..]).map_err(|e| corrupt("LZ4", &e))
             }
             Method::Zstd => {
                 out.resize(before + self.decompressed_size, 0);
-                zstd::bulk::decompress_to_buffer(self.payload, &mut out[before..])
-                    .map_err(|e| DecodeError::malformed(format!("ZSTD frame at byte {start}: {e}")))?
+                zstd::bulk::decompress_to_buffer(self.payload, &mut out[before..]).map_err(|e| corrupt("ZSTD", &e))
             }
         };
-        if written != self.decompressed_size {
-            out.truncate(before);
-            return Err(DecodeError::malformed(format!(
-                "frame at byte {start} decompressed to {written} bytes, not the {} it declares",
-                self.decompressed_size
-            )));
+        match written {
+            Ok(written) if written == self.decompressed_size => Ok(()),
+            Ok(written) => {
+                out.truncate(before);
+                Err(DecodeError::rejected(
+                    codes::CANNOT_DECOMPRESS,
+                    format!(
+                        "frame at byte {start} decompressed to {written} bytes, not the {} it declares",
+                        self.decompressed_size
+                    ),
+                ))
+            }
+            Err(e) => {
+                out.truncate(before);
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     /// The first `want` decompressed bytes (fewer when the frame is shorter), decoding no further than needed.
@@ -272,8 +308,40 @@ mod tests {
         framed[last] ^= 0x55;
         let err = read_frame(&mut Reader::new(&framed), &mut Vec::new()).unwrap_err();
         assert!(
-            matches!(err, DecodeError::Malformed(ref m) if m.contains("checksum")),
+            matches!(err, DecodeError::Rejected { code: codes::CHECKSUM_DOESNT_MATCH, ref reason } if reason.contains("checksum")),
             "{err}"
         );
+    }
+
+    /// The probe's frame: a valid checksum over 43 bytes that declare 1 GiB. Refused from the header, before
+    /// its payload is even waited for.
+    #[test]
+    fn impossible_expansion_is_refused_before_the_payload_arrives() {
+        for method in [Method::Lz4, Method::Zstd] {
+            let payload = vec![0u8; 34];
+            let mut framed = vec![method as u8];
+            framed.extend_from_slice(&((HEADER_LEN + payload.len()) as u32).to_le_bytes());
+            framed.extend_from_slice(&(1u32 << 30).to_le_bytes());
+            framed.extend_from_slice(&payload);
+            let mut bytes = checksum(&framed).to_vec();
+            bytes.extend_from_slice(&framed);
+            let header_only = &bytes[..CHECKSUM_LEN + HEADER_LEN];
+            for input in [&bytes[..], header_only] {
+                let err = next_frame(&mut Reader::new(input)).unwrap_err();
+                assert!(
+                    matches!(err, DecodeError::Rejected { code: codes::CANNOT_DECOMPRESS, .. }),
+                    "{method:?}: {err}"
+                );
+            }
+        }
+        // Real frames are far from the bounds.
+        let zeros = vec![0u8; 1 << 20];
+        for method in [Method::Lz4, Method::Zstd] {
+            let mut framed = Vec::new();
+            write_frame(method, &zeros, &mut framed);
+            let mut out = Vec::new();
+            read_frame(&mut Reader::new(&framed), &mut out).unwrap();
+            assert_eq!(out.len(), zeros.len());
+        }
     }
 }

@@ -12,6 +12,11 @@ use super::wire::{put_bytes, put_varuint, Reader};
 /// User name that marks a ClickHouse server talking to another with the inter-server secret.
 const INTERSERVER_USER: &[u8] = b" INTERSERVER SECRET ";
 
+/// Longest string of a client's Hello (client name, database, user, password, inter-server fields). The
+/// Hello arrives before any authentication, so nothing in it may make the proxy buffer much: ClickHouse refuses
+/// such names at once too. A JWT or a long password fits many times over.
+pub const MAX_HELLO_STRING: u64 = 64 << 10;
+
 /// A client's Hello.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientHello {
@@ -53,18 +58,21 @@ impl ClientHello {
                 "expected a client Hello, got packet {code}"
             )));
         }
-        let client_name = r.string()?.to_string();
+        let name_start = r.position();
+        let client_name = std::str::from_utf8(r.bytes_at_most(MAX_HELLO_STRING, "client name")?)
+            .map_err(|_| DecodeError::malformed(format!("string at byte {name_start} is not UTF-8")))?
+            .to_string();
         let version_major = r.varuint()?;
         let version_minor = r.varuint()?;
         let revision = Revision(r.varuint()?);
-        let database = r.bytes()?.to_vec();
-        let user = r.bytes()?.to_vec();
-        let password = r.bytes()?.to_vec();
+        let database = r.bytes_at_most(MAX_HELLO_STRING, "database name")?.to_vec();
+        let user = r.bytes_at_most(MAX_HELLO_STRING, "user name")?.to_vec();
+        let password = r.bytes_at_most(MAX_HELLO_STRING, "password")?.to_vec();
         let mut interserver_tail = Vec::new();
         if user == INTERSERVER_USER && password.is_empty() {
             let start = r.position();
-            r.bytes()?; // cluster
-            r.bytes()?; // salt
+            r.bytes_at_most(MAX_HELLO_STRING, "cluster name")?;
+            r.bytes_at_most(MAX_HELLO_STRING, "inter-server salt")?;
             interserver_tail = r.consumed_since(start).to_vec();
         }
         let hello = ClientHello {
@@ -179,7 +187,7 @@ pub fn addendum_len(buf: &[u8], revision: Revision) -> Result<usize, DecodeError
         return Ok(0);
     }
     let mut r = Reader::new(buf);
-    r.bytes()?; // quota key
+    r.bytes_at_most(MAX_HELLO_STRING, "quota key")?;
     Ok(r.position())
 }
 
@@ -209,6 +217,25 @@ mod tests {
                 ClientHello::decode(&bytes[..cut]),
                 Err(DecodeError::Incomplete { .. })
             ));
+        }
+    }
+
+    #[test]
+    fn hello_strings_are_bounded_before_their_bytes_arrive() {
+        let mut bytes = vec![ClientCode::Hello as u8];
+        put_bytes(&mut bytes, b"attacker");
+        put_varuint(&mut bytes, 24);
+        put_varuint(&mut bytes, 3);
+        put_varuint(&mut bytes, 54468);
+        put_bytes(&mut bytes, b"default");
+        // A user name that declares 200 MB; only its length prefix has arrived.
+        put_varuint(&mut bytes, 200 << 20);
+        match ClientHello::decode(&bytes) {
+            Err(DecodeError::Rejected { code, reason }) => {
+                assert_eq!(code, crate::codes::TOO_LARGE_STRING_SIZE);
+                assert!(reason.contains("user name"), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
         }
     }
 

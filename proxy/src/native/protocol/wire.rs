@@ -126,6 +126,22 @@ impl<'a> Reader<'a> {
         self.take(len as usize)
     }
 
+    /// A length-prefixed byte string of at most `max` bytes, refused as soon as its length is read: nothing
+    /// waits for (or buffers) the bytes of a string that is too long. ClickHouse's `readStringBinary` with a
+    /// size limit answers such a string with code 131 (`TOO_LARGE_STRING_SIZE`).
+    pub fn bytes_at_most(&mut self, max: u64, what: &str) -> Result<&'a [u8], DecodeError> {
+        let start = self.pos;
+        let len = self.varuint()?;
+        if len > max {
+            return Err(DecodeError::rejected(
+                crate::codes::TOO_LARGE_STRING_SIZE,
+                format!("{what} of {len} bytes is longer than the {max} bytes allowed"),
+            ));
+        }
+        self.pos = start;
+        self.bytes()
+    }
+
     /// A length-prefixed string that must be UTF-8 (names, types, messages).
     pub fn string(&mut self) -> Result<&'a str, DecodeError> {
         let start = self.pos;
@@ -191,6 +207,13 @@ mod tests {
         assert!(matches!(
             Reader::new(&huge).bytes(),
             Err(DecodeError::Malformed(_))
+        ));
+        // A bounded string is refused from its length alone, before its bytes arrive.
+        let mut long = Vec::new();
+        put_varuint(&mut long, 200 << 20);
+        assert!(matches!(
+            Reader::new(&long).bytes_at_most(64 << 10, "user"),
+            Err(DecodeError::Rejected { code: 131, .. })
         ));
         let huge_items = Reader::new(&[]).skip_items(u64::MAX, 16);
         assert!(matches!(huge_items, Err(DecodeError::Malformed(_))));
