@@ -1,5 +1,6 @@
 //! The command line: `run` starts the daemon; `connect`, `disconnect` and `status` talk to a running daemon's
-//! HTTP API (`--api`, default from `api_listen` of `--config`, else http://127.0.0.1:8125).
+//! HTTP API (`--api`, default from `api_listen` of `--config`, else http://127.0.0.1:8125), with the bearer token
+//! of `api_token_env` / `api_token_file` of the same `--config`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
-use crate::config::{Config, PipelineSpec};
+use crate::config::{Config, PipelineSpec, Secret};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,13 +93,15 @@ pub struct ConnectArgs {
 /// Runs a client command against the daemon's API.
 pub async fn client(command: Command, config: &Config) -> anyhow::Result<()> {
     let default_api = format!("http://{}", config.api_listen);
+    let token = config.api_token().map_err(anyhow::Error::msg)?;
+    let api_client = ApiClient { token };
     match command {
         Command::Run => unreachable!("run is not a client command"),
         Command::Connect(args) => {
             let api = args.api.clone().unwrap_or(default_api);
             let spec = connect_spec(&args)?;
             let (status, body) =
-                call(&api, Method::POST, "/pipelines", Some(serde_json::to_vec(&spec)?)).await?;
+                api_client.call(&api, Method::POST, "/pipelines", Some(serde_json::to_vec(&spec)?)).await?;
             if status != 201 {
                 bail!("{}", error_text(&body));
             }
@@ -109,13 +112,13 @@ pub async fn client(command: Command, config: &Config) -> anyhow::Result<()> {
                 spec.table
             );
             if args.follow {
-                follow(&api, &spec.name).await?;
+                follow(&api_client, &api, &spec.name).await?;
             }
             Ok(())
         }
         Command::Disconnect { name, api } => {
             let api = api.unwrap_or(default_api);
-            let (status, body) = call(&api, Method::DELETE, &format!("/pipelines/{name}"), None).await?;
+            let (status, body) = api_client.call(&api, Method::DELETE, &format!("/pipelines/{name}"), None).await?;
             if status != 200 {
                 bail!("{}", error_text(&body));
             }
@@ -125,7 +128,7 @@ pub async fn client(command: Command, config: &Config) -> anyhow::Result<()> {
         Command::Status { api, json, watch } => {
             let api = api.unwrap_or(default_api);
             loop {
-                let (status, body) = call(&api, Method::GET, "/pipelines", None).await?;
+                let (status, body) = api_client.call(&api, Method::GET, "/pipelines", None).await?;
                 if status != 200 {
                     bail!("{}", error_text(&body));
                 }
@@ -192,11 +195,14 @@ fn connect_spec(args: &ConnectArgs) -> anyhow::Result<PipelineSpec> {
     Ok(spec)
 }
 
-async fn follow(api: &str, name: &str) -> anyhow::Result<()> {
+async fn follow(client: &ApiClient, api: &str, name: &str) -> anyhow::Result<()> {
     let mut seen_rows = false;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let (_, body) = call(api, Method::GET, "/pipelines", None).await?;
+        let (status, body) = client.call(api, Method::GET, "/pipelines", None).await?;
+        if status != 200 {
+            bail!("{}", error_text(&body));
+        }
         let v: Value = serde_json::from_str(&body)?;
         let Some(p) = v["pipelines"]
             .as_array()
@@ -269,8 +275,37 @@ fn error_text(body: &str) -> String {
         .unwrap_or_else(|| body.to_string())
 }
 
+/// What every request to the daemon carries.
+struct ApiClient {
+    /// Sent as `Authorization: Bearer …`; never printed.
+    token: Option<Secret>,
+}
+
+impl ApiClient {
+    /// One request to the daemon's API: (status, body). A refusal for want of the token says where it comes from.
+    async fn call(&self, api: &str, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<(u16, String)> {
+        let (status, text) = call(api, method, path, body, self.token.as_ref()).await?;
+        if (status == 401 || status == 403) && path.starts_with("/pipelines") {
+            let hint = if self.token.is_some() {
+                "the token of api_token_env / api_token_file in --config was refused"
+            } else {
+                "no token sent: give --config (or AURORA_INGEST_CONFIG) with the daemon's api_token_env or api_token_file"
+            };
+            let message = format!("{} ({hint})", error_text(&text));
+            return Ok((status, serde_json::json!({ "error": message }).to_string()));
+        }
+        Ok((status, text))
+    }
+}
+
 /// One request to the daemon's API: (status, body).
-async fn call(api: &str, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<(u16, String)> {
+async fn call(
+    api: &str,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+    token: Option<&Secret>,
+) -> anyhow::Result<(u16, String)> {
     let authority = api
         .strip_prefix("http://")
         .ok_or_else(|| anyhow!("--api must be an http:// URL, got {api}"))?
@@ -280,12 +315,15 @@ async fn call(api: &str, method: Method, path: &str, body: Option<Vec<u8>>) -> a
         .with_context(|| format!("cannot reach the daemon at {api} (is `aurora-ingest run` running?)"))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(path)
         .header("host", authority)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        .header("content-type", "application/json");
+    if let Some(Secret(token)) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await?.to_bytes();

@@ -274,6 +274,22 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// A string literal for ClickHouse SQL.
+/// An identifier in backticks, with `\\` and `` ` `` escaped: how Aurora writes every database, table and
+/// column name into its SQL, whatever was checked before.
+pub fn quote_ident(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('`');
+    for c in s.chars() {
+        match c {
+            '`' => out.push_str("\\`"),
+            '\\' => out.push_str("\\\\"),
+            _ => out.push(c),
+        }
+    }
+    out.push('`');
+    out
+}
+
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
@@ -296,6 +312,8 @@ mod tests {
     fn encodings() {
         assert_eq!(percent_encode("SELECT 1+1 ='a'"), "SELECT%201%2B1%20%3D%27a%27");
         assert_eq!(quote("it's \\"), "'it\\'s \\\\'");
+        assert_eq!(quote_ident("events"), "`events`");
+        assert_eq!(quote_ident("a`b\\"), "`a\\`b\\\\`");
         assert_eq!(unescape_tsv("a\\tb\\\\"), "a\tb\\");
     }
 }

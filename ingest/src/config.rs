@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{envelope_columns, Column, ColumnType};
+use crate::kafka_options;
+use crate::table_keys::KeyExpr;
 
 /// Largest batch: ClickHouse forms blocks of at most `max_insert_block_size` (1,048,576) rows, and a batch
 /// must be one block so that it is written whole or not at all.
@@ -21,9 +23,19 @@ pub const MAX_BATCH_ROWS: usize = 1_000_000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where the HTTP API, `/metrics` and `/health` listen.
+    /// Where the HTTP API, `/metrics` and `/health` listen. Loopback by default; the daemon warns at start
+    /// when it is not.
     #[serde(default = "default_api_listen")]
     pub api_listen: SocketAddr,
+    /// Refused with an explanation: the API token is never written in the config file itself.
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+    /// Environment variable holding the bearer token that `/pipelines` requires (the CLI sends it too).
+    #[serde(default)]
+    pub api_token_env: Option<String>,
+    /// File whose first line is that token.
+    #[serde(default)]
+    pub api_token_file: Option<PathBuf>,
     #[serde(default)]
     pub log_format: LogFormat,
     #[serde(default)]
@@ -280,6 +292,20 @@ fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Shortest API token accepted (bytes).
+pub const MIN_API_TOKEN_LEN: usize = 16;
+
+/// Databases no pipeline may write into, compared without regard to case.
+pub const RESERVED_DATABASES: &[&str] = &["system", "information_schema"];
+
+/// Prefixes of the tables aurora-ingest keeps for itself in every database it writes to (the ledger, the
+/// stages and their views, the probe tables of `views_cascade`): no pipeline's table may start with them.
+pub const RESERVED_TABLE_PREFIXES: &[&str] = &["aurora_ingest_", "aurora_stage_", "aurora_probe_"];
+
+/// Suffixes of the tables a pipeline creates beside its target (dead letters, rollup and its view): another
+/// pipeline's target may not be one of them.
+pub const DERIVED_TABLE_SUFFIXES: &[&str] = &["_dead_letters", "_per_minute", "_per_minute_mv"];
+
 /// A name ClickHouse accepts without quoting, and that Aurora may splice into its own object names.
 pub fn is_identifier(s: &str) -> bool {
     !s.is_empty()
@@ -375,15 +401,13 @@ impl PipelineSpec {
         if self.parallelism == 0 || self.parallelism > 64 {
             return Err(err(k("parallelism"), "between 1 and 64"));
         }
-        if let Some(order) = &self.order_by {
-            if let Some(bad) = order
-                .iter()
-                .find(|c| !self.columns().iter().any(|col| &col.name == *c))
-            {
-                return Err(err(
-                    k("order_by"),
-                    format!("{bad} is not a column of the mapping"),
-                ));
+        self.check_target(prefix)?;
+        self.order_by_keys()
+            .map_err(|(i, reason)| err(format!("{prefix}.order_by[{i}]"), reason))?;
+        self.partition_key().map_err(|reason| err(k("partition_by"), reason))?;
+        for key in self.kafka_options.keys() {
+            if let Some(reason) = kafka_options::operator_refusal(key) {
+                return Err(err(format!("{prefix}.kafka_options.{key:?}"), reason));
             }
         }
         if self.rollup && !self.is_envelope_shape() {
@@ -393,6 +417,77 @@ impl PipelineSpec {
             ));
         }
         Ok(())
+    }
+
+    /// The stricter check of a spec that came through the API: `kafka_options` only from the allowlist of
+    /// tuning keys ([`kafka_options::API_ALLOWED`]). Run after [`PipelineSpec::validate`].
+    pub fn check_api_options(&self, prefix: &str) -> Result<(), ConfigError> {
+        for key in self.kafka_options.keys() {
+            if let Some(reason) = kafka_options::api_refusal(key) {
+                return Err(err(format!("{prefix}.kafka_options.{key:?}"), reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// System databases, the daemon's own tables and the tables other pipelines create are no targets; nor
+    /// may the tables this pipeline would create beside its target land on such a name.
+    fn check_target(&self, prefix: &str) -> Result<(), ConfigError> {
+        let key = format!("{prefix}.table");
+        let Some((db, table)) = self.database_table() else {
+            return Ok(());
+        };
+        if RESERVED_DATABASES.iter().any(|r| r.eq_ignore_ascii_case(db)) {
+            return Err(err(key, format!("{db} is a system database; pipelines write to databases of their own")));
+        }
+        let mut created = vec![table.to_string()];
+        if self.dead_letters == DeadLetters::Table {
+            created.push(format!("{table}_dead_letters"));
+        }
+        if self.rollup {
+            created.push(format!("{table}_per_minute"));
+            created.push(format!("{table}_per_minute_mv"));
+        }
+        for name in &created {
+            let lower = name.to_ascii_lowercase();
+            if let Some(p) = RESERVED_TABLE_PREFIXES.iter().find(|p| lower.starts_with(*p)) {
+                return Err(err(
+                    key,
+                    format!("{db}.{name} would be one of aurora-ingest's own tables (names starting with {p})"),
+                ));
+            }
+        }
+        if let Some(s) = DERIVED_TABLE_SUFFIXES.iter().find(|s| table.to_ascii_lowercase().ends_with(*s)) {
+            return Err(err(
+                key,
+                format!("{db}.{table}: names ending in {s} are the tables a pipeline creates beside its target"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The checked `order_by` expressions, or (index, reason) of the first that is refused.
+    pub fn order_by_keys(&self) -> Result<Option<Vec<KeyExpr>>, (usize, String)> {
+        let Some(order) = &self.order_by else { return Ok(None) };
+        if order.is_empty() {
+            return Err((0, "at least one expression (tuple() for none)".into()));
+        }
+        let columns = self.columns();
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        order
+            .iter()
+            .enumerate()
+            .map(|(i, text)| KeyExpr::parse(text, &names).map_err(|e| (i, e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// The checked `partition_by` expression.
+    pub fn partition_key(&self) -> Result<Option<KeyExpr>, String> {
+        let Some(text) = &self.partition_by else { return Ok(None) };
+        let columns = self.columns();
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        KeyExpr::parse(text, &names).map(Some)
     }
 
     /// `(database, table)` when `table` is `db.table`.
@@ -473,6 +568,18 @@ impl Config {
             }
         }
         self.sasl_password().map_err(|r| err("kafka", r))?;
+        for key in kafka.options.keys() {
+            if let Some(reason) = kafka_options::operator_refusal(key) {
+                return Err(err(format!("kafka.options.{key:?}"), reason));
+            }
+        }
+        if self.api_token.is_some() {
+            return Err(err(
+                "api_token",
+                "the API token is not written in the config file: use api_token_env or api_token_file",
+            ));
+        }
+        self.api_token().map_err(|r| err("api_token", r))?;
         if kafka.security_protocol.starts_with("sasl") && kafka.sasl_mechanism.is_none() {
             return Err(err(
                 "kafka.sasl_mechanism",
@@ -490,6 +597,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The bearer token of the API (`None`: `/pipelines` refuses every request, saying how to configure one).
+    pub fn api_token(&self) -> Result<Option<Secret>, String> {
+        let token = resolve_secret("api_token", &None, &self.api_token_env, &self.api_token_file)?;
+        match token {
+            Some(Secret(t)) if t.len() < MIN_API_TOKEN_LEN => Err(format!(
+                "the API token must be at least {MIN_API_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)"
+            )),
+            other => Ok(other),
+        }
     }
 
     pub fn clickhouse_password(&self) -> Result<Option<Secret>, String> {
@@ -514,10 +632,114 @@ mod tests {
 
     #[test]
     fn example_file_loads() {
+        // The example names AURORA_INGEST_API_TOKEN; no other test reads that variable.
+        std::env::set_var("AURORA_INGEST_API_TOKEN", "example-token-0123456789");
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("aurora-ingest.example.toml");
         let config = Config::load(Some(&path)).unwrap();
         assert_eq!(config.pipelines.len(), 1);
         assert_eq!(config.pipelines[0].columns().len(), 8);
+        assert_eq!(config.api_token().unwrap().unwrap().0, "example-token-0123456789");
+    }
+
+    fn pipeline_error(extra: &str) -> ConfigError {
+        let text = format!("[[pipelines]]\nname = 'p'\ntopics = ['t']\ntable = 'db.t'\n{extra}");
+        let c: Config = toml::from_str(&text).unwrap();
+        c.validate().unwrap_err()
+    }
+
+    #[test]
+    fn librdkafka_properties_that_run_code_are_refused_at_load() {
+        let dir = std::env::temp_dir().join(format!("aurora-ingest-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("plugin.toml");
+        std::fs::write(&file, "[kafka.options]\n\"plugin.library.paths\" = \"/tmp/evil.so\"\n").unwrap();
+        let e = Config::load(Some(&file)).unwrap_err();
+        assert!(e.contains(&file.display().to_string()), "names the file: {e}");
+        assert!(e.contains("kafka.options.\"plugin.library.paths\""), "names the key: {e}");
+        let e = pipeline_error("kafka_options = { 'sasl.kerberos.kinit.cmd' = 'touch /tmp/x' }");
+        assert_eq!(e.key, "pipelines[0].kafka_options.\"sasl.kerberos.kinit.cmd\"");
+        let e = pipeline_error("kafka_options = { 'group.id' = 'other' }");
+        assert!(e.reason.contains("group_id"), "{e}");
+        let c: Config = toml::from_str("[kafka.options]\ndebug = 'consumer'\n'fetch.wait.max.ms' = '50'").unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_api_allows_tuning_options_only() {
+        let spec: PipelineSpec = serde_json::from_str(
+            r#"{"name":"p","topics":["t"],"table":"db.t","kafka_options":{"debug":"all"}}"#,
+        )
+        .unwrap();
+        spec.validate("pipeline").unwrap();
+        let e = spec.check_api_options("pipeline").unwrap_err();
+        assert_eq!(e.key, "pipeline.kafka_options.\"debug\"");
+        let spec: PipelineSpec = serde_json::from_str(
+            r#"{"name":"p","topics":["t"],"table":"db.t","kafka_options":{"fetch.wait.max.ms":"50"}}"#,
+        )
+        .unwrap();
+        spec.check_api_options("pipeline").unwrap();
+    }
+
+    #[test]
+    fn the_api_token_never_sits_in_the_file() {
+        let c: Config = toml::from_str("api_token = 'abcdefghijklmnopqrstuvwxyz'").unwrap();
+        assert_eq!(c.validate().unwrap_err().key, "api_token");
+        let c: Config = toml::from_str("api_token_env = 'AURORA_TEST_SURELY_UNSET_TOKEN_VAR'").unwrap();
+        assert!(c.validate().unwrap_err().reason.contains("AURORA_TEST_SURELY_UNSET_TOKEN_VAR"));
+        let dir = std::env::temp_dir().join(format!("aurora-ingest-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let short = dir.join("short");
+        std::fs::write(&short, "abc\n").unwrap();
+        let c: Config = toml::from_str(&format!("api_token_file = {:?}", short.display().to_string())).unwrap();
+        assert!(c.validate().unwrap_err().reason.contains("at least 16"));
+        let good = dir.join("good");
+        std::fs::write(&good, "0123456789abcdef0123\nsecond line ignored\n").unwrap();
+        let c: Config = toml::from_str(&format!("api_token_file = {:?}", good.display().to_string())).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.api_token().unwrap().unwrap().0, "0123456789abcdef0123");
+        assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.api_token().unwrap(), None);
+    }
+
+    #[test]
+    fn system_databases_and_aurora_tables_are_no_targets() {
+        for (table, extra) in [
+            ("system.x", ""),
+            ("SYSTEM.x", ""),
+            ("information_schema.x", ""),
+            ("INFORMATION_SCHEMA.x", ""),
+            ("db.aurora_ingest_ledger", ""),
+            ("db.aurora_stage_other", ""),
+            ("db.aurora_probe_1_a", ""),
+            ("db.events_dead_letters", ""),
+            ("db.events_per_minute", ""),
+            ("db.events_per_minute_mv", ""),
+        ] {
+            let c: Config = toml::from_str(&format!(
+                "[[pipelines]]\nname = 'p'\ntopics = ['t']\ntable = '{table}'\n{extra}"
+            ))
+            .unwrap();
+            assert_eq!(c.validate().unwrap_err().key, "pipelines[0].table", "{table}");
+        }
+        let c: Config = toml::from_str("[[pipelines]]\nname = 'p'\ntopics = ['t']\ntable = 'db.aurora_events'").unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn keys_are_parsed_expressions_never_text() {
+        let e = pipeline_error("partition_by = 'tuple() ORDER BY tuple() SETTINGS index_granularity = 3 --'");
+        assert_eq!(e.key, "pipelines[0].partition_by");
+        let e = pipeline_error("order_by = ['tenant_id', 'event_id) SETTINGS index_granularity = 3 --']");
+        assert_eq!(e.key, "pipelines[0].order_by[1]");
+        let e = pipeline_error("order_by = []");
+        assert_eq!(e.key, "pipelines[0].order_by[0]");
+        let c: Config = toml::from_str(
+            "[[pipelines]]\nname = 'p'\ntopics = ['t']\ntable = 'db.t'\npartition_by = 'toYYYYMMDD(timestamp)'\n\
+             order_by = ['tenant_id', 'toStartOfHour(timestamp)']",
+        )
+        .unwrap();
+        c.validate().unwrap();
     }
 
     #[test]

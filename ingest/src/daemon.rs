@@ -21,6 +21,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let metrics = Metrics::new();
     let manager = Manager::new(&config, ch, metrics.clone()).map_err(anyhow::Error::msg)?;
+    let token = config.api_token().map_err(anyhow::Error::msg)?;
+    if !config.api_listen.ip().is_loopback() {
+        tracing::warn!(
+            addr = %config.api_listen,
+            "the API listens beyond this machine (api_listen is not a loopback address): anyone who can reach it \
+             sees /metrics and /health, and /pipelines answers whoever holds the token; prefer 127.0.0.1 behind a proxy"
+        );
+    }
+    if token.is_none() {
+        tracing::warn!(
+            "no API token configured (api_token_env / api_token_file): /pipelines refuses every request; \
+             the pipelines of the config file run"
+        );
+    }
     let listener = TcpListener::bind(config.api_listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.api_listen))?;
@@ -31,6 +45,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(Api {
             manager: manager.clone(),
             metrics,
+            token,
         }),
         stop_rx,
     ));

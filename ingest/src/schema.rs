@@ -10,35 +10,64 @@
 //!   `db.aurora_stage_p_v3_ledger` (→ the ledger). A batch is ONE insert into the stage: the server writes its
 //!   rows and its ledger entry within that one request, so no crash of the daemon can leave one without the
 //!   other (see README, "Delivery guarantee").
+//!
+//! Every database, table and column name is written quoted ([`quote_ident`]); the keys of a created table are
+//! printed from their checked syntax trees ([`crate::table_keys`]), never from the spec's text.
 
-use crate::clickhouse::{quote, ChError, ClickHouse};
+use std::fmt;
+
+use crate::clickhouse::{quote, quote_ident, ChError, ClickHouse};
 use crate::columns::{Column, ColumnType};
 use crate::config::PipelineSpec;
+
+/// A table (or view) of one database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    pub database: String,
+    pub name: String,
+}
+
+impl TableName {
+    /// `` `db`.`name` ``, as it goes into SQL.
+    pub fn sql(&self) -> String {
+        format!("{}.{}", quote_ident(&self.database), quote_ident(&self.name))
+    }
+}
+
+/// `db.name`, for messages and logs.
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.database, self.name)
+    }
+}
 
 /// Names of every object of one pipeline.
 #[derive(Debug, Clone)]
 pub struct Objects {
     pub database: String,
     /// `db.t`
-    pub target: String,
-    pub dead_letters: String,
-    pub ledger: String,
-    pub stage: String,
-    pub stage_rows_view: String,
-    pub stage_ledger_view: String,
+    pub target: TableName,
+    pub dead_letters: TableName,
+    pub ledger: TableName,
+    pub stage: TableName,
+    pub stage_rows_view: TableName,
+    pub stage_ledger_view: TableName,
     /// Only where the server does not feed a view's target table's own views (18.16): the rollup from the stage.
-    pub stage_rollup_view: String,
-    pub rollup: String,
-    pub rollup_view: String,
+    pub stage_rollup_view: TableName,
+    pub rollup: TableName,
+    pub rollup_view: TableName,
 }
 
 /// Columns the stage adds to each row: where the message came from.
-pub const STAGE_META: &str = "_aurora_topic, _aurora_partition, _aurora_offset";
+pub const STAGE_META: &str = "`_aurora_topic`, `_aurora_partition`, `_aurora_offset`";
 
 impl Objects {
     pub fn new(spec: &PipelineSpec) -> Objects {
         let (db, table) = spec.database_table().unwrap_or(("default", "invalid"));
-        let q = |name: String| format!("{db}.{name}");
+        let q = |name: String| TableName {
+            database: db.to_string(),
+            name,
+        };
         Objects {
             database: db.to_string(),
             target: q(table.to_string()),
@@ -59,7 +88,7 @@ pub const DEAD_LETTER_COLUMNS: &str = "`topic`, `partition`, `offset`, `error`, 
 fn column_list(columns: &[Column]) -> String {
     columns
         .iter()
-        .map(|c| format!("`{}`", c.name))
+        .map(|c| quote_ident(&c.name))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -69,89 +98,89 @@ pub fn stage_insert_columns(columns: &[Column]) -> String {
     format!("{}, {STAGE_META}", column_list(columns))
 }
 
-fn target_ddl(spec: &PipelineSpec, o: &Objects, columns: &[Column]) -> String {
+/// The target's CREATE TABLE. Its keys were checked by [`PipelineSpec::validate`]; a spec that skipped it gets
+/// a configuration error here, never its text in the SQL.
+fn target_ddl(spec: &PipelineSpec, o: &Objects, columns: &[Column]) -> Result<String, ChError> {
     let defs = columns
         .iter()
-        .map(|c| format!("`{}` {}", c.name, c.ty.sql()))
+        .map(|c| format!("{} {}", quote_ident(&c.name), c.ty.sql()))
         .collect::<Vec<_>>()
         .join(", ");
-    let partition = match &spec.partition_by {
-        Some(p) => format!(" PARTITION BY {p}"),
+    let partition_key = spec
+        .partition_key()
+        .map_err(|e| ChError::Config(format!("partition_by: {e}")))?;
+    let partition = match partition_key {
+        Some(key) => format!(" PARTITION BY {}", key.sql()),
         None => columns
             .iter()
             .find(|c| c.ty == ColumnType::DateTime)
-            .map(|c| format!(" PARTITION BY toYYYYMM(`{}`)", c.name))
+            .map(|c| format!(" PARTITION BY toYYYYMM({})", quote_ident(&c.name)))
             .unwrap_or_default(),
     };
-    let order = match &spec.order_by {
-        Some(keys) => keys
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", "),
+    let order_keys = spec
+        .order_by_keys()
+        .map_err(|(i, e)| ChError::Config(format!("order_by[{i}]: {e}")))?;
+    let order = match order_keys {
+        Some(keys) => keys.iter().map(|k| k.sql()).collect::<Vec<_>>().join(", "),
         None => {
             let wanted = ["tenant_id", "event_type", "timestamp"];
-            let present: Vec<_> = wanted
-                .iter()
-                .filter(|w| columns.iter().any(|c| &c.name == *w))
-                .collect();
-            if present.len() == wanted.len() {
-                "tenant_id, event_type, timestamp".to_string()
+            if wanted.iter().all(|w| columns.iter().any(|c| c.name == *w)) {
+                wanted.map(quote_ident).join(", ")
             } else {
                 columns
                     .iter()
                     .find(|c| c.ty == ColumnType::DateTime)
-                    .map(|c| format!("`{}`", c.name))
+                    .map(|c| quote_ident(&c.name))
                     .unwrap_or_else(|| "tuple()".to_string())
             }
         }
     };
-    format!(
+    Ok(format!(
         "CREATE TABLE IF NOT EXISTS {} ({defs}) ENGINE = MergeTree{partition} ORDER BY ({order})",
-        o.target
-    )
+        o.target.sql()
+    ))
 }
 
 /// Creates (when asked and missing) and checks everything the pipeline writes to.
 pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -> Result<(), ChError> {
     let o = Objects::new(spec);
     if spec.create_table {
-        ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", o.database))
+        ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&o.database)))
             .await?;
-        ch.execute(&target_ddl(spec, &o, columns)).await?;
+        ch.execute(&target_ddl(spec, &o, columns)?).await?;
     }
     check_target(ch, &o, columns).await?;
     if spec.dead_letters == crate::config::DeadLetters::Table {
         ch.execute(&format!(
             "CREATE TABLE IF NOT EXISTS {} (`topic` String, `partition` Int32, `offset` Int64, `error` String, \
              `raw` String, `time` DateTime) ENGINE = ReplacingMergeTree ORDER BY (`topic`, `partition`, `offset`)",
-            o.dead_letters
+            o.dead_letters.sql()
         ))
         .await?;
     }
     let mut rollup_from_stage = false;
     if spec.rollup {
         ch.execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (minute DateTime, tenant_id String, event_type String, events UInt64, \
-             revenue Float64) ENGINE = SummingMergeTree PARTITION BY toYYYYMM(minute) \
-             ORDER BY (tenant_id, event_type, minute)",
-            o.rollup
+            "CREATE TABLE IF NOT EXISTS {} (`minute` DateTime, `tenant_id` String, `event_type` String, \
+             `events` UInt64, `revenue` Float64) ENGINE = SummingMergeTree PARTITION BY toYYYYMM(`minute`) \
+             ORDER BY (`tenant_id`, `event_type`, `minute`)",
+            o.rollup.sql()
         ))
         .await?;
         ch.execute(&format!(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {} AS {}",
-            o.rollup_view,
-            o.rollup,
+            o.rollup_view.sql(),
+            o.rollup.sql(),
             rollup_select(&o.target)
         ))
         .await?;
         rollup_from_stage = !views_cascade(ch, &o.database).await?;
     }
     ch.execute(&format!(
-        "CREATE TABLE IF NOT EXISTS {} (pipeline String, topic String, `partition` Int32, first_offset Int64, \
-         last_offset Int64, rows UInt64, inserted_at DateTime) ENGINE = MergeTree \
-         ORDER BY (pipeline, topic, `partition`, last_offset)",
-        o.ledger
+        "CREATE TABLE IF NOT EXISTS {} (`pipeline` String, `topic` String, `partition` Int32, \
+         `first_offset` Int64, `last_offset` Int64, `rows` UInt64, `inserted_at` DateTime) ENGINE = MergeTree \
+         ORDER BY (`pipeline`, `topic`, `partition`, `last_offset`)",
+        o.ledger.sql()
     ))
     .await?;
     prepare_stage(ch, spec, &o, columns, rollup_from_stage).await
@@ -172,19 +201,15 @@ async fn prepare_stage(
     wanted.push(("_aurora_topic".into(), "String".into()));
     wanted.push(("_aurora_partition".into(), "Int32".into()));
     wanted.push(("_aurora_offset".into(), "Int64".into()));
-    let (db, stage) = o.stage.split_once('.').unwrap_or(("", ""));
-    let existing = describe(ch, db, stage).await?;
-    let mut views: Vec<&str> = vec![&o.stage_rows_view, &o.stage_ledger_view];
+    let db = o.stage.database.as_str();
+    let existing = describe(ch, &o.stage).await?;
+    let mut views: Vec<String> = vec![o.stage_rows_view.name.clone(), o.stage_ledger_view.name.clone()];
     if rollup_from_stage {
-        views.push(&o.stage_rollup_view);
+        views.push(o.stage_rollup_view.name.clone());
     }
-    let mut views: Vec<String> = views
-        .iter()
-        .map(|v| v.split_once('.').map(|x| x.1).unwrap_or("").to_string())
-        .collect();
     views.sort();
     let all = [&o.stage_rows_view, &o.stage_rollup_view, &o.stage_ledger_view]
-        .map(|v| quote(v.split_once('.').map(|x| x.1).unwrap_or("")))
+        .map(|v| quote(&v.name))
         .join(", ");
     let found: Vec<String> = ch
         .query_rows(&format!(
@@ -202,46 +227,43 @@ async fn prepare_stage(
     if !existing.is_empty() {
         tracing::info!(pipeline = %spec.name, stage = %o.stage, "rebuilding the stage: the mapping changed");
     }
-    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_rows_view))
-        .await?;
-    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_ledger_view))
-        .await?;
-    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage_rollup_view))
-        .await?;
-    ch.execute(&format!("DROP TABLE IF EXISTS {}", o.stage)).await?;
+    for view in [&o.stage_rows_view, &o.stage_ledger_view, &o.stage_rollup_view, &o.stage] {
+        ch.execute(&format!("DROP TABLE IF EXISTS {}", view.sql())).await?;
+    }
     let defs = wanted
         .iter()
-        .map(|(n, t)| format!("`{n}` {t}"))
+        .map(|(n, t)| format!("{} {t}", quote_ident(n)))
         .collect::<Vec<_>>()
         .join(", ");
-    ch.execute(&format!("CREATE TABLE {} ({defs}) ENGINE = Null", o.stage))
+    ch.execute(&format!("CREATE TABLE {} ({defs}) ENGINE = Null", o.stage.sql()))
         .await?;
     // The server feeds a table's views in the order of their names (a sorted set of dependencies), so the
     // rows view (`…_v1_rows`) and the rollup (`…_v2_rollup`) are written before the ledger view (`…_v3_ledger`): should the server itself die
     // between the two, the batch is inserted again (a double), never recorded without its rows (a loss).
     ch.execute(&format!(
-        "CREATE MATERIALIZED VIEW {} TO {} AS SELECT {} AS pipeline, _aurora_topic AS topic, \
-         _aurora_partition AS `partition`, min(_aurora_offset) AS first_offset, max(_aurora_offset) AS last_offset, \
-         count() AS rows, now() AS inserted_at FROM {} GROUP BY _aurora_topic, _aurora_partition",
-        o.stage_ledger_view,
-        o.ledger,
+        "CREATE MATERIALIZED VIEW {} TO {} AS SELECT {} AS `pipeline`, `_aurora_topic` AS `topic`, \
+         `_aurora_partition` AS `partition`, min(`_aurora_offset`) AS `first_offset`, \
+         max(`_aurora_offset`) AS `last_offset`, count() AS `rows`, now() AS `inserted_at` FROM {} \
+         GROUP BY `_aurora_topic`, `_aurora_partition`",
+        o.stage_ledger_view.sql(),
+        o.ledger.sql(),
         quote(&spec.name),
-        o.stage
+        o.stage.sql()
     ))
     .await?;
     ch.execute(&format!(
         "CREATE MATERIALIZED VIEW {} TO {} AS SELECT {} FROM {}",
-        o.stage_rows_view,
-        o.target,
+        o.stage_rows_view.sql(),
+        o.target.sql(),
         column_list(columns),
-        o.stage
+        o.stage.sql()
     ))
     .await?;
     if rollup_from_stage {
         ch.execute(&format!(
             "CREATE MATERIALIZED VIEW {} TO {} AS {}",
-            o.stage_rollup_view,
-            o.rollup,
+            o.stage_rollup_view.sql(),
+            o.rollup.sql(),
             rollup_select(&o.stage)
         ))
         .await?;
@@ -249,31 +271,39 @@ async fn prepare_stage(
     Ok(())
 }
 
-fn rollup_select(source: &str) -> String {
+fn rollup_select(source: &TableName) -> String {
     format!(
-        "SELECT toStartOfMinute(timestamp) AS minute, tenant_id, event_type, count() AS events, \
-         sum(revenue) AS revenue FROM {source} GROUP BY minute, tenant_id, event_type"
+        "SELECT toStartOfMinute(`timestamp`) AS `minute`, `tenant_id`, `event_type`, count() AS `events`, \
+         sum(`revenue`) AS `revenue` FROM {} GROUP BY `minute`, `tenant_id`, `event_type`",
+        source.sql()
     )
 }
 
 /// Whether rows a view writes into its `TO` table reach that table's own views. ClickHouse 18.16 does not
 /// do this, newer servers do; measured once per pipeline start with three throwaway tables.
 async fn views_cascade(ch: &ClickHouse, db: &str) -> Result<bool, ChError> {
-    let p = format!("{db}.aurora_probe_{}", std::process::id());
-    let drop_all = format!(
-        "DROP TABLE IF EXISTS {p}_v2|DROP TABLE IF EXISTS {p}_v1|DROP TABLE IF EXISTS {p}_c|\
-         DROP TABLE IF EXISTS {p}_b|DROP TABLE IF EXISTS {p}_a"
-    );
-    for sql in drop_all.split('|') {
+    let probe = |suffix: &str| {
+        TableName {
+            database: db.to_string(),
+            name: format!("aurora_probe_{}_{suffix}", std::process::id()),
+        }
+        .sql()
+    };
+    let [a, b, c, v1, v2] = ["a", "b", "c", "v1", "v2"].map(probe);
+    let drop_all: Vec<String> = [&v2, &v1, &c, &b, &a]
+        .iter()
+        .map(|t| format!("DROP TABLE IF EXISTS {t}"))
+        .collect();
+    for sql in &drop_all {
         ch.execute(sql).await?;
     }
     let steps = [
-        format!("CREATE TABLE {p}_a (x UInt8) ENGINE = Null"),
-        format!("CREATE TABLE {p}_b (x UInt8) ENGINE = Memory"),
-        format!("CREATE TABLE {p}_c (x UInt8) ENGINE = Memory"),
-        format!("CREATE MATERIALIZED VIEW {p}_v1 TO {p}_b AS SELECT x FROM {p}_a"),
-        format!("CREATE MATERIALIZED VIEW {p}_v2 TO {p}_c AS SELECT x FROM {p}_b"),
-        format!("INSERT INTO {p}_a SELECT 1"),
+        format!("CREATE TABLE {a} (`x` UInt8) ENGINE = Null"),
+        format!("CREATE TABLE {b} (`x` UInt8) ENGINE = Memory"),
+        format!("CREATE TABLE {c} (`x` UInt8) ENGINE = Memory"),
+        format!("CREATE MATERIALIZED VIEW {v1} TO {b} AS SELECT `x` FROM {a}"),
+        format!("CREATE MATERIALIZED VIEW {v2} TO {c} AS SELECT `x` FROM {b}"),
+        format!("INSERT INTO {a} SELECT 1"),
     ];
     let mut result = Ok(false);
     for sql in &steps {
@@ -284,23 +314,23 @@ async fn views_cascade(ch: &ClickHouse, db: &str) -> Result<bool, ChError> {
     }
     if result.is_ok() {
         result = ch
-            .query_rows(&format!("SELECT count() FROM {p}_c"))
+            .query_rows(&format!("SELECT count() FROM {c}"))
             .await
             .map(|r| r.first().and_then(|r| r.first()).map(String::as_str) == Some("1"));
     }
-    for sql in drop_all.split('|') {
+    for sql in &drop_all {
         ch.execute(sql).await?;
     }
     result
 }
 
-/// `(name, type)` of each column of `db.table`, empty when the table does not exist.
-async fn describe(ch: &ClickHouse, db: &str, table: &str) -> Result<Vec<(String, String)>, ChError> {
+/// `(name, type)` of each column of `table`, empty when the table does not exist.
+async fn describe(ch: &ClickHouse, table: &TableName) -> Result<Vec<(String, String)>, ChError> {
     let rows = ch
         .query_rows(&format!(
             "SELECT name, type FROM system.columns WHERE database = {} AND table = {}",
-            quote(db),
-            quote(table)
+            quote(&table.database),
+            quote(&table.name)
         ))
         .await?;
     Ok(rows
@@ -315,8 +345,7 @@ async fn describe(ch: &ClickHouse, db: &str, table: &str) -> Result<Vec<(String,
 
 /// The target must exist and have every mapped column with the mapped type.
 async fn check_target(ch: &ClickHouse, o: &Objects, columns: &[Column]) -> Result<(), ChError> {
-    let (db, table) = o.target.split_once('.').unwrap_or(("", ""));
-    let existing = describe(ch, db, table).await?;
+    let existing = describe(ch, &o.target).await?;
     if existing.is_empty() {
         return Err(ChError::Config(format!(
             "table {} does not exist (set create_table = true to create it)",
@@ -353,8 +382,9 @@ pub async fn ledger_positions(
     let o = Objects::new(spec);
     let rows = ch
         .query_rows(&format!(
-            "SELECT topic, `partition`, max(last_offset) FROM {} WHERE pipeline = {} GROUP BY topic, `partition`",
-            o.ledger,
+            "SELECT `topic`, `partition`, max(`last_offset`) FROM {} WHERE `pipeline` = {} \
+             GROUP BY `topic`, `partition`",
+            o.ledger.sql(),
             quote(&spec.name)
         ))
         .await?;
@@ -365,4 +395,59 @@ pub async fn ledger_positions(
             Some((topic, partition.parse().ok()?, offset.parse().ok()?))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> PipelineSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_created_table_quotes_every_name_and_prints_checked_keys() {
+        let s = spec(r#"{"name":"p","topics":["t"],"table":"db.events"}"#);
+        let ddl = target_ddl(&s, &Objects::new(&s), &s.columns()).unwrap();
+        assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS `db`.`events` (`event_id` UUID, "), "{ddl}");
+        assert!(
+            ddl.ends_with(
+                "ENGINE = MergeTree PARTITION BY toYYYYMM(`timestamp`) ORDER BY (`tenant_id`, `event_type`, `timestamp`)"
+            ),
+            "{ddl}"
+        );
+        let s = spec(
+            r#"{"name":"p","topics":["t"],"table":"db.events","partition_by":"toYYYYMMDD( timestamp )",
+                "order_by":["tenant_id","intDiv(schema_version, 10)"]}"#,
+        );
+        s.validate("pipeline").unwrap();
+        let ddl = target_ddl(&s, &Objects::new(&s), &s.columns()).unwrap();
+        assert!(
+            ddl.ends_with("PARTITION BY toYYYYMMDD(`timestamp`) ORDER BY (`tenant_id`, intDiv(`schema_version`, 10))"),
+            "{ddl}"
+        );
+    }
+
+    #[test]
+    fn an_unchecked_spec_never_reaches_the_sql() {
+        let s = spec(
+            r#"{"name":"p","topics":["t"],"table":"db.events",
+                "partition_by":"tuple() ORDER BY tuple() SETTINGS index_granularity = 3 --"}"#,
+        );
+        assert!(matches!(target_ddl(&s, &Objects::new(&s), &s.columns()), Err(ChError::Config(_))));
+    }
+
+    #[test]
+    fn objects_are_quoted_names() {
+        let s = spec(r#"{"name":"p","topics":["t"],"table":"db.events","rollup":true}"#);
+        let o = Objects::new(&s);
+        assert_eq!(o.ledger.sql(), "`db`.`aurora_ingest_ledger`");
+        assert_eq!(o.stage_rows_view.sql(), "`db`.`aurora_stage_p_v1_rows`");
+        assert_eq!(o.dead_letters.to_string(), "db.events_dead_letters");
+        assert_eq!(
+            rollup_select(&o.target),
+            "SELECT toStartOfMinute(`timestamp`) AS `minute`, `tenant_id`, `event_type`, count() AS `events`, \
+             sum(`revenue`) AS `revenue` FROM `db`.`events` GROUP BY `minute`, `tenant_id`, `event_type`"
+        );
+    }
 }

@@ -506,6 +506,7 @@ async fn insert_loop(
 ) {
     let spec = &shared.spec;
     let objects = Objects::new(spec);
+    let (dead_letter_table, stage_table) = (objects.dead_letters.sql(), objects.stage.sql());
     let stage_columns = schema::stage_insert_columns(&spec.columns());
     let name = spec.name.as_str();
     let ok = shared.metrics.batches.with_label_values(&[name, "ok"]);
@@ -546,13 +547,13 @@ async fn insert_loop(
         let row_last = batch.row_last();
         let parts: [(&str, &str, Bytes, usize); 2] = [
             (
-                &objects.dead_letters,
+                &dead_letter_table,
                 DEAD_LETTER_COLUMNS,
                 Bytes::from(dead_rows),
                 0,
             ),
             (
-                &objects.stage,
+                &stage_table,
                 &stage_columns,
                 Bytes::from(batch.rows),
                 batch.row_count,
