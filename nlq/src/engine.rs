@@ -399,9 +399,8 @@ impl Engine {
         options: AskOptions,
         stats: &mut AskStats,
     ) -> Result<Plan, AskError> {
-        let Some(llm) = &self.llm else {
-            return Err(AskError::NoLlm);
-        };
+        // The catalog is read with the asker's own credentials before anything else: whoever ClickHouse does not
+        // accept gets ClickHouse's refusal, and nothing else of Aurora (not even "no model configured").
         let stage = Instant::now();
         let (catalog, _) = self
             .catalogs
@@ -409,6 +408,9 @@ impl Engine {
             .await
             .map_err(AskError::Catalog)?;
         stats.stages.push(("catalog", stage.elapsed()));
+        let Some(llm) = &self.llm else {
+            return Err(AskError::NoLlm);
+        };
         if catalog.tables.is_empty() {
             return Err(AskError::NoTables {
                 user: asker.credentials.user.clone(),

@@ -17,6 +17,7 @@ use nlq::{AskOptions, AskStats, Asker, Engine, Plan, SettingValue};
 use crate::codes;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::telemetry;
 
 /// A setting of `ASK … SETTINGS` that Aurora reads itself: read the catalog again.
 pub const SETTING_REFRESH_CATALOG: &str = "aurora_refresh_catalog";
@@ -65,6 +66,8 @@ pub struct AskService {
     engine: Engine,
     metrics: Arc<Metrics>,
     max_rows: u64,
+    /// Failure lines per user and minute.
+    log_limiter: telemetry::LogLimiter,
 }
 
 impl AskService {
@@ -75,6 +78,7 @@ impl AskService {
             engine,
             metrics,
             max_rows: config.ask_max_rows,
+            log_limiter: telemetry::LogLimiter::default(),
         })
     }
 
@@ -110,16 +114,15 @@ impl AskService {
         let plan = match result {
             Ok(plan) => plan,
             Err(error) => {
-                tracing::info!(user = %asker.credentials.user, question = %ask.question, %error, "ASK failed");
+                telemetry::ask_failed(&self.log_limiter, &asker.credentials.user, &ask.question, &error);
                 return Err(self.fail(error.outcome(), error.code(), format!("Aurora: {error}")));
             }
         };
-        tracing::info!(
-            user = %asker.credentials.user,
-            question = %ask.question,
-            sql = %plan.sql,
-            cached = plan.cached.map(|c| c.as_str()),
-            "ASK planned"
+        telemetry::ask_planned(
+            &asker.credentials.user,
+            &ask.question,
+            &plan.sql,
+            plan.cached.map(|c| c.as_str()),
         );
         self.prepare(plan, ask, settings, mode, started)
     }
@@ -135,7 +138,7 @@ impl AskService {
         clickhouse_error: &str,
     ) -> Result<Prepared, AskFailure> {
         self.metrics.ask_retries.with_label_values(&["sql_error"]).inc();
-        tracing::info!(sql = %prepared.plan.sql, error = %clickhouse_error, "ClickHouse rejected a generated query; asking the model to correct it");
+        telemetry::ask_correcting(&self.log_limiter, &asker.credentials.user, &prepared.plan.sql, clickhouse_error);
         let (result, stats) = self.engine.correct(&prepared.plan, asker, clickhouse_error).await;
         self.record_stats(&stats, true);
         let plan =

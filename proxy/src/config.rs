@@ -19,6 +19,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_MAX_FRAMED_PACKET: u64 = 256 << 20;
+pub const DEFAULT_MAX_FRAMING_MEMORY: u64 = 1 << 30;
+/// ClickHouse's own `http_receive_timeout` default.
+pub const DEFAULT_HTTP_RECEIVE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_LLM_MAX_TOKENS: u32 = 512;
 pub const DEFAULT_CATALOG_TTL: Duration = Duration::from_secs(60);
@@ -75,6 +78,17 @@ pub struct Cli {
     /// http://127.0.0.1:8125). Off unless set.
     #[arg(long, env = "AURORA_INGEST_API_URL")]
     pub ingest_api_url: Option<String>,
+    /// ClickHouse users who may connect and disconnect pipelines from the console, comma-separated (any user
+    /// ClickHouse accepts may see their status) [default: none].
+    #[arg(long, env = "AURORA_PIPELINE_ADMINS", value_delimiter = ',')]
+    pub pipeline_admins: Option<Vec<String>>,
+    /// Name of the environment variable that holds aurora-ingest's API token (its api_token_env), sent by the
+    /// console's requests to the daemon.
+    #[arg(long, env = "AURORA_INGEST_API_TOKEN_ENV")]
+    pub ingest_api_token_env: Option<String>,
+    /// File whose first line is aurora-ingest's API token (its api_token_file).
+    #[arg(long, env = "AURORA_INGEST_API_TOKEN_FILE")]
+    pub ingest_api_token_file: Option<PathBuf>,
     /// Grafana's base URL, linked from the console's Visualize page (e.g. http://127.0.0.1:3000).
     #[arg(long, env = "AURORA_GRAFANA_URL")]
     pub grafana_url: Option<String>,
@@ -130,6 +144,15 @@ pub struct Cli {
     /// relay [default: 268435456].
     #[arg(long, env = "AURORA_MAX_FRAMED_PACKET")]
     pub max_framed_packet: Option<u64>,
+    /// Bytes all native client connections together may hold for packets still being framed (raw and
+    /// decompressed); past it, reading pauses, and a connection that waits 5 s relays the rest of its bytes
+    /// unframed [default: 1073741824].
+    #[arg(long, env = "AURORA_MAX_FRAMING_MEMORY")]
+    pub max_framing_memory: Option<u64>,
+    /// Longest pause allowed while an HTTP request body arrives, as ClickHouse's `http_receive_timeout`; also
+    /// the whole time the proxy waits for the first bytes of a body to tell SQL from ASK [default: 30s].
+    #[arg(long, env = "AURORA_HTTP_RECEIVE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub http_receive_timeout: Option<Duration>,
     /// Log format: "text" or "json" [default: text]. The level comes from RUST_LOG (default "info").
     #[arg(long, env = "AURORA_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -159,6 +182,9 @@ struct FileConfig {
     llm_base_url: Option<String>,
     llm_model: Option<String>,
     ingest_api_url: Option<String>,
+    pipeline_admins: Option<Vec<String>>,
+    ingest_api_token_env: Option<String>,
+    ingest_api_token_file: Option<PathBuf>,
     grafana_url: Option<String>,
     #[serde(default, with = "humantime_serde")]
     llm_timeout: Option<Duration>,
@@ -181,6 +207,9 @@ struct FileConfig {
     shutdown_timeout: Option<Duration>,
     max_connections: Option<usize>,
     max_framed_packet: Option<u64>,
+    max_framing_memory: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    http_receive_timeout: Option<Duration>,
     log_format: Option<LogFormat>,
 }
 
@@ -200,6 +229,11 @@ pub struct Config {
     pub llm_model: Option<String>,
     /// Base URL of aurora-ingest's HTTP API (no trailing slash), for the console's pipelines page.
     pub ingest_api_url: Option<String>,
+    /// ClickHouse users who may change pipelines through the console; status is open to any user ClickHouse
+    /// accepts.
+    pub pipeline_admins: Vec<String>,
+    /// aurora-ingest's API token, sent as `Authorization: Bearer …` with the console's requests to the daemon.
+    pub ingest_api_token: Option<IngestApiToken>,
     /// Grafana's base URL (no trailing slash), for the console's Visualize page.
     pub grafana_url: Option<String>,
     pub llm_timeout: Duration,
@@ -219,6 +253,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub max_connections: usize,
     pub max_framed_packet: u64,
+    pub max_framing_memory: u64,
+    pub http_receive_timeout: Duration,
     pub log_format: LogFormat,
 }
 
@@ -228,6 +264,48 @@ pub struct NativeTls {
     pub listen: SocketAddr,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+}
+
+/// aurora-ingest's API token; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IngestApiToken(pub String);
+
+impl std::fmt::Debug for IngestApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IngestApiToken(***)")
+    }
+}
+
+impl IngestApiToken {
+    /// The token from the environment variable named `env` or the first line of `file` (at most one of them).
+    fn resolve(env: Option<String>, file: Option<PathBuf>) -> Result<Option<IngestApiToken>, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            key: "ingest_api_token_env",
+            message,
+        };
+        let token = match (env, file) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(invalid("give ingest_api_token_env or ingest_api_token_file, not both".into()))
+            }
+            (Some(var), None) => std::env::var(&var)
+                .map_err(|_| invalid(format!("environment variable {var} is not set")))?,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::Invalid {
+                    key: "ingest_api_token_file",
+                    message: format!("cannot read {}: {e}", path.display()),
+                })?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        };
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err(invalid("the token is empty".into()));
+        }
+        Ok(Some(IngestApiToken(token)))
+    }
 }
 
 /// Why the configuration cannot be used.
@@ -321,6 +399,18 @@ impl Config {
                 .ingest_api_url
                 .or(file.ingest_api_url)
                 .map(|url| url.trim_end_matches('/').to_string()),
+            pipeline_admins: cli
+                .pipeline_admins
+                .or(file.pipeline_admins)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|user| user.trim().to_string())
+                .filter(|user| !user.is_empty())
+                .collect(),
+            ingest_api_token: IngestApiToken::resolve(
+                cli.ingest_api_token_env.or(file.ingest_api_token_env),
+                cli.ingest_api_token_file.or(file.ingest_api_token_file),
+            )?,
             grafana_url: cli
                 .grafana_url
                 .or(file.grafana_url)
@@ -379,6 +469,14 @@ impl Config {
                 .max_framed_packet
                 .or(file.max_framed_packet)
                 .unwrap_or(DEFAULT_MAX_FRAMED_PACKET),
+            max_framing_memory: cli
+                .max_framing_memory
+                .or(file.max_framing_memory)
+                .unwrap_or(DEFAULT_MAX_FRAMING_MEMORY),
+            http_receive_timeout: cli
+                .http_receive_timeout
+                .or(file.http_receive_timeout)
+                .unwrap_or(DEFAULT_HTTP_RECEIVE_TIMEOUT),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
         };
         config.validate()?;
@@ -458,10 +556,17 @@ impl Config {
         if self.max_framed_packet < 1 << 20 {
             return invalid("max_framed_packet", "must be at least 1048576 (1 MiB)".into());
         }
+        if self.max_framing_memory < self.max_framed_packet.min(64 << 20) {
+            return invalid(
+                "max_framing_memory",
+                "must be at least 67108864 (64 MiB) or max_framed_packet, whichever is smaller".into(),
+            );
+        }
         for (key, value) in [
             ("connect_timeout", self.connect_timeout),
             ("handshake_timeout", self.handshake_timeout),
             ("llm_timeout", self.llm_timeout),
+            ("http_receive_timeout", self.http_receive_timeout),
         ] {
             if value.is_zero() {
                 return invalid(key, "must be longer than zero".into());
@@ -574,6 +679,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("grafana_url"), "{err}");
+    }
+
+    #[test]
+    fn pipeline_admins_and_the_ingest_token_load_from_flags_and_file() {
+        let dir = std::env::temp_dir().join(format!("aurora-config-test-ingest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "ingest-token-0123456789\n").unwrap();
+        let config = Config::load(
+            cli(&[
+                "--pipeline-admins",
+                "alice, bob",
+                "--ingest-api-token-file",
+                token.to_str().unwrap(),
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(config.pipeline_admins, ["alice", "bob"]);
+        assert_eq!(config.ingest_api_token, Some(IngestApiToken("ingest-token-0123456789".into())));
+        assert!(!format!("{config:?}").contains("ingest-token-0123456789"));
+        let file = dir.join("proxy.toml");
+        std::fs::write(&file, "pipeline_admins = [\"carol\"]\n").unwrap();
+        let config = Config::load(cli(&["--config", file.to_str().unwrap()]).unwrap()).unwrap();
+        assert_eq!(config.pipeline_admins, ["carol"]);
+        assert_eq!(config.ingest_api_token, None);
+        let err = Config::load(cli(&["--ingest-api-token-env", "AURORA_TEST_SURELY_UNSET_VAR"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AURORA_TEST_SURELY_UNSET_VAR"), "{err}");
     }
 
     #[test]

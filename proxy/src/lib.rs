@@ -4,6 +4,7 @@
 pub mod ask;
 pub mod codes;
 pub mod config;
+pub mod dialect;
 pub mod http;
 pub mod metrics;
 pub mod native;

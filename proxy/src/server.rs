@@ -71,6 +71,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop_rx.clone(),
         tracker.clone(),
     ));
+    // The upstream's error dialect, before the first client can see an error: briefly here, then in the
+    // background while ClickHouse does not answer (errors are written in the modern dialect meanwhile, or the
+    // one a native Hello shows).
+    let learnt = tokio::time::timeout(config.connect_timeout, http_env.probe_dialect())
+        .await
+        .unwrap_or(false);
+    if !learnt {
+        let probe_env = http_env.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                if probe_env.probe_dialect().await {
+                    break;
+                }
+            }
+        });
+    }
     let http_task = tokio::spawn(http::serve(
         http_listener,
         http_env,

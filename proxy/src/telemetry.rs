@@ -1,7 +1,13 @@
 //! Events of the proxy: each one writes its log line and updates its metrics together, so the two never
-//! disagree. Labels come from closed sets; queries, users and passwords never become labels or log fields.
+//! disagree. Labels come from closed sets; queries, users and passwords never become labels, and passwords and
+//! SQL never become log fields. The ASK events are the exception for text, bounded: they name the user (clipped)
+//! and the lengths of question and SQL at INFO, the texts themselves clipped to [`LOGGED_TEXT`] bytes at DEBUG,
+//! and their failures are rate-limited per user ([`LogLimiter`]), so no client can grow the log faster than a
+//! few lines a minute.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 
@@ -186,4 +192,112 @@ pub fn tls_handshake_failed(m: &Metrics, peer: std::net::SocketAddr, error: &dyn
         .with_label_values(&[Protocol::Native.label(), "tls"])
         .inc();
     tracing::info!(%peer, %error, "TLS handshake with a native client failed");
+}
+
+/// Most bytes of a question, generated SQL, user name or error text written into one log line.
+pub const LOGGED_TEXT: usize = 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, with `…` when something was cut.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
+}
+
+/// Lets through at most [`LogLimiter::PER_MINUTE`] lines a minute per key (a user name); the lines held back
+/// are counted and reported with the next line let through. Keys are forgotten when the table fills.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    windows: Mutex<HashMap<String, (Instant, u32, u64)>>,
+}
+
+impl LogLimiter {
+    pub const PER_MINUTE: u32 = 10;
+    const MAX_KEYS: usize = 4096;
+
+    /// `Some(lines held back since the last one let through)` when this line may be written.
+    pub fn allow(&self, key: &str) -> Option<u64> {
+        let now = Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if windows.len() >= Self::MAX_KEYS && !windows.contains_key(key) {
+            windows.clear();
+        }
+        let key = clip(key, 256).into_owned();
+        let (start, count, held) = windows.entry(key).or_insert((now, 0, 0));
+        if now.duration_since(*start) >= Duration::from_secs(60) {
+            *start = now;
+            *count = 0;
+        }
+        if *count >= Self::PER_MINUTE {
+            *held += 1;
+            return None;
+        }
+        *count += 1;
+        Some(std::mem::take(held))
+    }
+}
+
+/// An ASK could not be planned.
+pub fn ask_failed(limiter: &LogLimiter, user: &str, question: &str, error: &dyn std::fmt::Display) {
+    tracing::debug!(user = %clip(user, LOGGED_TEXT), question = %clip(question, LOGGED_TEXT), question_len = question.len(), "ASK failed: question");
+    if let Some(suppressed) = limiter.allow(user) {
+        let error = error.to_string();
+        tracing::info!(
+            user = %clip(user, LOGGED_TEXT),
+            question_len = question.len(),
+            error = %clip(&error, LOGGED_TEXT),
+            suppressed,
+            "ASK failed"
+        );
+    }
+}
+
+/// An ASK was planned (or found in a cache).
+pub fn ask_planned(user: &str, question: &str, sql: &str, cached: Option<&str>) {
+    tracing::info!(user = %clip(user, LOGGED_TEXT), question_len = question.len(), sql_len = sql.len(), cached, "ASK planned");
+    tracing::debug!(question = %clip(question, LOGGED_TEXT), sql = %clip(sql, LOGGED_TEXT), "ASK planned: texts");
+}
+
+/// ClickHouse rejected a generated query; the model is asked once to correct it.
+pub fn ask_correcting(limiter: &LogLimiter, user: &str, sql: &str, error: &str) {
+    tracing::debug!(sql = %clip(sql, LOGGED_TEXT), error = %clip(error, LOGGED_TEXT), "ClickHouse rejected a generated query: texts");
+    if let Some(suppressed) = limiter.allow(user) {
+        tracing::info!(
+            user = %clip(user, LOGGED_TEXT),
+            sql_len = sql.len(),
+            error = %clip(error, LOGGED_TEXT),
+            suppressed,
+            "ClickHouse rejected a generated query; asking the model to correct it"
+        );
+    }
+}
+
+#[cfg(test)]
+mod ask_log_tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_clipped_at_character_boundaries() {
+        assert_eq!(clip("short", 10), "short");
+        let long = "é".repeat(1000);
+        let clipped = clip(&long, 1023);
+        assert!(clipped.len() <= 1023 + "…".len());
+        assert!(clipped.ends_with('…'));
+    }
+
+    #[test]
+    fn each_user_gets_a_few_lines_a_minute() {
+        let limiter = LogLimiter::default();
+        for _ in 0..LogLimiter::PER_MINUTE {
+            assert_eq!(limiter.allow("mallory"), Some(0));
+        }
+        assert_eq!(limiter.allow("mallory"), None);
+        assert_eq!(limiter.allow("mallory"), None);
+        assert_eq!(limiter.allow("alice"), Some(0));
+    }
 }

@@ -229,7 +229,7 @@ def test_what_a_model_must_not_run_is_rejected(ask_proxy, scripted_llm, demo_dat
     assert event_count(demo_data) == before
     # Over HTTP too, as a ClickHouse-shaped error.
     status, headers, body = http(ask_proxy, "ASK 'something dangerous' FORMAT JSON")
-    assert status in (400, 403, 500) and body.startswith(f"Code: {info.value.code}. DB::Exception: Aurora:"), body
+    assert status in (400, 403, 500) and body.startswith(f"Code: {info.value.code}, e.displayText() = DB::Exception: Aurora:"), body
     assert event_count(demo_data) == before
 
 

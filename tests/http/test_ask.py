@@ -9,7 +9,8 @@ from conftest import compare, exception_code, metric, request
 
 pytestmark = pytest.mark.proxy_only
 
-NOT_YET = "Code: 48. DB::Exception: Aurora: ASK needs an LLM endpoint and none is configured (--llm-base-url, --llm-model); the question was not sent anywhere"
+# In the error shape of the ClickHouse behind the proxy (18.16 here: `Code: N, e.displayText() = …`).
+NOT_YET = "Code: 48, e.displayText() = DB::Exception: Aurora: ASK needs an LLM endpoint and none is configured (--llm-base-url, --llm-model); the question was not sent anywhere"
 
 ASKS = [
     ("ASK", "ASK 'top 5 tenants by revenue this week'"),
@@ -25,7 +26,7 @@ def assert_not_yet(answer, verb: str):
     assert answer.headers["x-clickhouse-exception-code"] == "48"
     assert answer.headers["content-type"].startswith("text/plain")
     assert answer.text.startswith(NOT_YET), answer.text
-    assert answer.text.endswith(". (NOT_IMPLEMENTED) \n"), answer.text
+    assert answer.text.endswith(", e.what() = DB::Exception\n"), answer.text
 
 
 @pytest.mark.parametrize("verb,text", ASKS)
@@ -50,8 +51,8 @@ def test_malformed_ask_is_a_syntax_error(proxy):
         answer = request(proxy, **kwargs)
         assert answer.status == 400, answer.text
         assert exception_code(answer) == 62
-        assert answer.text.startswith("Code: 62. DB::Exception: Aurora: syntax error in ASK statement")
-        assert answer.text.endswith("(SYNTAX_ERROR) \n")
+        assert answer.text.startswith("Code: 62, e.displayText() = DB::Exception: Aurora: syntax error in ASK statement")
+        assert answer.text.endswith(", e.what() = DB::Exception\n")
 
 
 def test_an_oversized_ask_is_refused(proxy):

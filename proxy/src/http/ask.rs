@@ -38,7 +38,83 @@ pub enum Inspected {
     Ask(Result<nlq::AskStatement, nlq::AskSyntaxError>),
 }
 
-/// Classifies the request's statement, reading as little of `body` as possible.
+/// The classification of one statement text as it arrives: the `query` parameter, then body frames. Pure and
+/// synchronous, so the decision [`inspect`] makes on a live body is the one tests and the fuzzer check on bytes
+/// (`fuzz/fuzz_targets/http_classifier.rs`).
+#[derive(Debug)]
+pub struct Classifier {
+    text: Vec<u8>,
+    /// Body bytes taken so far.
+    body_bytes: usize,
+    /// Whether the body is the statement's text (not compressed): otherwise only the parameter counts.
+    body_is_text: bool,
+}
+
+/// What [`Classifier::verdict`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// SQL: forward everything, untouched.
+    Sql,
+    /// An Aurora statement: read the rest of the body (up to [`ASK_LIMIT`]) and parse it.
+    Ask,
+    /// Read one more body frame.
+    NeedMore,
+}
+
+impl Classifier {
+    pub fn new(query_param: Vec<u8>, body_is_text: bool) -> Classifier {
+        Classifier {
+            text: query_param,
+            body_bytes: 0,
+            body_is_text,
+        }
+    }
+
+    /// The decision with the bytes so far; `body_done` when the body has ended.
+    pub fn verdict(&self, body_done: bool) -> Verdict {
+        match nlq::classify_prefix(&self.text, body_done || !self.body_is_text) {
+            Prefix::Sql => Verdict::Sql,
+            Prefix::Ask => Verdict::Ask,
+            // An ASK is never hidden behind this much (long leading comments): the text is SQL.
+            Prefix::NeedMore if self.body_bytes >= PEEK_LIMIT => Verdict::Sql,
+            Prefix::NeedMore => Verdict::NeedMore,
+        }
+    }
+
+    /// Takes one body frame's bytes; refuses an ASK text over [`ASK_LIMIT`].
+    pub fn push(&mut self, data: &[u8]) -> Result<(), HttpError> {
+        self.body_bytes = self.body_bytes.saturating_add(data.len());
+        if self.body_bytes > ASK_LIMIT {
+            return Err(HttpError::AskTooLarge { limit: ASK_LIMIT });
+        }
+        if self.body_is_text {
+            self.text.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// Whether the body's frames are part of the text.
+    pub fn body_is_text(&self) -> bool {
+        self.body_is_text
+    }
+
+    /// The statement, once [`Verdict::Ask`] was reached and the whole text has been pushed.
+    pub fn finish(self) -> Result<nlq::AskStatement, nlq::AskSyntaxError> {
+        match nlq::classify(&self.text) {
+            Ok(nlq::Statement::Ask(ask)) => Ok(ask),
+            Err(syntax) => Err(syntax),
+            // `classify_prefix` saw ASK, so this does not happen; if the grammars ever disagree, SQL is safe only
+            // when nothing was consumed, and an error is the honest answer otherwise.
+            Ok(nlq::Statement::Sql) => Err(nlq::AskSyntaxError {
+                position: 0,
+                expected: "an ASK statement".to_string(),
+            }),
+        }
+    }
+}
+
+/// Classifies the request's statement, reading as little of `body` as possible. The caller bounds its time
+/// (`http_receive_timeout`).
 ///
 /// # Cancellation safety
 /// Not cancellation safe: frames read before the future is dropped are lost with it (and with the request).
@@ -47,25 +123,22 @@ pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, Htt
         return Ok(sql(VecDeque::new(), body));
     }
     let query_string = parts.uri.query().unwrap_or("");
-    let mut text: Vec<u8> = params::param(query_string, "query")
+    let query_param = params::param(query_string, "query")
         .map(|q| q.into_owned())
         .unwrap_or_default();
     // A compressed body is not text the proxy can read (it does not decompress): only the parameter counts.
-    let body_is_text = body_is_plain(parts, query_string);
+    let mut classifier = Classifier::new(query_param, body_is_plain(parts, query_string));
     let mut peeked = VecDeque::new();
-    let mut peeked_bytes = 0usize;
     let mut body_done = body.is_end_stream();
     loop {
-        match nlq::classify_prefix(&text, body_done || !body_is_text) {
-            Prefix::Sql => return Ok(sql(peeked, body)),
-            Prefix::Ask => break,
-            Prefix::NeedMore if peeked_bytes >= PEEK_LIMIT => return Ok(sql(peeked, body)),
-            Prefix::NeedMore => match body.frame().await {
+        match classifier.verdict(body_done) {
+            Verdict::Sql => return Ok(sql(peeked, body)),
+            Verdict::Ask => break,
+            Verdict::NeedMore => match body.frame().await {
                 None => body_done = true,
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
-                        text.extend_from_slice(data);
-                        peeked_bytes += data.len();
+                        classifier.push(data)?;
                     }
                     peeked.push_back(frame);
                     body_done = body.is_end_stream();
@@ -74,17 +147,13 @@ pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, Htt
             },
         }
     }
-    if body_is_text {
+    if classifier.body_is_text() {
         while !body_done {
             match body.frame().await {
                 None => body_done = true,
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        peeked_bytes += data.len();
-                        if peeked_bytes > ASK_LIMIT {
-                            return Err(HttpError::AskTooLarge { limit: ASK_LIMIT });
-                        }
-                        text.extend_from_slice(&data);
+                        classifier.push(&data)?;
                     }
                     body_done = body.is_end_stream();
                 }
@@ -92,16 +161,7 @@ pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, Htt
             }
         }
     }
-    Ok(match nlq::classify(&text) {
-        Ok(nlq::Statement::Ask(ask)) => Inspected::Ask(Ok(ask)),
-        Err(syntax) => Inspected::Ask(Err(syntax)),
-        // `classify_prefix` saw ASK, so this does not happen; if the grammars ever disagree, SQL is safe only
-        // when nothing was consumed, and an error is the honest answer otherwise.
-        Ok(nlq::Statement::Sql) => Inspected::Ask(Err(nlq::AskSyntaxError {
-            position: 0,
-            expected: "an ASK statement".to_string(),
-        })),
-    })
+    Ok(Inspected::Ask(classifier.finish()))
 }
 
 fn sql(peeked: VecDeque<Frame<Bytes>>, rest: Incoming) -> Inspected {

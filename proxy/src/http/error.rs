@@ -75,11 +75,11 @@ impl HttpError {
     }
 }
 
-/// The body of a ClickHouse HTTP error: `Code: N. DB::Exception: message. (NAME) ` and a newline, as servers
-/// since 21.x write it. The message's own trailing period is not doubled.
+/// The body of a ClickHouse HTTP error in the upstream's dialect ([`crate::dialect`]): `Code: N. DB::Exception:
+/// message. (NAME) ` as servers since 21.8 write it, `Code: N, e.displayText() = DB::Exception: message,
+/// e.what() = DB::Exception` before. The message's own trailing period is not doubled.
 pub fn exception_body(code: i32, class: &str, message: &str) -> String {
-    let message = message.trim_end().trim_end_matches('.');
-    format!("Code: {code}. {class}: {message}. ({}) \n", codes::name(code))
+    crate::dialect::http_error_body(crate::dialect::current(), code, codes::name(code), class, message)
 }
 
 #[cfg(test)]

@@ -43,6 +43,40 @@ pub struct HttpEnv {
 }
 
 impl HttpEnv {
+    /// Learns the upstream's error dialect from its answer to `SELECT version()` (or from the shape of its
+    /// refusal, when the default user may not run it). `false` when ClickHouse could not be asked; the
+    /// caller retries later.
+    pub async fn probe_dialect(&self) -> bool {
+        let Ok(uri) = self.upstream.uri_for(&hyper::Uri::from_static("/?query=SELECT%20version()")) else {
+            return false;
+        };
+        let Ok(request) = hyper::Request::get(uri).body(body::UpstreamBody::empty(self.metrics.clone())) else {
+            return false;
+        };
+        let Ok((response, lease)) = self.upstream.send(request).await else {
+            return false;
+        };
+        let ok = response.status().is_success();
+        let Ok(answer) = body::read_answer(response.into_body(), lease, 64 << 10).await else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&answer);
+        let learnt = if ok {
+            let mut parts = text.trim().split('.').map(|p| p.parse::<u64>().ok());
+            match (parts.next().flatten(), parts.next().flatten()) {
+                (Some(major), Some(minor)) => Some(crate::dialect::Dialect::of_version(major, minor)),
+                _ => None,
+            }
+        } else {
+            crate::dialect::Dialect::of_error_body(&text)
+        };
+        if let Some(dialect) = learnt {
+            tracing::debug!(?dialect, "learnt the upstream's error dialect");
+            crate::dialect::learn(dialect);
+        }
+        learnt.is_some()
+    }
+
     /// Builds the environment, with the upstream from `config.upstream_http`.
     pub fn new(
         config: Arc<Config>,

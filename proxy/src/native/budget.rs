@@ -57,6 +57,16 @@ impl Budget {
     }
 }
 
+/// The outcome of [`Reservation::grow_to`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grown {
+    Yes,
+    /// More than the whole budget: it can never be granted.
+    OverLimit,
+    /// Other connections did not give enough back within [`MAX_WAIT`].
+    TimedOut,
+}
+
 /// One connection's share of the budget: what it reserved beyond its free allowance. Dropping it gives the
 /// memory back.
 #[derive(Debug)]
@@ -76,17 +86,17 @@ impl Reservation {
     }
 
     /// Makes the allowance at least `bytes`, waiting up to [`MAX_WAIT`] for other connections to give memory
-    /// back. `false` when the budget could not provide it in time (or can never: `bytes` is over the limit).
+    /// back.
     ///
     /// # Cancellation safety
     /// Safe to drop: what was reserved is recorded before each await and given back by `Drop`.
-    pub async fn grow_to(&mut self, bytes: usize) -> bool {
+    pub async fn grow_to(&mut self, bytes: usize) -> Grown {
         let wanted = bytes.saturating_sub(FREE_PER_CONNECTION);
         if wanted <= self.reserved {
-            return true;
+            return Grown::Yes;
         }
         if wanted > self.budget.limit {
-            return false;
+            return Grown::OverLimit;
         }
         let more = wanted - self.reserved;
         let deadline = tokio::time::Instant::now() + MAX_WAIT;
@@ -95,10 +105,10 @@ impl Reservation {
             let released = self.budget.released.notified();
             if self.budget.try_take(more) {
                 self.reserved = wanted;
-                return true;
+                return Grown::Yes;
             }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
-                return false;
+                return Grown::TimedOut;
             }
         }
     }
@@ -127,7 +137,7 @@ mod tests {
     async fn small_packets_never_touch_the_budget() {
         let budget = Budget::new(0);
         let mut r = Reservation::new(budget.clone());
-        assert!(r.grow_to(FREE_PER_CONNECTION).await);
+        assert_eq!(r.grow_to(FREE_PER_CONNECTION).await, Grown::Yes);
         assert_eq!(budget.used(), 0);
     }
 
@@ -135,7 +145,7 @@ mod tests {
     async fn a_spent_budget_makes_readers_wait_then_give_up() {
         let budget = Budget::new(10 << 20);
         let mut first = Reservation::new(budget.clone());
-        assert!(first.grow_to(FREE_PER_CONNECTION + (8 << 20)).await);
+        assert_eq!(first.grow_to(FREE_PER_CONNECTION + (8 << 20)).await, Grown::Yes);
         assert_eq!(budget.used(), 8 << 20);
         let mut second = Reservation::new(budget.clone());
         // Waits until `first` gives memory back.
@@ -146,13 +156,15 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         first.shrink_to(FREE_PER_CONNECTION);
         let (ok, second) = waiter.await.unwrap();
-        assert!(ok);
+        assert_eq!(ok, Grown::Yes);
         assert_eq!(budget.used(), 4 << 20);
         // Nobody gives back: the wait ends after MAX_WAIT.
         let mut third = Reservation::new(budget.clone());
-        assert!(!third.grow_to(FREE_PER_CONNECTION + (8 << 20)).await);
+        assert_eq!(third.grow_to(FREE_PER_CONNECTION + (8 << 20)).await, Grown::TimedOut);
         // More than the whole budget never waits.
-        assert!(!third.grow_to(FREE_PER_CONNECTION + (11 << 20)).await);
+        let started = tokio::time::Instant::now();
+        assert_eq!(third.grow_to(FREE_PER_CONNECTION + (11 << 20)).await, Grown::OverLimit);
+        assert_eq!(started.elapsed(), Duration::ZERO);
         drop(second);
         assert_eq!(budget.used(), 0);
     }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use nlq::Statement;
 use tokio::sync::watch;
 
-use super::budget::{Budget, Reservation};
+use super::budget::{Budget, Grown, Reservation};
 use super::connection::{forward, ClientPeer, Peer};
 use super::error::SessionError;
 use super::protocol::block::FrameState;
@@ -209,6 +209,10 @@ async fn handshake(
                 Ok(HandshakeStep::Hello(server_hello, len)) => {
                     upstream.consume(len);
                     let revision = Revision::negotiate(hello.revision, server_hello.revision);
+                    crate::dialect::learn(crate::dialect::Dialect::of_version(
+                        server_hello.version_major,
+                        server_hello.version_minor,
+                    ));
                     client
                         .send(&server_hello.encode_with_revision(
                             server_hello.revision.min(super::protocol::PROXY_MAX_REVISION),
@@ -303,7 +307,7 @@ fn frame_handshake_client_packet(buf: &[u8]) -> Result<usize, DecodeError> {
     match ClientCode::from_u64(r.varuint()?) {
         Some(ClientCode::SshChallengeRequest) => Ok(r.position()),
         Some(ClientCode::SshChallengeResponse) => {
-            r.bytes()?;
+            r.bytes_at_most(super::protocol::hello::MAX_HELLO_STRING, "SSH challenge response")?;
             Ok(r.position())
         }
         _ => Err(DecodeError::malformed(
@@ -411,10 +415,11 @@ impl Session {
                         // framed, then wait for budget (reading pauses meanwhile) and frame the packet on.
                         self.flush_client(pending).await?;
                         pending = 0;
-                        if !self.client_memory.grow_to(self.client.buf.len().saturating_add(needed)).await {
-                            return Ok(self.budget_spent());
+                        let wanted = self.client.buf.len().saturating_add(needed);
+                        match self.client_memory.grow_to(wanted).await {
+                            Grown::Yes => continue,
+                            refused => return Ok(self.budget_refused(refused, wanted)),
                         }
-                        continue;
                     }
                     Stop::Passthrough(cause, detail) => {
                         self.flush_client(pending).await?;
@@ -469,8 +474,9 @@ impl Session {
         let needed = self.client.buf.len().max(self.client.needed);
         let held = needed.saturating_add(self.client_frame.held());
         if held > self.client_memory.allowance() {
-            if !self.client_memory.grow_to(held).await {
-                return Ok(self.budget_spent());
+            match self.client_memory.grow_to(held).await {
+                Grown::Yes => {}
+                refused => return Ok(self.budget_refused(refused, held)),
             }
         } else {
             self.client.compact();
@@ -479,17 +485,18 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// The shared framing budget stayed spent: this connection stops framing and relays its bytes as they are,
-    /// which needs no more memory.
-    fn budget_spent(&self) -> Flow {
-        Flow::Passthrough(
-            PassthroughCause::MemoryBudget,
-            format!(
-                "the proxy's framing memory (max_framing_memory = {} bytes) stayed in use by other connections for {} s",
-                self.env.config.max_framing_memory,
+    /// The shared framing budget cannot hold this connection's packet: it stops framing and relays its bytes
+    /// as they are, which needs no more memory.
+    fn budget_refused(&self, refused: Grown, wanted: usize) -> Flow {
+        let limit = self.env.config.max_framing_memory;
+        let detail = match refused {
+            Grown::TimedOut => format!(
+                "the proxy's framing memory (max_framing_memory = {limit} bytes) stayed in use by other connections for {} s",
                 super::budget::MAX_WAIT.as_secs()
             ),
-        )
+            _ => format!("the packet needs {wanted} bytes to frame, more than max_framing_memory = {limit}"),
+        };
+        Flow::Passthrough(PassthroughCause::MemoryBudget, detail)
     }
 
     async fn flush_client(&mut self, n: usize) -> Result<(), SessionError> {
@@ -819,6 +826,12 @@ impl Session {
         {
             return "error";
         }
+        // Nothing is framed from here on: what framing held goes back now, not when the connection ends.
+        self.client_frame.reset();
+        self.upstream_frame.reset();
+        self.client.compact();
+        self.upstream.compact();
+        self.client_memory.shrink_to(0);
         match tokio::io::copy_bidirectional(&mut self.client.stream, &mut self.upstream.stream).await {
             Ok((up, down)) => {
                 telemetry::bytes_relayed(

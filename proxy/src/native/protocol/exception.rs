@@ -38,6 +38,7 @@ pub fn encode_exception(code: i32, message: &str) -> Vec<u8> {
     put_varuint(&mut out, ServerCode::Exception as u64);
     out.extend_from_slice(&code.to_le_bytes());
     put_bytes(&mut out, b"DB::Exception");
+    let message = crate::dialect::native_message(crate::dialect::current(), "DB::Exception", message);
     put_bytes(&mut out, message.as_bytes());
     put_bytes(&mut out, b"");
     out.push(0);
