@@ -11,7 +11,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECONDS_PER_TARGET="${1:-30}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(client_packet server_packet ask_statement)
+# Every [[bin]] of fuzz/Cargo.toml unless targets are named.
+[ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' "$ROOT/fuzz/Cargo.toml")
 CORPUS_ROOT="${AURORA_CACHE:-$HOME/.cache/aurora}/fuzz-corpus"
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
@@ -29,6 +30,11 @@ for target in "${TARGETS[@]}"; do
             { printf '\x03'; cat "$f"; } > "$corpus/golden-$(basename "$f" .raw)"
             { printf '\x83'; cat "$f"; } > "$corpus/golden-lz4-$(basename "$f" .raw)"
         done
+    fi
+    # Seed the ingest encoder with an envelope event (first byte 0x00: the envelope mapping; 0x80+: every type).
+    if [ "$target" = ingest_row ]; then
+        printf '\x00{"event_id":"8f14e45f-ceea-4e7a-9b1d-2c4f0b6a7d10","timestamp":"2026-10-01T12:00:00Z","event_type":"purchase","tenant_id":"acme","payload":{"user_id":"u1","amount":12.5},"schema_version":1}' > "$corpus/envelope"
+        printf '\xff{"c0":"s","n":{"c1":"8f14e45fceea4e7a9b1d2c4f0b6a7d10","m":{"c2":1700000000}},"c3":255,"c6":"18446744073709551615"}' > "$corpus/every-type"
     fi
     echo "fuzzing $target for ${SECONDS_PER_TARGET}s"
     cargo +nightly fuzz run "$target" "$corpus" -- -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 2>&1 \

@@ -15,6 +15,8 @@ LOG="$AURORA_HOME/log"
 CH_DIR="$AURORA_HOME/clickhouse"
 KAFKA_DIR="$AURORA_HOME/kafka"
 LLAMA_DIR="$AURORA_HOME/llama"
+# aurora-ingest's API token (made once by up.sh, mode 600): the daemon, its CLI and the proxy's console read it.
+INGEST_TOKEN_FILE="$AURORA_HOME/ingest-api-token"
 
 # Pid file of each part, in start order.
 COMPONENTS=(clickhouse broker llama ingest generator proxy)

@@ -24,7 +24,8 @@ done
 echo
 echo "ingest pipelines (aurora-ingest status):"
 if running "$(pidfile_of ingest)"; then
-    "$ROOT/target/release/aurora-ingest" status --api "http://127.0.0.1:$INGEST_PORT" || all=1
+    "$ROOT/target/release/aurora-ingest" status --config "$AURORA_HOME/aurora-ingest.toml" \
+        --api "http://127.0.0.1:$INGEST_PORT" || all=1
 else
     echo "  aurora-ingest is not running"
 fi

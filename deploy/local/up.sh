@@ -19,6 +19,8 @@
 #                AURORA_LLM_BASE_URL + AURORA_LLM_MODEL (+ AURORA_LLM_API_KEY): any OpenAI-compatible endpoint
 #   AURORA_EVENTS_RATE   events per second of the generator (default 5)
 #   AURORA_GRAFANA_URL   Grafana's base URL, linked from the console
+#   AURORA_PIPELINE_ADMINS  ClickHouse users who may connect/disconnect pipelines in the console (default: default,
+#                the console's user here); aurora-ingest's API token is made once in $AURORA_HOME/ingest-api-token
 # A running part keeps its settings: to change them, run down.sh, then up.sh.
 set -euo pipefail
 
@@ -163,9 +165,14 @@ if running "$(pidfile_of ingest)"; then
     say "aurora-ingest already running (pid $(cat "$(pidfile_of ingest)"))"
 else
     need_free ingest
+    if [ ! -s "$INGEST_TOKEN_FILE" ]; then
+        (umask 077 && "$PY" -c 'import secrets; print(secrets.token_hex(32))' >"$INGEST_TOKEN_FILE")
+        say "aurora-ingest API token written to $INGEST_TOKEN_FILE"
+    fi
     cat >"$AURORA_HOME/aurora-ingest.toml" <<EOF
 # Written by deploy/local/up.sh at each start of aurora-ingest (keys: ingest/README.md).
 api_listen = "127.0.0.1:$INGEST_PORT"
+api_token_file = "$INGEST_TOKEN_FILE"
 
 [clickhouse]
 url = "http://127.0.0.1:$CH_HTTP_PORT"
@@ -221,7 +228,8 @@ else
         --upstream-native "127.0.0.1:$CH_NATIVE_PORT" --upstream-http "http://127.0.0.1:$CH_HTTP_PORT"
         --semantic-file "$ROOT/fixtures/analytics/semantic.yaml"
         --embed-model-dir "$AURORA_EMBED_MODEL_DIR" --cache-dir "$AURORA_HOME/cache"
-        --ingest-api-url "http://127.0.0.1:$INGEST_PORT"
+        --ingest-api-url "http://127.0.0.1:$INGEST_PORT" --ingest-api-token-file "$INGEST_TOKEN_FILE"
+        --pipeline-admins "${AURORA_PIPELINE_ADMINS:-default}"
     )
     [ -n "${AURORA_GRAFANA_URL:-}" ] && PROXY_ARGS+=(--grafana-url "$AURORA_GRAFANA_URL")
     mkdir -p "$AURORA_HOME/cache"
@@ -243,7 +251,8 @@ Aurora is up (data, logs and pid files under $AURORA_HOME).
   HTTP through the proxy: curl 'http://127.0.0.1:$PROXY_HTTP_PORT/?query=SELECT+count()+FROM+analytics.events'
   Console:                http://127.0.0.1:$PROXY_HTTP_PORT/ui/   (user default, no password)
   Metrics:                http://127.0.0.1:$PROXY_METRICS_PORT/metrics (proxy), http://127.0.0.1:$INGEST_PORT/metrics (ingest)
-  Ingest API:             http://127.0.0.1:$INGEST_PORT/pipelines   ($INGEST_BIN status --api http://127.0.0.1:$INGEST_PORT)
+  Ingest API:             http://127.0.0.1:$INGEST_PORT/pipelines   (Authorization: Bearer \$(cat $INGEST_TOKEN_FILE);
+                          $INGEST_BIN status --config $AURORA_HOME/aurora-ingest.toml)
   Kafka:                  127.0.0.1:$KAFKA_PORT, topic events (the generator sends $EVENTS_RATE events/s)
   ClickHouse itself:      clickhouse-client --port $CH_NATIVE_PORT, http://127.0.0.1:$CH_HTTP_PORT
   Ask a question:

@@ -1,13 +1,16 @@
 """Processes of the ingest tests: a Kafka-compatible broker (tansu via scripts/kafka.sh) and aurora-ingest daemons.
 
 The daemon is started from its binary with a generated TOML config; tests drive it through its HTTP API
-(the same one `aurora-ingest connect|disconnect|status` uses) and its command line.
+(the same one `aurora-ingest connect|disconnect|status` uses) and its command line. Each daemon gets a random API
+token in a file of its own (`api_token_file`), sent as `Authorization: Bearer …` by `request()` and by the
+command line (`cli()` passes `--config`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -68,15 +71,23 @@ def toml_value(v) -> str:
     return json.dumps(str(v))
 
 
+AUTO = "auto"
+
+
 class IngestDaemon:
-    """One `aurora-ingest run` with its own API port and config file."""
+    """One `aurora-ingest run` with its own API port, config file and API token (`token=None`: no token configured,
+    so the daemon closes /pipelines)."""
 
     START_TIMEOUT_S = 15.0
     STOP_TIMEOUT_S = 60.0
 
-    def __init__(self, workdir: Path, clickhouse_http: str, kafka: dict, pipelines: list, env: Optional[dict] = None):
+    def __init__(self, workdir: Path, clickhouse_http: str, kafka: dict, pipelines: list, env: Optional[dict] = None,
+                 token: Optional[str] = AUTO, extra_config: Optional[list] = None):
         self.workdir = workdir
         self.api_port = free_port()
+        self.token = secrets.token_hex(24) if token == AUTO else token
+        self.token_path = workdir / f"ingest-{self.api_port}.token"
+        self.extra_config = list(extra_config or [])
         self.clickhouse_http = clickhouse_http
         self.kafka = kafka
         self.pipelines = pipelines
@@ -91,8 +102,13 @@ class IngestDaemon:
         return f"http://{HOST}:{self.api_port}"
 
     def write_config(self) -> None:
-        lines = [
-            f'api_listen = "{HOST}:{self.api_port}"',
+        lines = [f'api_listen = "{HOST}:{self.api_port}"']
+        if self.token is not None:
+            self.token_path.write_text(self.token + "\n")
+            self.token_path.chmod(0o600)
+            lines.append(f"api_token_file = {toml_value(str(self.token_path))}")
+        lines += self.extra_config
+        lines += [
             "[clickhouse]",
             f"url = {toml_value(self.clickhouse_http)}",
             'retry_initial = "100ms"',
@@ -158,10 +174,16 @@ class IngestDaemon:
         return None
 
     # --- API -------------------------------------------------------------------------------------------
-    def request(self, method: str, path: str, body=None, timeout: float = 90.0):
+    def request(self, method: str, path: str, body=None, timeout: float = 90.0, token: Optional[str] = AUTO,
+                headers: Optional[dict] = None):
+        """One API call: (status, JSON body). Sends this daemon's token unless `token` says otherwise (None: none)."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.api + path, data=data, method=method,
-                                     headers={"content-type": "application/json"})
+        all_headers = {"content-type": "application/json"}
+        token = self.token if token == AUTO else token
+        if token is not None:
+            all_headers["authorization"] = f"Bearer {token}"
+        all_headers.update(headers or {})
+        req = urllib.request.Request(self.api + path, data=data, method=method, headers=all_headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, json.loads(r.read() or b"null")
@@ -194,9 +216,13 @@ class IngestDaemon:
                 total += float(value)
         return total
 
-    def cli(self, *args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
-        return subprocess.run([str(ingest_binary()), *args, "--api", self.api],
-                              capture_output=True, text=True, timeout=timeout)
+    def cli(self, *args: str, timeout: float = 90.0, config: bool = True) -> subprocess.CompletedProcess:
+        """`aurora-ingest <args> --api <this daemon>`, with `--config` of this daemon (its token) unless `config=False`."""
+        extra = ["--config", str(self.config_path)] if config else []
+        env = {k: v for k, v in os.environ.items() if k != "AURORA_INGEST_CONFIG"}
+        env.update(self.env)
+        return subprocess.run([str(ingest_binary()), *args, *extra, "--api", self.api],
+                              capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def nisshi_binary() -> Optional[Path]:

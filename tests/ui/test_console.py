@@ -57,13 +57,17 @@ def drive(scenario: str, proxy_http_port: int, **env) -> dict:
 
 
 @pytest.fixture
-def console(start_proxy, clickhouse):
-    """A proxy with the console's options: Grafana linked, and an ingest API address where nothing listens."""
+def console(start_proxy, clickhouse, tmp_path):
+    """A proxy with the console's options: Grafana linked, an ingest API address where nothing listens (with a
+    token for it), and alice as the one pipeline admin."""
     nothing_there = free_port()
+    token = tmp_path / "ingest-api-token"
+    token.write_text("console-test-token-0123456789\n")
     return start_proxy(
         f"127.0.0.1:{clickhouse.tcp_port}",
         f"http://127.0.0.1:{clickhouse.http_port}",
-        ("--grafana-url", GRAFANA_URL, "--ingest-api-url", f"http://127.0.0.1:{nothing_there}"),
+        ("--grafana-url", GRAFANA_URL, "--ingest-api-url", f"http://127.0.0.1:{nothing_there}",
+         "--ingest-api-token-file", str(token), "--pipeline-admins", USER),
     )
 
 
@@ -166,8 +170,9 @@ def test_console_http_surface(console):
     assert refused.value.code == 403
     assert json.load(refused.value)["error"]["code"] == 193  # ClickHouse 18.16: WRONG_PASSWORD
 
-    # A read-only user may look at pipelines but not connect or disconnect them.
+    # A user who is not a pipeline admin may look at pipelines but not connect or disconnect them; an admin may.
     reader = {"X-ClickHouse-User": "reader", "X-ClickHouse-Key": "reader-secret", "Content-Type": "application/json"}
+    admin = {"X-ClickHouse-User": USER, "X-ClickHouse-Key": PASSWORD, "Content-Type": "application/json"}
     with pytest.raises(urllib.error.HTTPError) as looked:
         urllib.request.urlopen(urllib.request.Request(f"{base}/ui/api/ingest/pipelines", headers=reader))
     assert looked.value.code == 502, "past the credentials check, to the (absent) daemon"
@@ -176,7 +181,13 @@ def test_console_http_surface(console):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request)
         assert refused.value.code == 403, method
-        assert json.load(refused.value)["error"]["code"] == 164, method  # READONLY
+        body = json.load(refused.value)
+        assert body["error"]["code"] == 497, method  # ACCESS_DENIED: not in pipeline_admins
+        assert "pipeline_admins" in body["error"]["message"], body
+        request = urllib.request.Request(f"{base}/ui/api/ingest{path}", data=b"{}", headers=admin, method=method)
+        with pytest.raises(urllib.error.HTTPError) as passed:
+            urllib.request.urlopen(request)
+        assert passed.value.code == 502, (method, "an admin gets past the checks, to the (absent) daemon")
 
 
 # --- flows that need parts built elsewhere ---------------------------------------------------------------
@@ -249,7 +260,8 @@ def test_connect_a_pipeline_see_rows_arrive_then_disconnect(start_proxy, clickho
         daemon = ingest.IngestDaemon(tmp_path, direct.http_url, {"brokers": broker.brokers}, []).start()
         proxy = start_proxy(
             f"127.0.0.1:{clickhouse.tcp_port}", f"http://127.0.0.1:{clickhouse.http_port}",
-            ("--ingest-api-url", daemon.api),
+            ("--ingest-api-url", daemon.api, "--ingest-api-token-file", str(daemon.token_path),
+             "--pipeline-admins", USER),
         )
         result = drive(
             "pipelines_flow", proxy.http_port,

@@ -2,10 +2,18 @@
 //! (`GET /pipelines`, `POST /pipelines`, `DELETE /pipelines/{name}`, `/health`) and the daemon's answer comes back
 //! as it is.
 //!
-//! The daemon's API has no users of its own, so the proxy lets through only requests whose credentials
-//! ClickHouse accepts: before forwarding, it runs `SELECT 1` upstream with the request's `Authorization` or
-//! `X-ClickHouse-User`/`X-ClickHouse-Key` headers; connecting and disconnecting also need a user that is not
-//! read-only. Answers the proxy gives itself are JSON in the shape of
+//! Who may do what:
+//! - every request needs credentials ClickHouse accepts: before forwarding, the proxy runs `SELECT 1` upstream with
+//!   the request's `X-ClickHouse-User`/`X-ClickHouse-Key` headers, or else its `Authorization: Basic` header (the
+//!   same precedence as ClickHouse's; only the headers that name the user are sent, so the user checked is the
+//!   user named);
+//! - reading (`GET`, `HEAD`: the pipelines' status) is open to any such user;
+//! - connecting and disconnecting (every other method) only to the users of `pipeline_admins` in the proxy's
+//!   config (none by default: then nobody may), refused with 403 and code 497 (ACCESS_DENIED) otherwise.
+//!
+//! The daemon's own API wants its bearer token: the proxy sends the one of `ingest_api_token_env` /
+//! `ingest_api_token_file` (never the user's ClickHouse credentials, which stay between proxy and ClickHouse).
+//! Answers the proxy gives itself are JSON in the shape of
 //! `/ask`'s errors, `{"error": {"code": N, "message": "…"}}`, with `"ingest": "not_configured" | "unreachable"`
 //! when the daemon cannot be asked, so that the page can say why. Bodies are small JSON documents in both
 //! directions and are read whole, within limits.
@@ -15,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
+use base64::Engine as _;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
@@ -34,8 +43,10 @@ pub const RESPONSE_LIMIT: usize = 16 << 20;
 /// How long the daemon may take to answer; `DELETE` waits for the pipeline to flush and commit.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The headers that carry ClickHouse credentials over HTTP.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-clickhouse-user", "x-clickhouse-key"];
+/// The headers that carry ClickHouse credentials over HTTP, as ClickHouse reads them: `X-ClickHouse-User` and
+/// `X-ClickHouse-Key` first, else `Authorization`.
+const CLICKHOUSE_HEADERS: &[&str] = &["x-clickhouse-user", "x-clickhouse-key"];
+const BASIC_HEADERS: &[&str] = &["authorization"];
 
 /// Why the daemon was not asked, or did not answer.
 #[derive(Debug, thiserror::Error)]
@@ -57,13 +68,25 @@ pub enum IngestApiError {
     /// ClickHouse refused the credentials (its code and message).
     #[error("{message}")]
     Refused { code: i32, message: String },
+    /// The user may look at pipelines but not change them.
+    #[error(
+        "Aurora proxy: {user} may not connect or disconnect pipelines: only the users of pipeline_admins in the \
+         proxy's config may (--pipeline-admins / AURORA_PIPELINE_ADMINS)"
+    )]
+    NotAdmin { user: String },
+    /// The daemon refused the proxy's token (or the proxy has none).
+    #[error(
+        "Aurora proxy: the ingest daemon refused the proxy ({status}): {detail} — set ingest_api_token_env or \
+         ingest_api_token_file in the proxy's config to the daemon's API token"
+    )]
+    DaemonRefused { status: u16, detail: String },
 }
 
 impl IngestApiError {
     fn status(&self) -> StatusCode {
         match self {
             IngestApiError::RequestBody => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestApiError::Refused { .. } => StatusCode::FORBIDDEN,
+            IngestApiError::Refused { .. } | IngestApiError::NotAdmin { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -72,6 +95,7 @@ impl IngestApiError {
         match self {
             IngestApiError::RequestBody => codes::QUERY_IS_TOO_LARGE,
             IngestApiError::Refused { code, .. } => *code,
+            IngestApiError::NotAdmin { .. } => codes::ACCESS_DENIED,
             IngestApiError::BadUrl(_) => codes::UNSUPPORTED_URI_SCHEME,
             _ => codes::NETWORK_ERROR,
         }
@@ -81,6 +105,7 @@ impl IngestApiError {
     fn ingest_state(&self) -> Option<&'static str> {
         match self {
             IngestApiError::NotConfigured => Some("not_configured"),
+            IngestApiError::DaemonRefused { .. } => Some("unauthorized"),
             IngestApiError::Unreachable { .. }
             | IngestApiError::Timeout { .. }
             | IngestApiError::BadUrl(_) => Some("unreachable"),
@@ -122,7 +147,14 @@ async fn try_forward(
         .as_deref()
         .ok_or(IngestApiError::NotConfigured)?;
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
-    authenticate(env, request.headers(), changes).await?;
+    let identity = Identity::of(request.headers())?;
+    authenticate(env, &identity).await?;
+    if changes && !env.config.pipeline_admins.iter().any(|admin| *admin == identity.user) {
+        tracing::info!(user = %identity.user, "console request to change pipelines refused: not a pipeline admin");
+        return Err(IngestApiError::NotAdmin {
+            user: identity.user,
+        });
+    }
     let (parts, body) = request.into_parts();
     let body = Limited::new(body, REQUEST_LIMIT)
         .collect()
@@ -145,6 +177,12 @@ async fn try_forward(
         if let Some(value) = parts.headers.get(&name) {
             headers.insert(name, value.clone());
         }
+    }
+    if let Some(token) = &env.config.ingest_api_token {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.0))
+            .map_err(|_| IngestApiError::BadUrl(base.to_string()))?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
     }
     let address = target
         .authority()
@@ -183,6 +221,16 @@ async fn try_forward(
             url: base.to_string(),
             seconds: RESPONSE_TIMEOUT.as_secs(),
         })??;
+    if matches!(head.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+        return Err(IngestApiError::DaemonRefused {
+            status: head.status.as_u16(),
+            detail,
+        });
+    }
     let mut response = Response::new(Full::new(bytes));
     *response.status_mut() = head.status;
     if let Some(value) = head.headers.get(CONTENT_TYPE) {
@@ -216,36 +264,69 @@ fn target_uri(base: &str, rest: &str, query: Option<&str>) -> Result<Uri, Ingest
     Ok(uri)
 }
 
-/// Checks the request's credentials with ClickHouse: `SELECT 1` as that user. A request that `changes`
-/// pipelines (connect, disconnect) also needs a user that may write: the check then asks for `readonly=0`,
-/// which ClickHouse refuses to a read-only user (code 164, READONLY).
-async fn authenticate(env: &HttpEnv, headers: &HeaderMap, changes: bool) -> Result<(), IngestApiError> {
-    // GET runs read-only in ClickHouse (readonly=2), so the write check goes by POST, with an empty body.
-    let (method, uri) = if changes {
-        (Method::POST, "/?query=SELECT%201&readonly=0")
-    } else {
-        (Method::GET, "/?query=SELECT%201")
-    };
+/// The ClickHouse user a console request names, and the headers that name it.
+#[derive(Debug)]
+struct Identity {
+    user: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Identity {
+    /// `X-ClickHouse-User` (with its key) when present, else the user of `Authorization: Basic`.
+    fn of(headers: &HeaderMap) -> Result<Identity, IngestApiError> {
+        let collect = |names: &[&'static str]| {
+            names
+                .iter()
+                .filter_map(|name| headers.get(*name).map(|v| (HeaderName::from_static(*name), v.clone())))
+                .collect::<Vec<_>>()
+        };
+        if let Some(user) = headers.get("x-clickhouse-user") {
+            let user = user.to_str().map_err(|_| no_credentials())?.to_string();
+            if user.is_empty() {
+                return Err(no_credentials());
+            }
+            return Ok(Identity {
+                user,
+                headers: collect(CLICKHOUSE_HEADERS),
+            });
+        }
+        let basic = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|pair| pair.split_once(':').map(|(user, _)| user.to_string()));
+        match basic {
+            // Without credentials ClickHouse would take the `default` user; the console always sends them.
+            Some(user) if !user.is_empty() => Ok(Identity {
+                user,
+                headers: collect(BASIC_HEADERS),
+            }),
+            _ => Err(no_credentials()),
+        }
+    }
+}
+
+fn no_credentials() -> IngestApiError {
+    IngestApiError::Refused {
+        code: codes::AUTHENTICATION_FAILED,
+        message: "Aurora proxy: log in first (no credentials in the request: X-ClickHouse-User/X-ClickHouse-Key \
+                  or Authorization: Basic)"
+            .into(),
+    }
+}
+
+/// Checks the request's credentials with ClickHouse: `SELECT 1` as that user.
+async fn authenticate(env: &HttpEnv, identity: &Identity) -> Result<(), IngestApiError> {
     let mut request = Request::builder()
-        .method(method)
-        .uri(uri)
+        .method(Method::GET)
+        .uri("/?query=SELECT%201")
         .header(hyper::header::CONTENT_LENGTH, "0")
         .body(UpstreamBody::empty(env.metrics.clone()))
         .expect("a constant request is valid");
-    for name in CREDENTIAL_HEADERS {
-        if let Some(value) = headers.get(*name) {
-            request
-                .headers_mut()
-                .insert(HeaderName::from_static(name), value.clone());
-        }
-    }
-    if !request.headers().contains_key(AUTHORIZATION) && !request.headers().contains_key("x-clickhouse-user")
-    {
-        // Without credentials ClickHouse would take the `default` user; the console always sends them.
-        return Err(IngestApiError::Refused {
-            code: codes::AUTHENTICATION_FAILED,
-            message: "Aurora proxy: log in first (no credentials in the request)".into(),
-        });
+    for (name, value) in &identity.headers {
+        request.headers_mut().insert(name.clone(), value.clone());
     }
     *request.uri_mut() = env
         .upstream
@@ -362,5 +443,47 @@ mod tests {
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(body["error"]["code"], 193);
         assert!(body.get("ingest").is_none());
+
+        let (status, body) = json_of(IngestApiError::NotAdmin { user: "reader".into() }.response()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"]["code"], 497);
+        assert!(body["error"]["message"].as_str().unwrap().contains("pipeline_admins"));
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_user_is_read_as_clickhouse_reads_it() {
+        let id = Identity::of(&headers(&[("x-clickhouse-user", "alice"), ("x-clickhouse-key", "pw")])).unwrap();
+        assert_eq!(id.user, "alice");
+        assert_eq!(id.headers.len(), 2);
+        // Basic: "bob:secret"
+        let id = Identity::of(&headers(&[("authorization", "Basic Ym9iOnNlY3JldA==")])).unwrap();
+        assert_eq!(id.user, "bob");
+        assert_eq!(id.headers.len(), 1);
+        // Both: ClickHouse takes X-ClickHouse-User, and only those headers are checked with it.
+        let id = Identity::of(&headers(&[
+            ("authorization", "Basic Ym9iOnNlY3JldA=="),
+            ("x-clickhouse-user", "reader"),
+        ]))
+        .unwrap();
+        assert_eq!(id.user, "reader");
+        assert!(id.headers.iter().all(|(n, _)| n != AUTHORIZATION));
+        for refused in [
+            headers(&[]),
+            headers(&[("x-clickhouse-key", "pw")]),
+            headers(&[("x-clickhouse-user", ""), ("authorization", "Basic Ym9iOnNlY3JldA==")]),
+            headers(&[("authorization", "Bearer abc")]),
+            headers(&[("authorization", "Basic !!!")]),
+            headers(&[("authorization", "Basic OnB3")]), // ":pw", no user
+        ] {
+            assert!(Identity::of(&refused).is_err(), "{refused:?}");
+        }
     }
 }
