@@ -104,7 +104,8 @@ pub fn query_parameters(bound: &[BoundParam]) -> Vec<(String, String)> {
 
 /// Matches placeholders and values one to one and parses each value as its declared type.
 ///
-/// Missing values are reported before extra ones, each error naming all the parameters concerned.
+/// Missing values are an error naming all of them. Values for names the SQL does not use are dropped: they
+/// cannot change what runs, and small models often echo the prompt's example parameters (DESIGN.md, ASK).
 pub fn check_params(
     placeholders: &[Placeholder],
     params: &Map<String, Value>,
@@ -116,15 +117,6 @@ pub fn check_params(
         .collect();
     if !missing.is_empty() {
         return Err(BindError::MissingParams { names: missing });
-    }
-    let mut extra: Vec<String> = params
-        .keys()
-        .filter(|k| !placeholders.iter().any(|p| &p.name == *k))
-        .cloned()
-        .collect();
-    if !extra.is_empty() {
-        extra.sort();
-        return Err(BindError::ExtraParams { names: extra });
     }
     placeholders
         .iter()

@@ -154,13 +154,6 @@ pub enum BindError {
         names: Vec<String>,
     },
 
-    /// Values for names that the SQL does not use.
-    #[error("value(s) given for parameter(s) the SQL does not use: {}", .names.join(", "))]
-    ExtraParams {
-        /// Their names, sorted.
-        names: Vec<String>,
-    },
-
     /// A value that does not parse as its declared type.
     #[error("parameter {name} is declared {ty} but its value {value} {reason}")]
     InvalidValue {

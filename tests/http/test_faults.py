@@ -36,9 +36,11 @@ def test_upstream_down_is_a_bad_gateway_in_clickhouse_shape(start_proxy):
     assert answer.text.endswith("(NETWORK_ERROR) \n")
     assert elapsed < 2.0
     assert metric(p.endpoint, "aurora_proxy_upstream_connect_errors_total", protocol="http") >= 1
-    # The proxy itself keeps serving: ping answers the same way, and ASK does not need the upstream.
+    # The proxy itself keeps serving: ping answers the same way. ASK checks the asker's credentials with
+    # ClickHouse before anything else, so it says that ClickHouse cannot be reached (not "no model").
     assert request(p.endpoint, method="GET", path="/ping").status == 502
-    assert request(p.endpoint, body="ASK 'still here?'").status == 501
+    ask = request(p.endpoint, body="ASK 'still here?'")
+    assert exception_code(ask) == 210 and "ClickHouse" in ask.text and "LLM" not in ask.text, ask.text
 
 
 def test_unreachable_upstream_fails_within_the_connect_timeout(start_proxy):
