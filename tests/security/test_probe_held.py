@@ -25,16 +25,6 @@ def target(clickhouse, start_proxy):
     return p
 
 
-def http_select_one(port: int) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        conn.request("POST", "/", body=b"SELECT 1")
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
-
-
 def raw_http(port: int, data: bytes, wait_s: float = 5) -> bytes:
     sock = hostile.connect(port)
     sock.sendall(data)
@@ -54,7 +44,7 @@ def test_random_bytes_on_both_ports(target):
             sock.close()
     assert target.alive()
     assert driver_connect(target.endpoint).execute("SELECT 1") == [(1,)]
-    assert http_select_one(target.http_port) == (200, b"1\n")
+    assert hostile.http_select_one(target.http_port) == (200, b"1\n")
 
 
 def test_many_slow_clients_do_not_starve_others(target):
@@ -76,7 +66,7 @@ def test_many_slow_clients_do_not_starve_others(target):
     t.start()
     try:
         started = time.monotonic()
-        assert http_select_one(target.http_port) == (200, b"1\n")
+        assert hostile.http_select_one(target.http_port) == (200, b"1\n")
         assert time.monotonic() - started < 5
     finally:
         stop.set()
@@ -94,7 +84,7 @@ def test_request_smuggling_forms_are_refused(target):
     assert b"\r\n\r\n2\n" not in answer
     doubled = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\nContent-Length: 9\r\n\r\nSELECT 1"
     assert raw_http(target.http_port, doubled).startswith(b"HTTP/1.1 400")
-    assert http_select_one(target.http_port) == (200, b"1\n")
+    assert hostile.http_select_one(target.http_port) == (200, b"1\n")
 
 
 def test_a_gzip_bomb_is_not_decompressed_by_the_proxy(target):
@@ -118,7 +108,7 @@ def test_a_gzip_bomb_is_not_decompressed_by_the_proxy(target):
     finally:
         conn.close()
     assert meter.peak() - before < 64 << 20
-    assert http_select_one(target.http_port) == (200, b"1\n")
+    assert hostile.http_select_one(target.http_port) == (200, b"1\n")
 
 
 @pytest.mark.parametrize("path", ["/ui/../../etc/passwd", "/ui/%2e%2e/%2e%2e/etc/passwd", "/ui/..%2f..%2fetc%2fpasswd",
@@ -136,7 +126,7 @@ def test_oversized_heads_are_refused(target):
     many = b"GET /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(500)) + b"\r\n"
     answer = raw_http(target.http_port, many)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:200]
-    assert target.alive() and http_select_one(target.http_port) == (200, b"1\n")
+    assert target.alive() and hostile.http_select_one(target.http_port) == (200, b"1\n")
 
 
 def test_wrong_passwords_are_refused_by_clickhouse_and_never_logged(target):

@@ -97,6 +97,27 @@ def connect(port: int, timeout: float = 10.0) -> socket.socket:
     return sock
 
 
+def logged_in(port: int, timeout: float = 10.0) -> socket.socket:
+    """A connection past the handshake, as the default user: the server's Hello has been read."""
+    sock = connect(port, timeout)
+    sock.sendall(hello())
+    sock.recv(65536)
+    return sock
+
+
+def http_select_one(port: int, timeout: float = 15.0) -> tuple[int, bytes]:
+    """`SELECT 1` over HTTP on a fresh connection: (status, body)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", "/", body=b"SELECT 1")
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 def read_until_closed(sock: socket.socket, limit_s: float) -> tuple[bool, bytes]:
     """Reads until the peer closes (or resets); returns (closed, bytes received)."""
     deadline = time.monotonic() + limit_s
