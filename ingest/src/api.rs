@@ -215,7 +215,10 @@ mod tests {
             assert!(refused.headers().contains_key(WWW_AUTHENTICATE), "{wrong:?}");
             let (status, body) = body_of(refused).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong:?}");
-            assert!(!body.to_string().contains("0123456789abcdef"), "the token is never echoed");
+            assert!(
+                !body.to_string().contains("0123456789abcdef"),
+                "the token is never echoed"
+            );
         }
     }
 
@@ -224,6 +227,9 @@ mod tests {
         let (status, body) = body_of(authorize(None, &headers(Some("Bearer anything"))).unwrap_err()).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let message = body["error"].as_str().unwrap();
-        assert!(message.contains("api_token_env") && message.contains("api_token_file"), "{message}");
+        assert!(
+            message.contains("api_token_env") && message.contains("api_token_file"),
+            "{message}"
+        );
     }
 }

@@ -100,8 +100,9 @@ pub async fn client(command: Command, config: &Config) -> anyhow::Result<()> {
         Command::Connect(args) => {
             let api = args.api.clone().unwrap_or(default_api);
             let spec = connect_spec(&args)?;
-            let (status, body) =
-                api_client.call(&api, Method::POST, "/pipelines", Some(serde_json::to_vec(&spec)?)).await?;
+            let (status, body) = api_client
+                .call(&api, Method::POST, "/pipelines", Some(serde_json::to_vec(&spec)?))
+                .await?;
             if status != 201 {
                 bail!("{}", error_text(&body));
             }
@@ -118,7 +119,9 @@ pub async fn client(command: Command, config: &Config) -> anyhow::Result<()> {
         }
         Command::Disconnect { name, api } => {
             let api = api.unwrap_or(default_api);
-            let (status, body) = api_client.call(&api, Method::DELETE, &format!("/pipelines/{name}"), None).await?;
+            let (status, body) = api_client
+                .call(&api, Method::DELETE, &format!("/pipelines/{name}"), None)
+                .await?;
             if status != 200 {
                 bail!("{}", error_text(&body));
             }
@@ -283,7 +286,13 @@ struct ApiClient {
 
 impl ApiClient {
     /// One request to the daemon's API: (status, body). A refusal for want of the token says where it comes from.
-    async fn call(&self, api: &str, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<(u16, String)> {
+    async fn call(
+        &self,
+        api: &str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(u16, String)> {
         let (status, text) = call(api, method, path, body, self.token.as_ref()).await?;
         if (status == 401 || status == 403) && path.starts_with("/pipelines") {
             let hint = if self.token.is_some() {

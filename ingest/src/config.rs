@@ -404,7 +404,8 @@ impl PipelineSpec {
         self.check_target(prefix)?;
         self.order_by_keys()
             .map_err(|(i, reason)| err(format!("{prefix}.order_by[{i}]"), reason))?;
-        self.partition_key().map_err(|reason| err(k("partition_by"), reason))?;
+        self.partition_key()
+            .map_err(|reason| err(k("partition_by"), reason))?;
         for key in self.kafka_options.keys() {
             if let Some(reason) = kafka_options::operator_refusal(key) {
                 return Err(err(format!("{prefix}.kafka_options.{key:?}"), reason));
@@ -438,7 +439,10 @@ impl PipelineSpec {
             return Ok(());
         };
         if RESERVED_DATABASES.iter().any(|r| r.eq_ignore_ascii_case(db)) {
-            return Err(err(key, format!("{db} is a system database; pipelines write to databases of their own")));
+            return Err(err(
+                key,
+                format!("{db} is a system database; pipelines write to databases of their own"),
+            ));
         }
         let mut created = vec![table.to_string()];
         if self.dead_letters == DeadLetters::Table {
@@ -453,14 +457,21 @@ impl PipelineSpec {
             if let Some(p) = RESERVED_TABLE_PREFIXES.iter().find(|p| lower.starts_with(*p)) {
                 return Err(err(
                     key,
-                    format!("{db}.{name} would be one of aurora-ingest's own tables (names starting with {p})"),
+                    format!(
+                        "{db}.{name} would be one of aurora-ingest's own tables (names starting with {p})"
+                    ),
                 ));
             }
         }
-        if let Some(s) = DERIVED_TABLE_SUFFIXES.iter().find(|s| table.to_ascii_lowercase().ends_with(*s)) {
+        if let Some(s) = DERIVED_TABLE_SUFFIXES
+            .iter()
+            .find(|s| table.to_ascii_lowercase().ends_with(*s))
+        {
             return Err(err(
                 key,
-                format!("{db}.{table}: names ending in {s} are the tables a pipeline creates beside its target"),
+                format!(
+                    "{db}.{table}: names ending in {s} are the tables a pipeline creates beside its target"
+                ),
             ));
         }
         Ok(())
@@ -468,7 +479,9 @@ impl PipelineSpec {
 
     /// The checked `order_by` expressions, or (index, reason) of the first that is refused.
     pub fn order_by_keys(&self) -> Result<Option<Vec<KeyExpr>>, (usize, String)> {
-        let Some(order) = &self.order_by else { return Ok(None) };
+        let Some(order) = &self.order_by else {
+            return Ok(None);
+        };
         if order.is_empty() {
             return Err((0, "at least one expression (tuple() for none)".into()));
         }
@@ -484,7 +497,9 @@ impl PipelineSpec {
 
     /// The checked `partition_by` expression.
     pub fn partition_key(&self) -> Result<Option<KeyExpr>, String> {
-        let Some(text) = &self.partition_by else { return Ok(None) };
+        let Some(text) = &self.partition_by else {
+            return Ok(None);
+        };
         let columns = self.columns();
         let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
         KeyExpr::parse(text, &names).map(Some)
@@ -652,15 +667,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("aurora-ingest-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("plugin.toml");
-        std::fs::write(&file, "[kafka.options]\n\"plugin.library.paths\" = \"/tmp/evil.so\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[kafka.options]\n\"plugin.library.paths\" = \"/tmp/evil.so\"\n",
+        )
+        .unwrap();
         let e = Config::load(Some(&file)).unwrap_err();
         assert!(e.contains(&file.display().to_string()), "names the file: {e}");
-        assert!(e.contains("kafka.options.\"plugin.library.paths\""), "names the key: {e}");
+        assert!(
+            e.contains("kafka.options.\"plugin.library.paths\""),
+            "names the key: {e}"
+        );
         let e = pipeline_error("kafka_options = { 'sasl.kerberos.kinit.cmd' = 'touch /tmp/x' }");
         assert_eq!(e.key, "pipelines[0].kafka_options.\"sasl.kerberos.kinit.cmd\"");
         let e = pipeline_error("kafka_options = { 'group.id' = 'other' }");
         assert!(e.reason.contains("group_id"), "{e}");
-        let c: Config = toml::from_str("[kafka.options]\ndebug = 'consumer'\n'fetch.wait.max.ms' = '50'").unwrap();
+        let c: Config =
+            toml::from_str("[kafka.options]\ndebug = 'consumer'\n'fetch.wait.max.ms' = '50'").unwrap();
         c.validate().unwrap();
     }
 
@@ -685,16 +708,22 @@ mod tests {
         let c: Config = toml::from_str("api_token = 'abcdefghijklmnopqrstuvwxyz'").unwrap();
         assert_eq!(c.validate().unwrap_err().key, "api_token");
         let c: Config = toml::from_str("api_token_env = 'AURORA_TEST_SURELY_UNSET_TOKEN_VAR'").unwrap();
-        assert!(c.validate().unwrap_err().reason.contains("AURORA_TEST_SURELY_UNSET_TOKEN_VAR"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .reason
+            .contains("AURORA_TEST_SURELY_UNSET_TOKEN_VAR"));
         let dir = std::env::temp_dir().join(format!("aurora-ingest-token-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let short = dir.join("short");
         std::fs::write(&short, "abc\n").unwrap();
-        let c: Config = toml::from_str(&format!("api_token_file = {:?}", short.display().to_string())).unwrap();
+        let c: Config =
+            toml::from_str(&format!("api_token_file = {:?}", short.display().to_string())).unwrap();
         assert!(c.validate().unwrap_err().reason.contains("at least 16"));
         let good = dir.join("good");
         std::fs::write(&good, "0123456789abcdef0123\nsecond line ignored\n").unwrap();
-        let c: Config = toml::from_str(&format!("api_token_file = {:?}", good.display().to_string())).unwrap();
+        let c: Config =
+            toml::from_str(&format!("api_token_file = {:?}", good.display().to_string())).unwrap();
         c.validate().unwrap();
         assert_eq!(c.api_token().unwrap().unwrap().0, "0123456789abcdef0123");
         assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
@@ -722,7 +751,8 @@ mod tests {
             .unwrap();
             assert_eq!(c.validate().unwrap_err().key, "pipelines[0].table", "{table}");
         }
-        let c: Config = toml::from_str("[[pipelines]]\nname = 'p'\ntopics = ['t']\ntable = 'db.aurora_events'").unwrap();
+        let c: Config =
+            toml::from_str("[[pipelines]]\nname = 'p'\ntopics = ['t']\ntable = 'db.aurora_events'").unwrap();
         c.validate().unwrap();
     }
 

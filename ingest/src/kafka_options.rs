@@ -63,14 +63,26 @@ pub const OWNED: &[(&str, &str)] = &[
     ("sasl.mechanism", "kafka.sasl_mechanism"),
     ("sasl.mechanisms", "kafka.sasl_mechanism"),
     ("sasl.username", "kafka.sasl_username"),
-    ("sasl.password", "kafka.sasl_password / sasl_password_env / sasl_password_file"),
+    (
+        "sasl.password",
+        "kafka.sasl_password / sasl_password_env / sasl_password_file",
+    ),
     ("ssl.ca.location", "kafka.ssl_ca_file"),
     ("group.id", "the pipeline's group_id"),
     ("group.instance.id", "the pipeline's group_id"),
     ("client.id", "the pipeline's name"),
-    ("enable.auto.commit", "nothing: offsets are committed after ClickHouse acknowledges a batch"),
-    ("auto.commit.enable", "nothing: offsets are committed after ClickHouse acknowledges a batch"),
-    ("enable.auto.offset.store", "nothing: offsets are committed after ClickHouse acknowledges a batch"),
+    (
+        "enable.auto.commit",
+        "nothing: offsets are committed after ClickHouse acknowledges a batch",
+    ),
+    (
+        "auto.commit.enable",
+        "nothing: offsets are committed after ClickHouse acknowledges a batch",
+    ),
+    (
+        "enable.auto.offset.store",
+        "nothing: offsets are committed after ClickHouse acknowledges a batch",
+    ),
     ("auto.offset.reset", "the pipeline's start_offset"),
 ];
 
@@ -78,29 +90,29 @@ pub const OWNED: &[(&str, &str)] = &[
 /// value, reaching a URL, or reaching into the process (callbacks, signals, test mocks). Matched against the
 /// name with `_` read as `.`, segment-wise (`ssl.engine.location` has the segments `ssl`, `engine`, `location`).
 const REFUSED_SEGMENTS: &[&str] = &[
-    "plugin",        // plugin.library.paths: dlopen()
-    "interceptors",  // interceptor chains (code)
-    "kerberos",      // sasl.kerberos.kinit.cmd runs a shell command; keytab, principal
+    "plugin",       // plugin.library.paths: dlopen()
+    "interceptors", // interceptor chains (code)
+    "kerberos",     // sasl.kerberos.kinit.cmd runs a shell command; keytab, principal
     "kinit",
     "cmd",
-    "engine",        // ssl.engine.location / ssl.engine.id: OpenSSL engines (code)
-    "providers",     // ssl.providers: OpenSSL providers (code)
-    "oauthbearer",   // token endpoint URLs, assertion files, private key files, config
-    "jaas",          // sasl.jaas.config
-    "location",      // ssl.*.location, https.ca.location: files read
-    "file",          // *.file: files read
-    "path",          // offset.store.path: file written
+    "engine",      // ssl.engine.location / ssl.engine.id: OpenSSL engines (code)
+    "providers",   // ssl.providers: OpenSSL providers (code)
+    "oauthbearer", // token endpoint URLs, assertion files, private key files, config
+    "jaas",        // sasl.jaas.config
+    "location",    // ssl.*.location, https.ca.location: files read
+    "file",        // *.file: files read
+    "path",        // offset.store.path: file written
     "paths",
-    "keystore",      // ssl.keystore.*: PKCS#12 file
+    "keystore", // ssl.keystore.*: PKCS#12 file
     "truststore",
-    "stores",        // ssl.ca.certificate.stores
-    "cb",            // *_cb: callbacks (pointers, never strings)
+    "stores", // ssl.ca.certificate.stores
+    "cb",     // *_cb: callbacks (pointers, never strings)
     "callback",
     "opaque",
-    "internal",      // internal.termination.signal
-    "mock",          // test.mock.*: replaces the brokers with an in-process mock
+    "internal", // internal.termination.signal
+    "mock",     // test.mock.*: replaces the brokers with an in-process mock
     "test",
-    "builtin",       // builtin.features (read-only)
+    "builtin", // builtin.features (read-only)
 ];
 
 /// Exact names refused to the operator beyond the patterns (files or code by another name).
@@ -205,7 +217,9 @@ mod tests {
             assert!(reason.contains(typed), "{reason}");
             assert!(api_refusal(key).is_some(), "{key}");
         }
-        assert!(operator_refusal("sasl.password").unwrap().contains("sasl_password_env"));
+        assert!(operator_refusal("sasl.password")
+            .unwrap()
+            .contains("sasl_password_env"));
     }
 
     #[test]
@@ -229,18 +243,38 @@ mod tests {
     fn the_api_gets_the_allowlist_only() {
         for key in API_ALLOWED {
             assert_eq!(api_refusal(key), None, "{key}");
-            assert_eq!(operator_refusal(key), None, "{key}: what the API may set, the operator may too");
+            assert_eq!(
+                operator_refusal(key),
+                None,
+                "{key}: what the API may set, the operator may too"
+            );
         }
-        for key in ["debug", "log.queue", "enable.partition.eof", "ssl.cipher.suites", "api.version.request"] {
+        for key in [
+            "debug",
+            "log.queue",
+            "enable.partition.eof",
+            "ssl.cipher.suites",
+            "api.version.request",
+        ] {
             let reason = api_refusal(key).unwrap();
             assert!(reason.contains("not one of the tuning properties"), "{reason}");
-            assert!(reason.contains("session.timeout.ms"), "the refusal lists what is allowed: {reason}");
+            assert!(
+                reason.contains("session.timeout.ms"),
+                "the refusal lists what is allowed: {reason}"
+            );
         }
     }
 
     #[test]
     fn names_librdkafka_would_not_recognise_are_refused() {
-        for key in ["", "Plugin.library.paths", "session.timeout.ms ", "a=b", "x\0y", "sasl-kerberos"] {
+        for key in [
+            "",
+            "Plugin.library.paths",
+            "session.timeout.ms ",
+            "a=b",
+            "x\0y",
+            "sasl-kerberos",
+        ] {
             assert!(operator_refusal(key).is_some(), "{key:?}");
             assert!(api_refusal(key).is_some(), "{key:?}");
         }

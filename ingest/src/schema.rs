@@ -145,8 +145,11 @@ fn target_ddl(spec: &PipelineSpec, o: &Objects, columns: &[Column]) -> Result<St
 pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -> Result<(), ChError> {
     let o = Objects::new(spec);
     if spec.create_table {
-        ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&o.database)))
-            .await?;
+        ch.execute(&format!(
+            "CREATE DATABASE IF NOT EXISTS {}",
+            quote_ident(&o.database)
+        ))
+        .await?;
         ch.execute(&target_ddl(spec, &o, columns)?).await?;
     }
     check_target(ch, &o, columns).await?;
@@ -227,8 +230,14 @@ async fn prepare_stage(
     if !existing.is_empty() {
         tracing::info!(pipeline = %spec.name, stage = %o.stage, "rebuilding the stage: the mapping changed");
     }
-    for view in [&o.stage_rows_view, &o.stage_ledger_view, &o.stage_rollup_view, &o.stage] {
-        ch.execute(&format!("DROP TABLE IF EXISTS {}", view.sql())).await?;
+    for view in [
+        &o.stage_rows_view,
+        &o.stage_ledger_view,
+        &o.stage_rollup_view,
+        &o.stage,
+    ] {
+        ch.execute(&format!("DROP TABLE IF EXISTS {}", view.sql()))
+            .await?;
     }
     let defs = wanted
         .iter()
@@ -409,7 +418,10 @@ mod tests {
     fn the_created_table_quotes_every_name_and_prints_checked_keys() {
         let s = spec(r#"{"name":"p","topics":["t"],"table":"db.events"}"#);
         let ddl = target_ddl(&s, &Objects::new(&s), &s.columns()).unwrap();
-        assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS `db`.`events` (`event_id` UUID, "), "{ddl}");
+        assert!(
+            ddl.starts_with("CREATE TABLE IF NOT EXISTS `db`.`events` (`event_id` UUID, "),
+            "{ddl}"
+        );
         assert!(
             ddl.ends_with(
                 "ENGINE = MergeTree PARTITION BY toYYYYMM(`timestamp`) ORDER BY (`tenant_id`, `event_type`, `timestamp`)"
@@ -423,7 +435,9 @@ mod tests {
         s.validate("pipeline").unwrap();
         let ddl = target_ddl(&s, &Objects::new(&s), &s.columns()).unwrap();
         assert!(
-            ddl.ends_with("PARTITION BY toYYYYMMDD(`timestamp`) ORDER BY (`tenant_id`, intDiv(`schema_version`, 10))"),
+            ddl.ends_with(
+                "PARTITION BY toYYYYMMDD(`timestamp`) ORDER BY (`tenant_id`, intDiv(`schema_version`, 10))"
+            ),
             "{ddl}"
         );
     }
@@ -434,7 +448,10 @@ mod tests {
             r#"{"name":"p","topics":["t"],"table":"db.events",
                 "partition_by":"tuple() ORDER BY tuple() SETTINGS index_granularity = 3 --"}"#,
         );
-        assert!(matches!(target_ddl(&s, &Objects::new(&s), &s.columns()), Err(ChError::Config(_))));
+        assert!(matches!(
+            target_ddl(&s, &Objects::new(&s), &s.columns()),
+            Err(ChError::Config(_))
+        ));
     }
 
     #[test]

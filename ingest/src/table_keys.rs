@@ -95,7 +95,9 @@ impl KeyExpr {
             }
             Expr::Value(v) => match &v.value {
                 Value::Number(digits, false)
-                    if !digits.is_empty() && digits.len() <= 19 && digits.bytes().all(|b| b.is_ascii_digit()) =>
+                    if !digits.is_empty()
+                        && digits.len() <= 19
+                        && digits.bytes().all(|b| b.is_ascii_digit()) =>
                 {
                     digits
                         .parse::<u64>()
@@ -170,7 +172,10 @@ mod tests {
         let first = KeyExpr::parse(text, COLUMNS).unwrap_or_else(|e| panic!("{text}: {e}"));
         let printed = first.sql();
         let again = KeyExpr::parse(&printed, COLUMNS).unwrap_or_else(|e| panic!("{printed}: {e}"));
-        assert_eq!(first, again, "parse → print → parse changed {text:?} (printed {printed:?})");
+        assert_eq!(
+            first, again,
+            "parse → print → parse changed {text:?} (printed {printed:?})"
+        );
         assert_eq!(again.sql(), printed);
         printed
     }
@@ -183,7 +188,10 @@ mod tests {
         assert_eq!(round_trip("\"event_type\""), "`event_type`");
         assert_eq!(round_trip("tuple()"), "tuple()");
         assert_eq!(round_trip("intDiv(n, 1000)"), "intDiv(`n`, 1000)");
-        assert_eq!(round_trip("(toStartOfWeek(timestamp, 1))"), "toStartOfWeek(`timestamp`, 1)");
+        assert_eq!(
+            round_trip("(toStartOfWeek(timestamp, 1))"),
+            "toStartOfWeek(`timestamp`, 1)"
+        );
         assert_eq!(
             round_trip("tuple(toDate(timestamp), cityHash64(tenant_id))"),
             "tuple(toDate(`timestamp`), cityHash64(`tenant_id`))"
@@ -233,12 +241,19 @@ mod tests {
         let too_long = format!("tuple({})", vec!["n"; 400].join(", "));
         assert!(KeyExpr::parse(&too_long, COLUMNS).unwrap_err().contains("longer"));
         let deep = format!("{}n{}", "tuple(".repeat(100), ")".repeat(100));
-        assert!(KeyExpr::parse(&deep, COLUMNS).is_err(), "nesting is bounded by the parser");
+        assert!(
+            KeyExpr::parse(&deep, COLUMNS).is_err(),
+            "nesting is bounded by the parser"
+        );
     }
 
     #[test]
     fn the_refusal_says_what_follows_the_expression() {
-        let e = KeyExpr::parse("tuple() ORDER BY tuple() SETTINGS index_granularity = 3 --", COLUMNS).unwrap_err();
+        let e = KeyExpr::parse(
+            "tuple() ORDER BY tuple() SETTINGS index_granularity = 3 --",
+            COLUMNS,
+        )
+        .unwrap_err();
         assert!(e.contains("one expression"), "{e}");
         let e = KeyExpr::parse("missing", COLUMNS).unwrap_err();
         assert!(e.contains("not a column of the mapping"), "{e}");

@@ -9,6 +9,7 @@ made librdkafka dlopen() the posted library, and `partition_by` was pasted into 
 from __future__ import annotations
 
 import ctypes
+import signal
 import subprocess
 import time
 import uuid
@@ -17,6 +18,7 @@ import pytest
 
 from support.events import envelope_messages, produce
 from support.ingest import ingest_binary, wait_until
+from support.servers import free_port, port_accepts
 
 pytestmark = pytest.mark.usefixtures("ingest_binary_present")
 
@@ -241,3 +243,24 @@ def test_a_pipeline_with_the_token_tuning_options_and_key_expressions_delivers(d
     status, body = daemon.request("DELETE", "/pipelines/allowed")
     assert status == 200, body
 
+
+
+def test_an_api_beyond_loopback_is_warned_about_at_start(tmp_path):
+    port = free_port()
+    token = tmp_path / "token"
+    token.write_text("a-token-of-the-right-length-0123\n")
+    config = tmp_path / "wide.toml"
+    config.write_text(f'api_listen = "0.0.0.0:{port}"\napi_token_file = "{token}"\n')
+    log = tmp_path / "wide.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(ingest_binary()), "--config", str(config), "run"], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_accepts(port) or proc.poll() is not None, 15, "the API listening")
+        assert proc.poll() is None, log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    text = log.read_text()
+    assert "not a loopback address" in text, text
+    assert "a-token-of-the-right-length" not in text

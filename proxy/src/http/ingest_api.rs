@@ -20,10 +20,10 @@
 
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use base64::Engine as _;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
@@ -149,11 +149,15 @@ async fn try_forward(
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
     let identity = Identity::of(request.headers())?;
     authenticate(env, &identity).await?;
-    if changes && !env.config.pipeline_admins.iter().any(|admin| *admin == identity.user) {
+    if changes
+        && !env
+            .config
+            .pipeline_admins
+            .iter()
+            .any(|admin| *admin == identity.user)
+    {
         tracing::info!(user = %identity.user, "console request to change pipelines refused: not a pipeline admin");
-        return Err(IngestApiError::NotAdmin {
-            user: identity.user,
-        });
+        return Err(IngestApiError::NotAdmin { user: identity.user });
     }
     let (parts, body) = request.into_parts();
     let body = Limited::new(body, REQUEST_LIMIT)
@@ -277,7 +281,11 @@ impl Identity {
         let collect = |names: &[&'static str]| {
             names
                 .iter()
-                .filter_map(|name| headers.get(*name).map(|v| (HeaderName::from_static(*name), v.clone())))
+                .filter_map(|name| {
+                    headers
+                        .get(*name)
+                        .map(|v| (HeaderName::from_static(*name), v.clone()))
+                })
                 .collect::<Vec<_>>()
         };
         if let Some(user) = headers.get("x-clickhouse-user") {
@@ -311,9 +319,10 @@ impl Identity {
 fn no_credentials() -> IngestApiError {
     IngestApiError::Refused {
         code: codes::AUTHENTICATION_FAILED,
-        message: "Aurora proxy: log in first (no credentials in the request: X-ClickHouse-User/X-ClickHouse-Key \
+        message:
+            "Aurora proxy: log in first (no credentials in the request: X-ClickHouse-User/X-ClickHouse-Key \
                   or Authorization: Basic)"
-            .into(),
+                .into(),
     }
 }
 
@@ -444,10 +453,19 @@ mod tests {
         assert_eq!(body["error"]["code"], 193);
         assert!(body.get("ingest").is_none());
 
-        let (status, body) = json_of(IngestApiError::NotAdmin { user: "reader".into() }.response()).await;
+        let (status, body) = json_of(
+            IngestApiError::NotAdmin {
+                user: "reader".into(),
+            }
+            .response(),
+        )
+        .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(body["error"]["code"], 497);
-        assert!(body["error"]["message"].as_str().unwrap().contains("pipeline_admins"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pipeline_admins"));
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -460,7 +478,11 @@ mod tests {
 
     #[test]
     fn the_user_is_read_as_clickhouse_reads_it() {
-        let id = Identity::of(&headers(&[("x-clickhouse-user", "alice"), ("x-clickhouse-key", "pw")])).unwrap();
+        let id = Identity::of(&headers(&[
+            ("x-clickhouse-user", "alice"),
+            ("x-clickhouse-key", "pw"),
+        ]))
+        .unwrap();
         assert_eq!(id.user, "alice");
         assert_eq!(id.headers.len(), 2);
         // Basic: "bob:secret"
@@ -478,7 +500,10 @@ mod tests {
         for refused in [
             headers(&[]),
             headers(&[("x-clickhouse-key", "pw")]),
-            headers(&[("x-clickhouse-user", ""), ("authorization", "Basic Ym9iOnNlY3JldA==")]),
+            headers(&[
+                ("x-clickhouse-user", ""),
+                ("authorization", "Basic Ym9iOnNlY3JldA=="),
+            ]),
             headers(&[("authorization", "Bearer abc")]),
             headers(&[("authorization", "Basic !!!")]),
             headers(&[("authorization", "Basic OnB3")]), // ":pw", no user
