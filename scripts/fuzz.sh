@@ -13,7 +13,10 @@ shift || true
 TARGETS=("$@")
 # Every [[bin]] of fuzz/Cargo.toml unless targets are named.
 [ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' "$ROOT/fuzz/Cargo.toml")
-CORPUS_ROOT="${AURORA_CACHE:-$HOME/.cache/aurora}/fuzz-corpus"
+CACHE="${AURORA_CACHE:-$HOME/.cache/aurora}"
+CORPUS_ROOT="$CACHE/fuzz-corpus"
+# The sanitizer build of every dependency takes ~10 min on 2 cores: kept in the cache, so a warm machine skips it.
+TARGET_DIR="$CACHE/fuzz-target"
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
@@ -37,7 +40,7 @@ for target in "${TARGETS[@]}"; do
         printf '\xff{"c0":"s","n":{"c1":"8f14e45fceea4e7a9b1d2c4f0b6a7d10","m":{"c2":1700000000}},"c3":255,"c6":"18446744073709551615"}' > "$corpus/every-type"
     fi
     echo "fuzzing $target for ${SECONDS_PER_TARGET}s"
-    cargo +nightly fuzz run "$target" "$corpus" -- -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 2>&1 \
+    cargo +nightly fuzz run --target-dir "$TARGET_DIR" "$target" "$corpus" -- -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 2>&1 \
         | grep -E '^(#[0-9]+ +DONE|==[0-9]+==|SUMMARY|Done)|panicked|ERROR' || true
     if ls "$ROOT/fuzz/artifacts/$target"/crash-* >/dev/null 2>&1; then
         echo "fuzz target $target crashed; inputs in fuzz/artifacts/$target/" >&2

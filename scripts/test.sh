@@ -5,6 +5,7 @@
 #   scripts/test.sh                        # all
 #   scripts/test.sh -k driver              # extra arguments go to pytest
 #   AURORA_TEST_DIRECT=1 scripts/test.sh   # e2e suite against ClickHouse directly (no proxy)
+#   AURORA_FUZZ_SECONDS=0 scripts/test.sh  # skip the bounded fuzz run at the end (default 10 s per target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,3 +19,8 @@ cargo build --release -p aurora-proxy -p nlq -p aurora-ingest
 # The ingest tests run the debug binary (the crate is built with opt-level 2 even in dev, see Cargo.toml).
 cargo build -p aurora-ingest
 "${AURORA_CACHE:-$HOME/.cache/aurora}/venv/bin/python" -m pytest tests "$@"
+# Every fuzz target for a bounded time (the packet framers, the compressed-frame reader, the HTTP and ASK
+# classifiers, the ingest encoder); a crash fails the run and leaves its input in fuzz/artifacts/.
+if [ "${AURORA_FUZZ_SECONDS:-10}" != "0" ]; then
+    scripts/fuzz.sh "${AURORA_FUZZ_SECONDS:-10}"
+fi
