@@ -168,8 +168,26 @@ class PeakMemory:
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"{field} missing from /proc/{self.pid}/status")
 
+    def settle(self, timeout_s: float = 30.0) -> None:
+        """Waits until the resident memory stops moving (the embedding model, when configured, is read in after
+        the proxy starts listening: ~230 MB measured), so that a case measures only itself."""
+        deadline = time.monotonic() + timeout_s
+        last = self._status("VmRSS")
+        steady_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = self._status("VmRSS")
+            if abs(now - last) > 2 << 20:
+                steady_since = time.monotonic()
+            last = now
+            if time.monotonic() - steady_since >= 1.5:
+                return
+        raise RuntimeError(f"resident memory of {self.pid} still moving after {timeout_s} s")
+
     def reset(self) -> int:
-        """Resets the high-water mark to the current RSS (Linux ≥ 4.0: `echo 5 > clear_refs`); returns it."""
+        """Resets the high-water mark to the current RSS once it has settled (Linux ≥ 4.0: `echo 5 >
+        clear_refs`); returns it."""
+        self.settle()
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")
         return self._status("VmRSS")
 
