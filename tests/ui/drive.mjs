@@ -57,12 +57,16 @@ async function runSqlOnPage(page, sql) {
   await page.getByRole("button", { name: "Run", exact: true }).click();
 }
 
-/** Waits until the result summary names a row count and returns it. */
-async function rowCount(page) {
+/** Waits until the result summary names a row count (other than `previous`, the summary of the last run,
+ * which stays on the page until the new answer arrives) and returns it. */
+async function rowCount(page, previous = null) {
   const summary = page.locator("#result-summary");
   await page.waitForFunction(
-    () => /\d+ rows?|no rows/.test(document.getElementById("result-summary").textContent),
-    null,
+    (before) => {
+      const text = document.getElementById("result-summary").textContent;
+      return /\d+ rows?|no rows/.test(text) && text !== before;
+    },
+    previous,
     { timeout: TIMEOUT },
   );
   const text = await summary.textContent();
@@ -110,7 +114,7 @@ const scenarios = {
     await page.locator("#chart svg rect.bar").first().waitFor({ state: "attached", timeout: TIMEOUT });
 
     await runSqlOnPage(page, barSql);
-    const second = await rowCount(page);
+    const second = await rowCount(page, first.text);
     check(second.rows === expectBars, `categories: expected ${expectBars} rows, the page says "${second.text}"`);
     check((await page.locator("#chart-kind").inputValue()) === "bar", "category + number is drawn as bars");
     const bars = await page.locator("#chart svg rect.bar").count();
