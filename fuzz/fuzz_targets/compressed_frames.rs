@@ -4,7 +4,7 @@
 #![no_main]
 
 use aurora_proxy::native::protocol::block::{skip_block_body, FrameState};
-use aurora_proxy::native::protocol::compression::{next_frame, Method};
+use aurora_proxy::native::protocol::compression::{checksum, next_frame, Method};
 use aurora_proxy::native::protocol::wire::Reader;
 use aurora_proxy::native::protocol::{DecodeError, Revision};
 use libfuzzer_sys::fuzz_target;
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     if selector & 1 == 1 && owned.len() >= 25 {
         let compressed = u32::from_le_bytes([owned[17], owned[18], owned[19], owned[20]]) as usize;
         if (9..=owned.len() - 16).contains(&compressed) {
-            let sum = cityhash_rs::cityhash_102_128(&owned[16..16 + compressed]).rotate_right(64).to_le_bytes();
+            let sum = checksum(&owned[16..16 + compressed]);
             owned[..16].copy_from_slice(&sum);
         }
     }

@@ -48,7 +48,7 @@ impl Method {
 }
 
 /// CityHash128 v1.0.2 of a frame's header and payload, in the byte order ClickHouse writes it.
-fn checksum(header_and_payload: &[u8]) -> [u8; 16] {
+pub fn checksum(header_and_payload: &[u8]) -> [u8; 16] {
     // cityhash-rs returns the two 64-bit halves swapped relative to ClickHouse's (low, high) pair.
     cityhash_rs::cityhash_102_128(header_and_payload)
         .rotate_right(64)
