@@ -43,19 +43,25 @@ pub struct ContextInput<'a> {
     pub token_budget: usize,
 }
 
-const RULES: &str = "You write ClickHouse SQL that answers a question about the user's data.
-Answer with one JSON object and nothing else: {\"sql\": \"...\", \"params\": {...}, \"explanation\": \"...\"}.
+/// The fixed part of every prompt, first so that the model server reuses its cache of it (llama.cpp's
+/// `cache_prompt`): nothing question-dependent comes before the tables.
+const RULES: &str = "You write one ClickHouse SQL query that answers a question about the user's data.
+Answer with one JSON object and nothing else: {\"sql\": \"...\", \"explanation\": \"...\"}.
 Rules:
-- Exactly one SELECT statement. No INSERT, ALTER, DROP, CREATE, SET, SETTINGS, FORMAT or INTO OUTFILE.
-- Use only the tables and columns listed below, always qualified as database.table.
-- Never write a value taken from the question into the SQL. Put a typed placeholder {name:Type} in the SQL
-  (for example tenant_id = {tenant:String}, timestamp >= {from:DateTime}, toDate(timestamp) = {day:Date},
-  LIMIT {n:UInt32}) and its value in \"params\" (for example {\"tenant\": \"acme\", \"from\": \"2026-10-01 00:00:00\"}).
-  Every placeholder needs a value in params and every value in params needs a placeholder.
-  Placeholder names are words of three or more letters (tenant, day_from); never d, t, ts or fn.
-- Fixed SQL words such as event type names listed under \"values\" may be written as literals.
+- Exactly one SELECT statement. Never INSERT, ALTER, DROP, CREATE, SET, SETTINGS, FORMAT or INTO OUTFILE.
+- Use only the tables and columns listed below, tables written as database.table.
+- Write the values the question names as plain SQL literals (tenant_id = 'acme', timestamp >= '2026-10-01 00:00:00');
+  Aurora turns them into query parameters. Filter only on what the question asks for.
+- Relative time is computed by the server: now() - INTERVAL 30 DAY, today() - 7, toStartOfMonth(today()).
 - Give result columns short readable aliases.
-- \"explanation\" is one sentence saying what the query computes.";
+- \"explanation\" is one short sentence saying what the query computes.
+ClickHouse idioms:
+- count() rows; uniqExact(x) distinct values; countIf(cond), sumIf(x, cond), avgIf(x, cond) conditional aggregates
+- argMax(x, y): x where y is largest; topK(3)(x): most frequent values
+- time buckets: toDate(t), toStartOfHour(t), toMonday(t) for weeks, toStartOfMonth(t), toYYYYMM(t)
+- ratios: round(countIf(cond) / count(), 4); money: round(sum(amount), 2)
+- top N: ORDER BY x DESC LIMIT N; top N per group: ORDER BY g, x DESC LIMIT N BY g
+- joins: FROM db.a AS a JOIN db.b AS b ON a.key = b.key";
 
 /// Builds the prompt for `input`.
 pub fn build_prompt(input: &ContextInput<'_>) -> Prompt {
@@ -123,7 +129,7 @@ fn render_user(
     for (table, limit) in tables.iter().zip(column_limits) {
         render_table(&mut out, input, table, question_words, *limit);
     }
-    let joins: Vec<String> = input
+    let mut joins: Vec<String> = input
         .semantic
         .joins
         .iter()
@@ -133,20 +139,60 @@ fn render_user(
         })
         .map(|j| format!("- {} = {}", j.left, j.right))
         .collect();
+    if joins.is_empty() {
+        joins = inferred_joins(&tables);
+    }
     if !joins.is_empty() {
         out.push_str("\nJoins:\n");
         out.push_str(&joins.join("\n"));
         out.push('\n');
     }
-    if examples > 0 {
+    let shown: Vec<(&str, String)> = input
+        .examples
+        .iter()
+        .take(examples)
+        .filter_map(|e| Some((e.question.as_str(), plain_sql(input.catalog, e)?)))
+        .collect();
+    if !shown.is_empty() {
         out.push_str("\nExamples:\n");
-        for example in input.examples.iter().take(examples) {
-            let answer = serde_json::json!({"sql": example.sql, "params": example.params});
-            let _ = writeln!(out, "Q: {}\nA: {}", example.question, answer);
+        for (question, sql) in shown {
+            let answer = serde_json::json!({"sql": sql});
+            let _ = writeln!(out, "Q: {question}\nA: {answer}");
         }
     }
     let _ = write!(out, "\nQuestion: {}\nJSON:", input.question);
     out
+}
+
+/// Join conditions read off the schema when the semantic file has none: a column named like the first column
+/// of another shown table (`events.tenant_id` and `tenants.tenant_id`), when that first column is an id.
+fn inferred_joins(tables: &[&Table]) -> Vec<String> {
+    let mut joins = Vec::new();
+    for key_table in tables {
+        let Some(key) = key_table.columns.first() else { continue };
+        let lower = key.name.to_ascii_lowercase();
+        if !(lower == "id" || lower.ends_with("_id") || lower.ends_with("id")) {
+            continue;
+        }
+        for other in tables.iter().filter(|t| t.name != key_table.name) {
+            if other.columns.iter().any(|c| c.name == key.name) {
+                joins.push(format!("- {}.{} = {}.{}", other.name, key.name, key_table.name, key.name));
+            }
+        }
+    }
+    joins
+}
+
+/// A semantic example with its parameter values written in as literals, as the model is asked to write SQL;
+/// `None` when it does not validate against this catalog.
+fn plain_sql(catalog: &Catalog, example: &Example) -> Option<String> {
+    let policy = catalog.policy("default", false);
+    let validated = crate::validate::validate(&example.sql, &policy).ok()?;
+    if validated.placeholders.is_empty() {
+        return Some(example.sql.clone());
+    }
+    let bound = crate::bind::check_params(&validated.placeholders, &example.params).ok()?;
+    crate::bind::substitute_literals(&validated, &bound, &policy).ok()
 }
 
 fn render_table(out: &mut String, input: &ContextInput<'_>, table: &Table, words: &[String], limit: usize) {

@@ -24,8 +24,9 @@ use crate::clickhouse::{ClickHouseError, ClickHouseHttp, Credentials};
 use crate::context::{build_prompt, ContextInput};
 use crate::embed::{cosine, EmbedError, Embedder, EmbeddingStore, FastEmbedder, Vector};
 use crate::error::{BindError, ValidationError};
+use crate::lift::lift;
 use crate::llm::{parse_draft, shorten, Draft, Llm, LlmConfig, LlmError, Message, Usage};
-use crate::retrieve::{closest_examples, rank_tables, LexicalIndex, RankedTable};
+use crate::retrieve::{closest_examples, is_machinery, rank_tables, LexicalIndex, RankedTable};
 use crate::semantic::{SemanticError, SemanticFile};
 use crate::validate::{validate, Policy, ValidatedQuery};
 
@@ -64,6 +65,8 @@ pub struct EngineConfig {
     pub exact_cache_entries: usize,
     /// Cosine similarity at or above which a cached question's plan is reused; `None` turns the semantic cache off.
     pub semantic_cache_threshold: Option<f32>,
+    /// How many times an answer Aurora refuses (validation, parameters) goes back to the model with the reason.
+    pub repair_attempts: u32,
 }
 
 impl EngineConfig {
@@ -83,6 +86,7 @@ impl EngineConfig {
             token_budget: 3_000,
             exact_cache_entries: 1_000,
             semantic_cache_threshold: Some(0.97),
+            repair_attempts: 1,
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct AskStats {
     pub llm_durations: Vec<Duration>,
     pub usage: Usage,
     pub malformed_retries: u32,
+    /// Refused answers sent back to the model with the reason.
+    pub repairs: u32,
     pub cache: Option<CacheHit>,
     /// Time per stage: catalog, retrieval, context, llm, validate.
     pub stages: Vec<(&'static str, Duration)>,
@@ -134,8 +140,10 @@ pub struct AskStats {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub question: String,
-    /// The model's SQL, with `{name:Type}` placeholders, as validated.
+    /// The validated SQL with every compared literal lifted into a `{name:Type}` placeholder (see [`crate::lift`]).
     pub sql: String,
+    /// The SQL as the model wrote it.
+    pub written_sql: String,
     pub params: Map<String, Value>,
     pub bound: Vec<BoundParam>,
     pub explanation: String,
@@ -285,12 +293,21 @@ pub enum EngineError {
     Llm(#[from] LlmError),
 }
 
+/// (normalized question, catalog version, who asks in which database).
 type ExactKey = (String, u64, String);
+
+fn cache_key(question: &str, catalog_version: u64, asker: &Asker) -> ExactKey {
+    (
+        normalize_question(question),
+        catalog_version,
+        format!("{}\n{}", asker.credentials.user, asker.database),
+    )
+}
 
 struct Caches {
     exact: HashMap<ExactKey, Plan>,
     order: VecDeque<ExactKey>,
-    /// (user, catalog version, question vector, exact key).
+    /// (who asks where, catalog version, question vector, exact key).
     semantic: Vec<(String, u64, Vector, ExactKey)>,
 }
 
@@ -418,11 +435,7 @@ impl Engine {
         }
 
         let stage = Instant::now();
-        let key: ExactKey = (
-            normalize_question(question),
-            catalog.version,
-            asker.credentials.user.clone(),
-        );
+        let key = cache_key(question, catalog.version, asker);
         if !options.no_cache {
             if let Some(plan) = self.cached_exact(&key) {
                 stats.cache = Some(CacheHit::Exact);
@@ -445,7 +458,7 @@ impl Engine {
                     .await;
             }
         }
-        let (chosen, examples) = self.retrieve(&catalog, question, question_vector.as_ref());
+        let (chosen, examples) = self.retrieve(&catalog, question, &asker.database, question_vector.as_ref());
         let mut samples = BTreeMap::new();
         for table in &chosen {
             let values = catalog
@@ -459,24 +472,16 @@ impl Engine {
         let prompt = self.prompt(question, &catalog, &chosen, &samples, &examples);
         stats.stages.push(("context", stage.elapsed()));
 
-        let mut conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
-        let (draft, answer) = self.ask_model(llm, &mut conversation, stats).await?;
-        let plan = self.check(
-            question,
-            asker,
-            catalog,
-            chosen,
-            draft,
-            answer,
-            conversation,
-            stats,
-        )?;
+        let conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
+        let plan = self
+            .answer(llm, question, asker, &catalog, &chosen, conversation, stats)
+            .await?;
         self.remember(&key, &plan, question_vector);
         Ok(plan)
     }
 
-    /// The evaluation baseline: the same model and checks, with a bare prompt holding every table's columns
-    /// and types (no retrieval, no semantic file, no examples, no sampled values) and no caches.
+    /// The evaluation baseline: the same model and checks, with a bare prompt holding the columns and types of
+    /// every table of the asker's database (of all databases when it has none) (no retrieval, no semantic file, no examples, no sampled values) and no caches.
     pub async fn plan_baseline(&self, question: &str, asker: &Asker) -> (Result<Plan, AskError>, AskStats) {
         let mut stats = AskStats::default();
         let result = async {
@@ -486,13 +491,18 @@ impl Engine {
                 .get(&self.clickhouse, &asker.credentials, false)
                 .await
                 .map_err(AskError::Catalog)?;
+            let in_database = catalog
+                .tables
+                .iter()
+                .any(|t| t.name.database == asker.database && !is_machinery(&t.name));
             let all: Vec<RankedTable> = catalog
                 .tables
                 .iter()
+                .filter(|t| !is_machinery(&t.name) && (!in_database || t.name.database == asker.database))
                 .map(|t| RankedTable {
                     name: t.name.clone(),
                     score: 0.0,
-                    reasons: vec!["baseline: every table".into()],
+                    reasons: vec!["baseline: every table of the database".into()],
                 })
                 .collect();
             let bare = SemanticFile::default();
@@ -506,18 +516,9 @@ impl Engine {
                 max_rows: self.config.max_rows,
                 token_budget: usize::MAX,
             });
-            let mut conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
-            let (draft, answer) = self.ask_model(llm, &mut conversation, &mut stats).await?;
-            self.check(
-                question,
-                asker,
-                catalog,
-                all,
-                draft,
-                answer,
-                conversation,
-                &mut stats,
-            )
+            let conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
+            self.answer(llm, question, asker, &catalog, &all, conversation, &mut stats)
+                .await
         }
         .await;
         (result, stats)
@@ -541,29 +542,23 @@ impl Engine {
             "ClickHouse rejected that query with this error:\n{}\nWrite a corrected query for the same question. Answer with only the JSON object.",
             shorten(clickhouse_error, 1500)
         )));
-        let result = match self.ask_model(llm, &mut conversation, &mut stats).await {
-            Ok((draft, answer)) => self.check(
+        let result = self
+            .answer(
+                llm,
                 &plan.question,
                 asker,
-                plan.catalog.clone(),
-                plan.chosen.clone(),
-                draft,
-                answer,
+                &plan.catalog,
+                &plan.chosen,
                 conversation,
                 &mut stats,
-            ),
-            Err(e) => Err(e),
-        };
+            )
+            .await;
         (result, stats)
     }
 
     /// Drops `plan`'s question from the caches (it failed in ClickHouse).
     pub fn forget(&self, plan: &Plan, asker: &Asker) {
-        let key: ExactKey = (
-            normalize_question(&plan.question),
-            plan.catalog.version,
-            asker.credentials.user.clone(),
-        );
+        let key = cache_key(&plan.question, plan.catalog.version, asker);
         let mut caches = self.caches.lock().expect("cache lock");
         caches.exact.remove(&key);
         caches.order.retain(|k| k != &key);
@@ -591,6 +586,7 @@ impl Engine {
         &self,
         catalog: &Catalog,
         question: &str,
+        database: &str,
         question_vector: Option<&Vector>,
     ) -> (Vec<RankedTable>, Vec<crate::semantic::Example>) {
         let store = self.store.as_deref().filter(|_| question_vector.is_some());
@@ -600,6 +596,7 @@ impl Engine {
             &index,
             &self.semantic,
             question,
+            database,
             question_vector,
             store,
             self.config.max_tables,
@@ -611,6 +608,7 @@ impl Engine {
                 &index,
                 &self.semantic,
                 question,
+                database,
                 None,
                 None,
                 self.config.max_tables,
@@ -692,6 +690,50 @@ impl Engine {
         result
     }
 
+    /// Asks the model and checks its answer; an answer Aurora refuses goes back with the reason, up to
+    /// `repair_attempts` times.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer(
+        &self,
+        llm: &Llm,
+        question: &str,
+        asker: &Asker,
+        catalog: &Arc<Catalog>,
+        chosen: &[RankedTable],
+        mut conversation: Vec<Message>,
+        stats: &mut AskStats,
+    ) -> Result<Plan, AskError> {
+        let mut repairs = 0;
+        loop {
+            let (draft, answer) = self.ask_model(llm, &mut conversation, stats).await?;
+            let checked = self.check(
+                question,
+                asker,
+                catalog.clone(),
+                chosen.to_vec(),
+                draft,
+                answer.clone(),
+                conversation.clone(),
+                stats,
+            );
+            match checked {
+                Err(error @ (AskError::Rejected { .. } | AskError::Params { .. }))
+                    if repairs < self.config.repair_attempts =>
+                {
+                    repairs += 1;
+                    stats.repairs += 1;
+                    tracing::info!(code = error.code(), "refused answer; asking the model to repair it");
+                    conversation.push(Message::Assistant(answer));
+                    conversation.push(Message::User(format!(
+                        "Aurora refused that query: {}\nWrite a corrected query for the same question, using only the tables and columns listed. Answer with only the JSON object.",
+                        shorten(&error.to_string(), 1500)
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn check(
         &self,
@@ -716,17 +758,30 @@ impl Engine {
                 sql: draft.sql.clone(),
                 error,
             })
-            .and_then(|validated| {
-                let bound = check_params(&validated.placeholders, &draft.params).map_err(|error| {
+            .and_then(|written| {
+                // The model's literals become typed parameters; the lifted form is validated again, with the
+                // same policy, and is what runs and what EXPLAIN ASK shows.
+                let lifted = lift(&written, &catalog, &draft.params);
+                let validated = validate(&lifted.sql, &policy).map_err(|error| AskError::Rejected {
+                    sql: lifted.sql.clone(),
+                    error,
+                })?;
+                let bound = check_params(&validated.placeholders, &lifted.params).map_err(|error| {
                     AskError::Params {
-                        sql: draft.sql.clone(),
+                        sql: lifted.sql.clone(),
                         error,
                     }
                 })?;
+                let params: Map<String, Value> = lifted
+                    .params
+                    .into_iter()
+                    .filter(|(name, _)| validated.placeholders.iter().any(|p| &p.name == name))
+                    .collect();
                 Ok(Plan {
                     question: question.to_string(),
-                    sql: draft.sql.clone(),
-                    params: draft.params.clone(),
+                    sql: lifted.sql,
+                    written_sql: draft.sql.clone(),
+                    params,
                     bound,
                     explanation: draft.explanation.clone(),
                     tables: validated.tables.iter().map(|t| t.to_string()).collect(),
@@ -818,7 +873,7 @@ impl Engine {
             Some(store) => Some(store.get(question)?),
             None => None,
         };
-        let (chosen, examples) = self.retrieve(catalog, question, vector.as_ref());
+        let (chosen, examples) = self.retrieve(catalog, question, "", vector.as_ref());
         let samples = chosen
             .iter()
             .filter_map(|t| catalog.cached_samples(&t.name).map(|s| (t.name.to_string(), s)))

@@ -6,7 +6,8 @@
 //! - [`embed`] and [`retrieve`]: which tables and examples matter for a question (embeddings + words).
 //! - [`context`]: the prompt, within a token budget.
 //! - [`llm`]: any OpenAI-compatible endpoint, structured JSON answers.
-//! - [`validate`] and [`bind`]: the gate between what a model wrote and what reaches ClickHouse.
+//! - [`validate`], [`lift`] and [`bind`]: the gate between what a model wrote and what reaches ClickHouse; the
+//!   literals of the model's SQL become typed query parameters.
 //! - [`engine`]: all of the above in order, with caches and self-correction.
 //! - [`eval`]: execution accuracy of the pipeline over a question set.
 
@@ -18,6 +19,7 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod lift;
 pub mod llm;
 pub mod retrieve;
 pub mod semantic;

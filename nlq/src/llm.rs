@@ -1,7 +1,8 @@
 //! The model: any OpenAI-compatible chat-completions endpoint, through `async-openai`.
 //!
 //! Requests ask for structured output with a JSON schema (`response_format: json_schema`), temperature 0 and
-//! a token cap. The answer must be one JSON object `{"sql", "params", "explanation"}`; [`parse_draft`] is
+//! a token cap. The answer must be one JSON object `{"sql", "explanation"}` (a `"params"` object of placeholder
+//! values is still read, for models that write placeholders anyway); [`parse_draft`] is
 //! strict about that shape (and lenient only about a code fence around it, which small models add despite
 //! the schema). What to do with a malformed answer (one retry, then an error) is the engine's decision.
 
@@ -64,12 +65,10 @@ pub fn answer_schema() -> Value {
     json!({
         "type": "object",
         "properties": {
-            "sql": {"type": "string", "description": "One ClickHouse SELECT with {name:Type} placeholders"},
-            "params": {"type": "object", "description": "A value for every placeholder, by name",
-                       "additionalProperties": true},
+            "sql": {"type": "string", "description": "One ClickHouse SELECT"},
             "explanation": {"type": "string"}
         },
-        "required": ["sql", "params", "explanation"],
+        "required": ["sql", "explanation"],
         "additionalProperties": false
     })
 }

@@ -227,17 +227,20 @@ impl LexicalIndex {
 }
 
 /// Ranks `catalog`'s tables for `question`. `question_vector` and `store` are absent without a model.
+#[allow(clippy::too_many_arguments)]
 pub fn rank_tables(
     catalog: &Catalog,
     index: &LexicalIndex,
     semantic: &SemanticFile,
     question: &str,
+    database: &str,
     question_vector: Option<&Vector>,
     store: Option<&EmbeddingStore>,
     max_tables: usize,
 ) -> Result<Vec<RankedTable>, EmbedError> {
     let words = question_terms(question);
     let lexical_scores = index.score(catalog, &words);
+    let offered = offered_tables(catalog, database, &words, &lexical_scores);
     let best_lexical = lexical_scores.iter().map(|(s, _)| *s).fold(0.0f32, f32::max);
     let similarities: Option<Vec<f32>> = match (question_vector, store) {
         (Some(q), Some(store)) => {
@@ -250,6 +253,7 @@ pub fn rank_tables(
         .tables
         .iter()
         .enumerate()
+        .filter(|(i, _)| offered[*i])
         .map(|(i, table)| {
             let (lex, mut reasons) = lexical_scores[i].clone();
             let lex_norm = if best_lexical > 0.0 {
@@ -285,6 +289,44 @@ pub fn rank_tables(
     };
     add_join_partners(catalog, semantic, &mut kept, max_tables + 2);
     Ok(kept)
+}
+
+/// Tables Aurora keeps for itself (aurora-ingest's stages, ledgers and probes, dead letters, inner tables of
+/// views): never offered to the model.
+pub fn is_machinery(name: &TableName) -> bool {
+    name.table.starts_with("aurora_") || name.table.starts_with(".inner") || name.table.ends_with("_dead_letters")
+}
+
+/// Which tables a question may be offered: those of the request's `database` and of any database the
+/// question names; all databases when that leaves nothing, or when no word of the question matches a table
+/// there but one matches elsewhere. Never Aurora's machinery.
+pub fn offered_tables(
+    catalog: &Catalog,
+    database: &str,
+    words: &BTreeSet<String>,
+    lexical_scores: &[(f32, Vec<String>)],
+) -> Vec<bool> {
+    let candidate: Vec<bool> = catalog.tables.iter().map(|t| !is_machinery(&t.name)).collect();
+    let in_scope: Vec<bool> = catalog
+        .tables
+        .iter()
+        .zip(&candidate)
+        .map(|(t, &c)| {
+            c && (t.name.database == database || words.contains(&stem(&t.name.database.to_lowercase())))
+        })
+        .collect();
+    let best = |mask: &dyn Fn(usize) -> bool| {
+        (0..catalog.tables.len())
+            .filter(|&i| mask(i))
+            .map(|i| lexical_scores[i].0)
+            .fold(None, |best: Option<f32>, s| Some(best.map_or(s, |b| b.max(s))))
+    };
+    let inside = best(&|i| in_scope[i]);
+    let outside = best(&|i| candidate[i] && !in_scope[i]).unwrap_or(0.0);
+    match inside {
+        Some(score) if score > 0.0 || outside <= 0.0 => in_scope,
+        _ => candidate,
+    }
 }
 
 /// Adds tables the semantic file says the kept ones join with.
@@ -421,6 +463,7 @@ mod tests {
             &index,
             &semantic,
             "total sales by event type",
+            "analytics",
             None,
             None,
             3,
@@ -440,8 +483,41 @@ mod tests {
             .any(|t| t.name.table == "tenants" && t.reasons[0].starts_with("joins with")));
         assert!(!ranked.iter().any(|t| t.name.table == "deployments"));
 
-        let users = rank_tables(&catalog, &index, &semantic, "users per country", None, None, 3).unwrap();
+        let users = rank_tables(&catalog, &index, &semantic, "users per country", "analytics", None, None, 3).unwrap();
         assert_eq!(users[0].name.table, "users");
+    }
+
+    #[test]
+    fn the_request_database_comes_first_and_machinery_never() {
+        let catalog = Catalog::new(
+            vec![
+                table("analytics", "events", &["event_id", "tenant_id", "revenue"]),
+                table("analytics", "aurora_stage_events", &["tenant_id", "revenue"]),
+                table("analytics", "aurora_ingest_ledger", &["topic", "revenue"]),
+                table("analytics", "events_dead_letters", &["raw", "revenue"]),
+                table("shop", "orders", &["order_id", "revenue"]),
+                table("ops", "deployments", &["service", "version"]),
+            ],
+            "18.16.1".into(),
+            0,
+        );
+        let semantic = SemanticFile::default();
+        let index = LexicalIndex::build(&catalog, &semantic);
+        let rank = |question: &str, database: &str| -> Vec<String> {
+            rank_tables(&catalog, &index, &semantic, question, database, None, None, 5)
+                .unwrap()
+                .iter()
+                .map(|t| t.name.to_string())
+                .collect()
+        };
+        assert_eq!(rank("total revenue", "analytics"), ["analytics.events"]);
+        assert_eq!(rank("total revenue", "shop"), ["shop.orders"]);
+        // Named databases join the scope; a question that fits nothing here looks everywhere.
+        assert!(rank("revenue in shop and analytics", "analytics").contains(&"shop.orders".to_string()));
+        assert_eq!(rank("deployments per service", "analytics"), ["ops.deployments"]);
+        // No scope (an empty or unknown database): every database, machinery still hidden.
+        let everywhere = rank("total revenue", "default");
+        assert_eq!(everywhere, ["analytics.events", "shop.orders"]);
     }
 
     #[test]

@@ -287,19 +287,59 @@ pub struct ValidatedQuery {
     pub sites: Vec<PlaceholderSite>,
     /// Tables read (CTE names excluded), fully qualified.
     pub tables: BTreeSet<TableName>,
+    /// Placeholders the model wrote without a type (`{tenant}`): `sql` holds them as `{tenant:String}`, and
+    /// [`crate::lift`] types them from the column they are compared with.
+    pub untyped: BTreeSet<String>,
+    /// Literals compared with something that is not a literal, in text order: what [`crate::lift`] turns
+    /// into query parameters.
+    pub literals: Vec<LiteralSite>,
+    /// What each placeholder occurrence is compared with, by the byte offset of its `{`.
+    pub placeholder_comparands: BTreeMap<usize, Comparand>,
+}
+
+/// A literal of the validated SQL that sits in a comparison (`=`, `<>`, `<`, `>=`, `LIKE`, `IN (…)`,
+/// `BETWEEN`) with an expression that is not a literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiteralSite {
+    /// Byte range of the literal's text (a leading unary minus included).
+    pub range: Range<usize>,
+    pub value: Literal,
+    /// What it is compared with.
+    pub comparand: Comparand,
+}
+
+/// A literal's value as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Literal {
+    /// The string's content (quotes and escapes removed).
+    String(String),
+    /// The number's text, with its sign.
+    Number(String),
+}
+
+/// The other side of a comparison, as far as typing a value for it needs: a column (possibly qualified)
+/// and the function around it, if any (`toDate(timestamp)`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Comparand {
+    pub qualifier: Option<String>,
+    pub column: Option<String>,
+    /// Lower-case name of a one-column function around the column.
+    pub function: Option<String>,
+    /// `LIKE`/`ILIKE`: the value is a pattern, always a String.
+    pub pattern: bool,
 }
 
 /// Checks generated SQL against `policy`; see the module documentation for what is refused.
 pub fn validate(sql: &str, policy: &Policy) -> Result<ValidatedQuery, ValidationError> {
+    let prepared = prepare_placeholders(sql);
+    let shown = prepared.shown.as_str();
+    let sql = prepared.parsed.as_str();
     let dialect = ClickHouseDialect {};
     let statements = match Parser::parse_sql(&dialect, sql) {
         Ok(statements) => statements,
         Err(error) => {
             if has_into_outfile(sql) {
                 return Err(ValidationError::IntoOutfile);
-            }
-            if let Some(name) = odbc_named_placeholder(sql) {
-                return Err(odbc_name_error(&name));
             }
             return Err(ValidationError::Syntax {
                 message: error.to_string(),
@@ -329,10 +369,19 @@ pub fn validate(sql: &str, policy: &Policy) -> Result<ValidatedQuery, Validation
         factor_names: Vec::new(),
         tables: BTreeSet::new(),
         sites: Vec::new(),
+        literals: Vec::new(),
+        comparands: BTreeMap::new(),
     };
     if let ControlFlow::Break(error) = query.visit(&mut checker) {
         return Err(error);
     }
+    let rename = |name: &String| prepared.renamed.get(name).cloned().unwrap_or_else(|| name.clone());
+    for (site, _) in &mut checker.sites {
+        site.name = rename(&site.name);
+    }
+    let mut literals = checker.literals;
+    literals.sort_by_key(|l| l.range.start);
+    literals.dedup_by_key(|l| l.range.start);
 
     let mut sites = checker.sites;
     sites.sort_by_key(|(site, _)| site.range.start);
@@ -358,11 +407,131 @@ pub fn validate(sql: &str, policy: &Policy) -> Result<ValidatedQuery, Validation
         }
     }
     Ok(ValidatedQuery {
-        sql: sql.to_string(),
+        sql: shown.to_string(),
         placeholders,
         sites: sites.into_iter().map(|(site, _)| site).collect(),
         tables: checker.tables,
+        untyped: prepared.untyped,
+        literals,
+        placeholder_comparands: checker.comparands,
     })
+}
+
+/// The SQL as sqlparser gets it, and as it is kept.
+struct Prepared {
+    /// What is validated and kept: the model's text, with untyped placeholders given the type String.
+    shown: String,
+    /// `shown` with placeholder names that sqlparser reads as ODBC escapes (`d`, `t`, `ts`, `fn`) swapped for
+    /// unused names of the same length, so every byte offset is the same in both.
+    parsed: String,
+    /// Swapped name → the name as written.
+    renamed: BTreeMap<String, String>,
+    untyped: BTreeSet<String>,
+}
+
+/// Prepares ClickHouse placeholders for sqlparser, which reads `{d …}`, `{t …}`, `{ts …}` and `{fn …}` as ODBC
+/// escapes and `{name}` not at all, although ClickHouse takes any identifier as a placeholder's name.
+fn prepare_placeholders(sql: &str) -> Prepared {
+    let unchanged = || Prepared {
+        shown: sql.to_string(),
+        parsed: sql.to_string(),
+        renamed: BTreeMap::new(),
+        untyped: BTreeSet::new(),
+    };
+    let Ok(tokens) = Tokenizer::new(&ClickHouseDialect {}, sql).tokenize_with_location() else {
+        return unchanged();
+    };
+    let source = Source::new(sql, tokens);
+    let significant: Vec<&TokenWithSpan> = source
+        .tokens
+        .iter()
+        .filter(|t| !Source::is_trivia(&t.token))
+        .collect();
+    let used: BTreeSet<String> = significant
+        .iter()
+        .filter_map(|t| match &t.token {
+            Token::Word(w) => Some(w.value.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    // (byte offset, bytes replaced, text, whether only the parsed form gets it)
+    let mut edits: Vec<(usize, usize, String, bool)> = Vec::new();
+    let mut renamed = BTreeMap::new();
+    let mut untyped = BTreeSet::new();
+    let mut swaps: BTreeMap<String, String> = BTreeMap::new();
+    for window in significant.windows(3) {
+        let [open, name, next] = window else { continue };
+        let Token::Word(word) = &name.token else { continue };
+        if open.token != Token::LBrace || word.quote_style.is_some() {
+            continue;
+        }
+        let (Some(start), Some(end)) = (source.offset(name.span.start), source.offset(name.span.end)) else {
+            continue;
+        };
+        if !matches!(next.token, Token::RBrace | Token::Colon) {
+            continue;
+        }
+        if is_odbc_escape(&word.value) {
+            let swap = match swaps.get(&word.value) {
+                Some(swap) => swap.clone(),
+                None => {
+                    let taken: BTreeSet<&String> = swaps.values().collect();
+                    let Some(swap) = unused_name(word.value.len(), &used, &taken) else { continue };
+                    swaps.insert(word.value.clone(), swap.clone());
+                    renamed.insert(swap.clone(), word.value.clone());
+                    swap
+                }
+            };
+            edits.push((start, end - start, swap, true));
+        }
+        if next.token == Token::RBrace {
+            let Some(close) = source.offset(next.span.start) else { continue };
+            edits.push((close, 0, ":String".into(), false));
+            untyped.insert(word.value.clone());
+        }
+    }
+    if edits.is_empty() {
+        return unchanged();
+    }
+    let apply = |parsed: bool| {
+        let mut out = String::with_capacity(sql.len() + 8 * edits.len());
+        let mut cursor = 0;
+        for (at, len, text, parse_only) in &edits {
+            out.push_str(&sql[cursor..*at]);
+            if *parse_only && !parsed {
+                out.push_str(&sql[*at..*at + *len]);
+            } else {
+                out.push_str(text);
+            }
+            cursor = at + len;
+        }
+        out.push_str(&sql[cursor..]);
+        out
+    };
+    Prepared {
+        shown: apply(false),
+        parsed: apply(true),
+        renamed,
+        untyped,
+    }
+}
+
+/// sqlparser reads `{d …}`, `{t …}`, `{ts …}` and `{fn …}` as ODBC escapes, even in the ClickHouse dialect.
+fn is_odbc_escape(name: &str) -> bool {
+    ["d", "t", "ts", "fn"].iter().any(|e| name.eq_ignore_ascii_case(e))
+}
+
+/// A lower-case name of `len` letters that is no word of the SQL, no ODBC escape and not yet taken.
+fn unused_name(len: usize, used: &BTreeSet<String>, taken: &BTreeSet<&String>) -> Option<String> {
+    let letters = || ('a'..='z').map(String::from);
+    let candidates: Box<dyn Iterator<Item = String>> = match len {
+        1 => Box::new(letters()),
+        2 => Box::new(letters().flat_map(move |a| letters().map(move |b| format!("{a}{b}")))),
+        _ => return None,
+    };
+    candidates
+        .into_iter()
+        .find(|c| !is_odbc_escape(c) && !used.contains(c) && !taken.contains(c))
 }
 
 /// `INTO OUTFILE` among the tokens (used only after the parser failed, to name the refusal).
@@ -382,29 +551,11 @@ fn has_into_outfile(sql: &str) -> bool {
     })
 }
 
-/// `{d:…}`, `{t:…}`, `{ts:…}` or `{fn:…}` among the tokens (used only after the parser failed).
-fn odbc_named_placeholder(sql: &str) -> Option<String> {
-    let tokens = Tokenizer::new(&ClickHouseDialect {}, sql).tokenize().ok()?;
-    let words: Vec<&Token> = tokens
-        .iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
-    words.windows(3).find_map(|w| match w {
-        [Token::LBrace, Token::Word(name), Token::Colon] if ODBC_ESCAPES.contains(&name.value.as_str()) => {
-            Some(name.value.clone())
-        }
-        _ => None,
-    })
-}
-
-/// sqlparser reads `{d …}`, `{t …}`, `{ts …}` and `{fn …}` as ODBC escapes, even in the ClickHouse dialect.
-const ODBC_ESCAPES: &[&str] = &["d", "t", "ts", "fn", "FN", "Fn", "fN"];
-
 fn odbc_name_error(name: &str) -> ValidationError {
     ValidationError::MalformedPlaceholder {
-        text: format!("{{{name}:…}}"),
-        reason: "the names d, t, ts and fn cannot be used for placeholders (the SQL parser reads them as \
-                 ODBC escapes); choose a longer name"
+        text: format!("{{{name} …}}"),
+        reason: "ODBC escapes ({d '…'}, {t '…'}, {ts '…'}, {fn …}) are not ClickHouse SQL; write toDate('…'), \
+                 toDateTime('…') or the function itself"
             .into(),
     }
 }
@@ -504,9 +655,158 @@ struct Checker<'a> {
     factor_names: Vec<*const ObjectName>,
     tables: BTreeSet<TableName>,
     sites: Vec<(PlaceholderSite, ParamType)>,
+    literals: Vec<LiteralSite>,
+    /// Placeholder `{` offset → what it is compared with.
+    comparands: BTreeMap<usize, Comparand>,
 }
 
+/// Functions of one column whose result a compared value takes the type of (see [`crate::lift`]).
+const TYPED_WRAPPERS: &[&str] = &[
+    "todate", "todatetime", "tostartofday", "tostartofhour", "tostartofminute", "tostartofmonth",
+    "tostartofquarter", "tostartofyear", "tostartofweek", "tomonday", "toyyyymm", "toyyyymmdd", "toyear",
+    "tomonth", "lower", "upper", "lowerutf8", "upperutf8",
+];
+
 impl Checker<'_> {
+    /// The byte range of a literal value: the token its span starts at (sqlparser's value spans start right).
+    fn literal(&self, expr: &Expr) -> Option<(Range<usize>, Literal)> {
+        let (value, negative) = match expr {
+            Expr::Value(value) => (value, false),
+            Expr::UnaryOp {
+                op: sqlparser::ast::UnaryOperator::Minus,
+                expr,
+            } => match expr.as_ref() {
+                Expr::Value(value) if matches!(value.value, Value::Number(..)) => (value, true),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let literal = match &value.value {
+            Value::SingleQuotedString(text) => Literal::String(text.clone()),
+            Value::Number(text, _) => Literal::Number(if negative { format!("-{text}") } else { text.clone() }),
+            _ => return None,
+        };
+        let tokens = &self.source.tokens;
+        let at = tokens.iter().position(|t| t.span.start == value.span.start)?;
+        let token_matches = matches!(
+            (&tokens[at].token, &literal),
+            (Token::SingleQuotedString(_), Literal::String(_)) | (Token::Number(..), Literal::Number(_))
+        );
+        if !token_matches {
+            return None;
+        }
+        let mut start = self.source.offset(tokens[at].span.start)?;
+        let end = self.source.offset(tokens[at].span.end)?;
+        if negative {
+            let minus = (0..at).rev().find(|&i| !Source::is_trivia(&tokens[i].token))?;
+            if tokens[minus].token != Token::Minus {
+                return None;
+            }
+            start = self.source.offset(tokens[minus].span.start)?;
+        }
+        Some((start..end, literal))
+    }
+
+    /// What a value compared with `expr` should be typed as, or `None` when `expr` is itself a literal.
+    fn comparand(&self, expr: &Expr) -> Option<Comparand> {
+        if self.literal(expr).is_some() || matches!(expr, Expr::Dictionary(_)) {
+            return None;
+        }
+        let column = |expr: &Expr| match expr {
+            Expr::Identifier(ident) => Some((None, ident.value.clone())),
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => Some((
+                Some(parts[parts.len() - 2].value.clone()),
+                parts[parts.len() - 1].value.clone(),
+            )),
+            _ => None,
+        };
+        let mut expr = expr;
+        while let Expr::Nested(inner) = expr {
+            expr = inner;
+        }
+        if let Some((qualifier, name)) = column(expr) {
+            return Some(Comparand {
+                qualifier,
+                column: Some(name),
+                ..Comparand::default()
+            });
+        }
+        if let Expr::Function(function) = expr {
+            let name = function.name.to_string().to_ascii_lowercase();
+            if let FunctionArguments::List(list) = &function.args {
+                let first = list.args.first().and_then(|arg| match arg {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => column(e),
+                    _ => None,
+                });
+                if let (Some((qualifier, column)), true) = (first, TYPED_WRAPPERS.contains(&name.as_str())) {
+                    return Some(Comparand {
+                        qualifier,
+                        column: Some(column),
+                        function: Some(name),
+                        pattern: false,
+                    });
+                }
+            }
+        }
+        Some(Comparand::default())
+    }
+
+    /// Records `value` (a literal or a placeholder) as compared with `comparand`.
+    fn compared(&mut self, value: &Expr, comparand: &Comparand) {
+        if let Some((range, literal)) = self.literal(value) {
+            self.literals.push(LiteralSite {
+                range,
+                value: literal,
+                comparand: comparand.clone(),
+            });
+        } else if let Expr::Dictionary(fields) = value {
+            let open = fields
+                .first()
+                .and_then(|f| self.source.braces_around(f.key.span.start))
+                .and_then(|(open, _)| self.source.offset(self.source.tokens[open].span.start));
+            if let Some(open) = open {
+                self.comparands.insert(open, comparand.clone());
+            }
+        }
+    }
+
+    /// Comparisons whose one side is a value and whose other side is not.
+    fn record_comparison(&mut self, expr: &Expr) {
+        use sqlparser::ast::BinaryOperator as Op;
+        match expr {
+            Expr::BinaryOp { left, op, right }
+                if matches!(op, Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq) =>
+            {
+                if let Some(c) = self.comparand(left) {
+                    self.compared(right, &c);
+                }
+                if let Some(c) = self.comparand(right) {
+                    self.compared(left, &c);
+                }
+            }
+            Expr::Like { expr, pattern, .. } | Expr::ILike { expr, pattern, .. } => {
+                if let Some(mut c) = self.comparand(expr) {
+                    c.pattern = true;
+                    self.compared(pattern, &c);
+                }
+            }
+            Expr::InList { expr, list, .. } => {
+                if let Some(c) = self.comparand(expr) {
+                    for item in list {
+                        self.compared(item, &c);
+                    }
+                }
+            }
+            Expr::Between { expr, low, high, .. } => {
+                if let Some(c) = self.comparand(expr) {
+                    self.compared(low, &c);
+                    self.compared(high, &c);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn is_cte(&self, name: &str) -> bool {
         self.frames.last().is_some_and(|f| f.visible.contains(name))
     }
@@ -779,6 +1079,7 @@ impl Visitor for Checker<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<ValidationError> {
+        self.record_comparison(expr);
         match expr {
             Expr::Dictionary(fields) => flow(self.placeholder(fields)),
             Expr::TypedString(typed) if typed.uses_odbc_syntax => {

@@ -468,18 +468,40 @@ fn unparenthesized_in_with_a_table_name_is_checked_as_a_table() {
 }
 
 #[test]
-fn placeholder_names_that_sqlparser_reads_as_odbc_escapes_are_refused_clearly() {
-    // `{t:String}` parses as an ODBC time literal around `:String`; `{d:DateTime('UTC')}` does not parse.
-    for sql in [
-        "SELECT * FROM events WHERE event_type = {t:String}",
-        "SELECT * FROM events WHERE timestamp > {d:DateTime('UTC')}",
-        "SELECT * FROM events WHERE timestamp > {ts:DateTime}",
+fn every_placeholder_name_clickhouse_accepts_validates_with_byte_exact_sites() {
+    // sqlparser alone reads `{t:String}` as an ODBC time literal and refuses `{d:DateTime('UTC')}`; ClickHouse
+    // takes any identifier, so validation swaps such names for unused ones of the same length while parsing.
+    for (sql, names) in [
+        ("SELECT * FROM events WHERE event_type = {t:String}", vec!["t"]),
+        ("SELECT * FROM events WHERE timestamp > {d:DateTime('UTC')}", vec!["d"]),
+        ("SELECT * FROM events WHERE timestamp > {ts:DateTime} AND event_type = {fn:String}", vec!["ts", "fn"]),
+        ("SELECT * FROM events WHERE a = {t:String} AND b = {a:String} OR c = {t:String}", vec!["t", "a"]),
+        ("SELECT * FROM events WHERE tenant_id = {FN:String}", vec!["FN"]),
     ] {
-        let e = refused(sql);
-        assert!(
-            matches!(e, ValidationError::MalformedPlaceholder { .. }),
-            "{sql}: {e}"
-        );
-        assert!(e.to_string().contains("choose a longer name"), "{e}");
+        let v = ok(sql);
+        assert_eq!(v.sql, sql);
+        let found: Vec<&str> = v.placeholders.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(found, names, "{sql}");
+        for site in &v.sites {
+            assert!(sql[site.range.clone()].starts_with(&format!("{{{}:", site.name)), "{sql}");
+        }
     }
+}
+
+#[test]
+fn placeholders_without_a_type_are_kept_as_strings_for_typing() {
+    let v = ok("SELECT * FROM events WHERE tenant_id = {tenant} AND timestamp > {d}");
+    assert_eq!(
+        v.sql,
+        "SELECT * FROM events WHERE tenant_id = {tenant:String} AND timestamp > {d:String}"
+    );
+    assert_eq!(v.untyped.iter().collect::<Vec<_>>(), ["d", "tenant"]);
+    assert_eq!(v.placeholder_comparands[&v.sites[1].range.start].column.as_deref(), Some("timestamp"));
+}
+
+#[test]
+fn odbc_escapes_are_refused_clearly() {
+    let e = refused("SELECT * FROM events WHERE timestamp > {ts '2026-10-01 00:00:00'}");
+    assert!(matches!(e, ValidationError::MalformedPlaceholder { .. }), "{e}");
+    assert!(e.to_string().contains("toDateTime"), "{e}");
 }
