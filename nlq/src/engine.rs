@@ -663,8 +663,7 @@ impl Engine {
             loop {
                 let (text, usage, elapsed) = llm.complete(conversation).await.map_err(AskError::Llm)?;
                 stats.llm_durations.push(elapsed);
-                stats.usage.prompt_tokens += usage.prompt_tokens;
-                stats.usage.completion_tokens += usage.completion_tokens;
+                stats.usage.add(&usage);
                 match parse_draft(&text) {
                     Ok(draft) => return Ok((draft, text)),
                     Err(reason) if attempt == 0 => {

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::clickhouse::{value_text, ClickHouseError, ClickHouseHttp, QueryResult};
 use crate::engine::{AskOptions, Asker, Engine, Plan};
+use crate::llm::Usage;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EvalQuestion {
@@ -57,6 +58,10 @@ pub struct Outcome {
     pub latency: Duration,
     pub sql: Option<String>,
     pub error: Option<String>,
+    /// easy, medium or hard (from the question's tags), `-` when it has none.
+    pub difficulty: String,
+    /// Tokens and model time of every call for this question (corrections included).
+    pub usage: Usage,
 }
 
 /// Which prompt the model gets.
@@ -79,10 +84,14 @@ pub async fn run_question(
         refresh_catalog: false,
         no_cache: true,
     };
-    let (planned, _) = match mode {
+    let (planned, stats) = match mode {
         Mode::Pipeline => engine.plan(&question.question, asker, options).await,
         Mode::Baseline => engine.plan_baseline(&question.question, asker).await,
     };
+    let difficulty = ["easy", "medium", "hard"]
+        .into_iter()
+        .find(|d| question.tags.iter().any(|t| t == d))
+        .unwrap_or("-");
     let mut outcome = Outcome {
         id: question.id.clone(),
         valid: false,
@@ -91,6 +100,8 @@ pub async fn run_question(
         latency: Duration::ZERO,
         sql: None,
         error: None,
+        difficulty: difficulty.to_string(),
+        usage: stats.usage,
     };
     let mut plan = match planned {
         Ok(plan) => plan,
@@ -102,8 +113,9 @@ pub async fn run_question(
     };
     let mut result = execute(engine, asker, &plan).await;
     if let Err(error) = &result {
-        let (corrected, _) = engine.correct(&plan, asker, &error.message).await;
+        let (corrected, stats) = engine.correct(&plan, asker, &error.message).await;
         outcome.corrected = true;
+        outcome.usage.add(&stats.usage);
         match corrected {
             Ok(new_plan) => {
                 plan = new_plan;
@@ -210,6 +222,12 @@ pub struct Summary {
     pub corrected: usize,
     pub p50: Duration,
     pub p95: Duration,
+    /// (difficulty, correct, questions), easy, medium, hard, then any other.
+    pub by_difficulty: Vec<(String, usize, usize)>,
+    /// Model time and tokens over all questions.
+    pub usage: Usage,
+    /// Median prompt tokens of one question (all its calls).
+    pub prompt_tokens_p50: u64,
 }
 
 pub fn summarize(outcomes: &[Outcome]) -> Summary {
@@ -229,6 +247,32 @@ pub fn summarize(outcomes: &[Outcome]) -> Summary {
         corrected: outcomes.iter().filter(|o| o.corrected).count(),
         p50: pick(0.5),
         p95: pick(0.95),
+        by_difficulty: {
+            let mut levels: Vec<String> = vec!["easy".into(), "medium".into(), "hard".into()];
+            for o in outcomes {
+                if !levels.contains(&o.difficulty) {
+                    levels.push(o.difficulty.clone());
+                }
+            }
+            levels
+                .into_iter()
+                .map(|level| {
+                    let total = outcomes.iter().filter(|o| o.difficulty == level).count();
+                    let correct = outcomes.iter().filter(|o| o.difficulty == level && o.correct).count();
+                    (level, correct, total)
+                })
+                .filter(|(_, _, total)| *total > 0)
+                .collect()
+        },
+        usage: outcomes.iter().fold(Usage::default(), |mut sum, o| {
+            sum.add(&o.usage);
+            sum
+        }),
+        prompt_tokens_p50: {
+            let mut tokens: Vec<u64> = outcomes.iter().map(|o| o.usage.prompt_tokens).collect();
+            tokens.sort_unstable();
+            tokens.get(tokens.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+        },
     }
 }
 
@@ -247,6 +291,29 @@ impl std::fmt::Display for Summary {
             self.corrected,
             self.p50.as_secs_f64(),
             self.p95.as_secs_f64()
+        )?;
+        let levels: Vec<String> = self
+            .by_difficulty
+            .iter()
+            .map(|(level, correct, total)| format!("{level} {correct}/{total}"))
+            .collect();
+        write!(f, "; {}", levels.join(", "))?;
+        let model_ms = self.usage.prompt_ms + self.usage.generation_ms;
+        if model_ms > 0.0 {
+            write!(
+                f,
+                "; model time {:.0} s: prompt reading {:.0} s ({:.0}%), generation {:.0} s",
+                model_ms / 1000.0,
+                self.usage.prompt_ms / 1000.0,
+                100.0 * self.usage.prompt_ms / model_ms,
+                self.usage.generation_ms / 1000.0
+            )?;
+        }
+        write!(
+            f,
+            "; prompt tokens p50 {} per question, {:.0}% of all read from the server's cache",
+            self.prompt_tokens_p50,
+            100.0 * self.usage.cached_tokens as f64 / self.usage.prompt_tokens.max(1) as f64
         )
     }
 }
@@ -293,6 +360,14 @@ mod tests {
             latency: Duration::from_millis(ms),
             sql: None,
             error: None,
+            difficulty: if ms == 300 { "hard".into() } else { "easy".into() },
+            usage: Usage {
+                prompt_tokens: ms,
+                cached_tokens: ms / 2,
+                prompt_ms: 3.0 * ms as f64,
+                generation_ms: ms as f64,
+                ..Usage::default()
+            },
         };
         let s = summarize(&[
             outcome(true, true, 100),
@@ -301,8 +376,10 @@ mod tests {
         ]);
         assert_eq!((s.questions, s.valid, s.correct), (3, 2, 1));
         assert_eq!(s.p50, Duration::from_millis(200));
-        assert!(s
-            .to_string()
-            .starts_with("execution accuracy 1/3 (33%), valid 2/3 (67%)"));
+        assert_eq!(s.by_difficulty, [("easy".to_string(), 1, 2), ("hard".to_string(), 0, 1)]);
+        let text = s.to_string();
+        assert!(text.starts_with("execution accuracy 1/3 (33%), valid 2/3 (67%)"), "{text}");
+        assert!(text.contains("; easy 1/2, hard 0/1; model time 2 s: prompt reading 2 s (75%), generation 1 s"), "{text}");
+        assert!(text.contains("prompt tokens p50 200 per question, 50% of all"), "{text}");
     }
 }

@@ -36,10 +36,68 @@ pub struct Draft {
 }
 
 /// One call's cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Prompt tokens the server took from its cache (`usage.prompt_tokens_details.cached_tokens`).
+    pub cached_tokens: u64,
+    /// Time the server spent reading the prompt and generating, when it says (llama.cpp's `timings`).
+    pub prompt_ms: f64,
+    pub generation_ms: f64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: &Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.prompt_ms += other.prompt_ms;
+        self.generation_ms += other.generation_ms;
+    }
+}
+
+/// The parts of a chat completion Aurora reads, llama.cpp's `timings` included (async-openai's own type has no
+/// place for them).
+#[derive(Debug, serde::Deserialize)]
+struct Completion {
+    #[serde(default)]
+    choices: Vec<CompletionChoice>,
+    usage: Option<CompletionUsage>,
+    timings: Option<Timings>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CompletionChoice {
+    message: CompletionMessage,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CompletionMessage {
+    content: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CompletionUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Timings {
+    #[serde(default)]
+    prompt_ms: f64,
+    #[serde(default)]
+    predicted_ms: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +166,7 @@ impl Llm {
         let request = self.request(messages);
         let started = Instant::now();
         let chat = self.client.chat();
-        let call = chat.create(request);
+        let call = chat.create_byot::<_, Completion>(request);
         // reqwest's timeout covers the whole request; this one also covers a server that trickles bytes.
         let response = match tokio::time::timeout(self.config.timeout + Duration::from_secs(1), call).await {
             Err(_) => {
@@ -132,14 +190,20 @@ impl Llm {
             Ok(Ok(response)) => response,
         };
         let elapsed = started.elapsed();
-        let usage = response
+        let mut usage = response
             .usage
             .as_ref()
             .map(|u| Usage {
-                prompt_tokens: u64::from(u.prompt_tokens),
-                completion_tokens: u64::from(u.completion_tokens),
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                cached_tokens: u.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens),
+                ..Usage::default()
             })
             .unwrap_or_default();
+        if let Some(timings) = &response.timings {
+            usage.prompt_ms = timings.prompt_ms;
+            usage.generation_ms = timings.predicted_ms;
+        }
         let text = response
             .choices
             .into_iter()

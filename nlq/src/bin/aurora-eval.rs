@@ -168,8 +168,11 @@ fn write_report(
             name.to_string(),
             serde_json::json!({
                 "summary": summary.to_string(),
-                "outcomes": list.iter().map(|o| serde_json::json!({"id": o.id, "valid": o.valid,
-                    "correct": o.correct, "corrected": o.corrected, "latency_s": o.latency.as_secs_f64(),
+                "outcomes": list.iter().map(|o| serde_json::json!({"id": o.id, "difficulty": o.difficulty,
+                    "valid": o.valid, "correct": o.correct, "corrected": o.corrected,
+                    "latency_s": o.latency.as_secs_f64(), "prompt_tokens": o.usage.prompt_tokens,
+                    "cached_tokens": o.usage.cached_tokens, "completion_tokens": o.usage.completion_tokens,
+                    "prompt_ms": o.usage.prompt_ms, "generation_ms": o.usage.generation_ms,
                     "sql": o.sql, "error": o.error})).collect::<Vec<_>>(),
             }),
         );
