@@ -164,6 +164,21 @@ fn render_user(
     out
 }
 
+/// The user part of a prompt for a question that refines an earlier one: the earlier question and its SQL go
+/// right before the new question.
+pub fn with_previous(user: &str, previous: &crate::engine::Previous) -> String {
+    let Some(at) = user.rfind("\nQuestion: ") else {
+        return user.to_string();
+    };
+    format!(
+        "{}\nPrevious question: {}\nIts SQL: {}\nThe next question refines the previous one: change the previous SQL to answer it.{}",
+        &user[..at],
+        previous.question,
+        previous.sql,
+        &user[at..]
+    )
+}
+
 /// Join conditions read off the schema when the semantic file has none: a column named like the first column
 /// of another shown table (`events.tenant_id` and `tenants.tenant_id`), when that first column is an id.
 fn inferred_joins(tables: &[&Table]) -> Vec<String> {

@@ -96,15 +96,51 @@ impl EngineConfig {
 pub struct Asker {
     pub credentials: Credentials,
     pub database: String,
+    /// The session the question is asked in (a native connection, an HTTP `session_id`): a question may refine
+    /// the one answered before it in the same session.
+    pub session: Option<String>,
 }
 
-/// Options of one ASK (from its `SETTINGS`).
-#[derive(Debug, Clone, Copy, Default)]
+/// Options of one ASK (from its `SETTINGS`, and the conversation it belongs to).
+#[derive(Debug, Clone, Default)]
 pub struct AskOptions {
     /// Read the catalog again instead of using the cached one.
     pub refresh_catalog: bool,
     /// Skip the caches (the answer is still stored).
     pub no_cache: bool,
+    /// The question this one may refine; `None`: the last one answered in the asker's session, if any.
+    pub previous: Option<Previous>,
+    /// `Some(true)`/`Some(false)`: the question refines `previous` or not (`SETTINGS aurora_follow_up`);
+    /// `None`: decided by [`is_follow_up`].
+    pub follow_up: Option<bool>,
+}
+
+/// A question answered earlier in the same session, with the SQL that answered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    pub question: String,
+    pub sql: String,
+}
+
+/// Whether a question reads as a refinement of the one before (`and only for acme?`, `what about last week`,
+/// `same for globex`): it starts with a word that continues a conversation, or it is too short to stand alone.
+pub fn is_follow_up(question: &str) -> bool {
+    const OPENERS: &[&str] = &[
+        "and", "but", "only", "now", "also", "same", "instead", "then", "just", "except", "without", "excluding",
+        "what about", "how about", "and what about", "what if", "split", "break it down", "sort", "order",
+        "limit", "filter", "restrict", "exclude", "include",
+    ];
+    let lower = normalize_question(question);
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    let starts = OPENERS.iter().any(|opener| {
+        let opener: Vec<&str> = opener.split_whitespace().collect();
+        words.len() >= opener.len()
+            && words
+                .iter()
+                .zip(&opener)
+                .all(|(w, o)| w.trim_matches(|c: char| !c.is_alphanumeric()) == *o)
+    });
+    starts || (1..=3).contains(&words.len())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +187,8 @@ pub struct Plan {
     pub tables: Vec<String>,
     /// Tables retrieval put in the prompt, with why.
     pub chosen: Vec<RankedTable>,
+    /// The earlier question this one refined (its question and SQL were in the prompt).
+    pub follows: Option<Previous>,
     pub cached: Option<CacheHit>,
     pub catalog: Arc<Catalog>,
     validated: ValidatedQuery,
@@ -203,7 +241,8 @@ impl Plan {
     }
 
     /// A one-row SELECT of literals that describes the plan (`EXPLAIN ASK`): columns sql, params, tables,
-    /// explanation, cached. ClickHouse formats it, so it reaches every client in its own format.
+    /// explanation, cached, retrieved, follows (the earlier question it refined, or empty). ClickHouse formats
+    /// it, so it reaches every client in its own format.
     pub fn explain_sql(&self) -> String {
         let tables: Vec<String> = self.tables.iter().map(|t| quoted_string(t)).collect();
         let chosen: Vec<String> = self
@@ -212,13 +251,14 @@ impl Plan {
             .map(|t| quoted_string(&format!("{} ({})", t.name, t.reasons.join("; "))))
             .collect();
         format!(
-            "SELECT {} AS sql, {} AS params, CAST([{}] AS Array(String)) AS tables, {} AS explanation, toUInt8({}) AS cached, CAST([{}] AS Array(String)) AS retrieved",
+            "SELECT {} AS sql, {} AS params, CAST([{}] AS Array(String)) AS tables, {} AS explanation, toUInt8({}) AS cached, CAST([{}] AS Array(String)) AS retrieved, {} AS follows",
             quoted_string(&self.sql),
             quoted_string(&self.params_json()),
             tables.join(", "),
             quoted_string(&self.explanation),
             u8::from(self.cached.is_some()),
             chosen.join(", "),
+            quoted_string(self.follows.as_ref().map_or("", |p| p.question.as_str())),
         )
     }
 }
@@ -321,6 +361,48 @@ pub struct Engine {
     caches: Mutex<Caches>,
     /// Lexical indexes by catalog version (and the number of sampled tables they saw).
     indexes: Mutex<HashMap<u64, (usize, Arc<LexicalIndex>)>>,
+    sessions: Sessions,
+}
+
+/// The last question answered in each session, by (user, session), for follow-ups; bounded in number and age.
+struct Sessions {
+    entries: Mutex<HashMap<(String, String), (Previous, Instant)>>,
+}
+
+impl Sessions {
+    const MAX: usize = 10_000;
+    const TTL: Duration = Duration::from_secs(30 * 60);
+
+    fn key(asker: &Asker) -> Option<(String, String)> {
+        Some((asker.credentials.user.clone(), asker.session.clone()?))
+    }
+
+    fn get(&self, asker: &Asker) -> Option<Previous> {
+        let key = Self::key(asker)?;
+        let entries = self.entries.lock().expect("sessions lock");
+        entries
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < Self::TTL)
+            .map(|(previous, _)| previous.clone())
+    }
+
+    fn put(&self, asker: &Asker, plan: &Plan) {
+        let Some(key) = Self::key(asker) else { return };
+        let mut entries = self.entries.lock().expect("sessions lock");
+        if entries.len() >= Self::MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+            if entries.len() >= Self::MAX {
+                if let Some(oldest) = entries.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
+                    entries.remove(&oldest);
+                }
+            }
+        }
+        let previous = Previous {
+            question: plan.question.clone(),
+            sql: plan.written_sql.clone(),
+        };
+        entries.insert(key, (previous, Instant::now()));
+    }
 }
 
 /// A question as cache keys see it: trimmed, lower-case, single spaces, no trailing punctuation.
@@ -377,6 +459,9 @@ impl Engine {
                 semantic: Vec::new(),
             }),
             indexes: Mutex::new(HashMap::new()),
+            sessions: Sessions {
+                entries: Mutex::new(HashMap::new()),
+            },
             config,
         })
     }
@@ -406,6 +491,9 @@ impl Engine {
     ) -> (Result<Plan, AskError>, AskStats) {
         let mut stats = AskStats::default();
         let result = self.plan_inner(question, asker, options, &mut stats).await;
+        if let Ok(plan) = &result {
+            self.sessions.put(asker, plan);
+        }
         (result, stats)
     }
 
@@ -435,16 +523,28 @@ impl Engine {
         }
 
         let stage = Instant::now();
+        let follows = options
+            .previous
+            .clone()
+            .or_else(|| self.sessions.get(asker))
+            .filter(|_| options.follow_up.unwrap_or_else(|| is_follow_up(question)));
+        // A refinement's answer depends on what it refines: no cache serves or keeps it.
+        let no_cache = options.no_cache || follows.is_some();
         let key = cache_key(question, catalog.version, asker);
-        if !options.no_cache {
+        if !no_cache {
             if let Some(plan) = self.cached_exact(&key) {
                 stats.cache = Some(CacheHit::Exact);
                 stats.stages.push(("retrieval", stage.elapsed()));
                 return Ok(plan);
             }
         }
-        let question_vector = self.embed_question(question).await;
-        if !options.no_cache {
+        // Retrieval reads a refinement together with what it refines (`and only for acme?` names no table).
+        let retrieval_text = match &follows {
+            Some(previous) => format!("{} {}", previous.question, question),
+            None => question.to_string(),
+        };
+        let question_vector = self.embed_question(&retrieval_text).await;
+        if !no_cache {
             if let Some(plan) = self.cached_semantic(&key, question_vector.as_ref()) {
                 stats.cache = Some(CacheHit::Semantic);
                 stats.stages.push(("retrieval", stage.elapsed()));
@@ -458,7 +558,8 @@ impl Engine {
                     .await;
             }
         }
-        let (chosen, examples) = self.retrieve(&catalog, question, &asker.database, question_vector.as_ref());
+        let (chosen, examples) =
+            self.retrieve(&catalog, &retrieval_text, &asker.database, question_vector.as_ref());
         let mut samples = BTreeMap::new();
         for table in &chosen {
             let values = catalog
@@ -469,14 +570,20 @@ impl Engine {
         stats.stages.push(("retrieval", stage.elapsed()));
 
         let stage = Instant::now();
-        let prompt = self.prompt(question, &catalog, &chosen, &samples, &examples);
+        let mut prompt = self.prompt(question, &catalog, &chosen, &samples, &examples);
+        if let Some(previous) = &follows {
+            prompt.user = crate::context::with_previous(&prompt.user, previous);
+        }
         stats.stages.push(("context", stage.elapsed()));
 
         let conversation = vec![Message::System(prompt.system), Message::User(prompt.user)];
-        let plan = self
+        let mut plan = self
             .answer(llm, question, asker, &catalog, &chosen, conversation, stats)
             .await?;
-        self.remember(&key, &plan, question_vector);
+        plan.follows = follows;
+        if plan.follows.is_none() {
+            self.remember(&key, &plan, question_vector);
+        }
         Ok(plan)
     }
 
@@ -552,7 +659,14 @@ impl Engine {
                 conversation,
                 &mut stats,
             )
-            .await;
+            .await
+            .map(|mut corrected| {
+                corrected.follows = plan.follows.clone();
+                corrected
+            });
+        if let Ok(corrected) = &result {
+            self.sessions.put(asker, corrected);
+        }
         (result, stats)
     }
 
@@ -785,6 +899,7 @@ impl Engine {
                     explanation: draft.explanation.clone(),
                     tables: validated.tables.iter().map(|t| t.to_string()).collect(),
                     chosen,
+                    follows: None,
                     cached: None,
                     catalog: catalog.clone(),
                     validated,
@@ -893,6 +1008,41 @@ mod tests {
             normalize_question("top 5 tenants"),
             normalize_question("top 6 tenants")
         );
+    }
+
+    #[test]
+    fn follow_ups_are_told_by_their_first_words_or_their_length() {
+        for q in [
+            "and only for acme?",
+            "And what about globex",
+            "only purchases",
+            "what about last week?",
+            "same for November",
+            "by country",
+            "split it by plan",
+        ] {
+            assert!(is_follow_up(q), "{q}");
+        }
+        for q in [
+            "How many events are there in total?",
+            "top 5 tenants by revenue in October 2026",
+            "Which tenant ids are on the enterprise plan?",
+        ] {
+            assert!(!is_follow_up(q), "{q}");
+        }
+    }
+
+    #[test]
+    fn a_follow_up_prompt_carries_the_previous_question_and_sql_before_the_new_one() {
+        let previous = Previous {
+            question: "revenue per tenant".into(),
+            sql: "SELECT tenant_id, sum(revenue) FROM analytics.events GROUP BY tenant_id".into(),
+        };
+        let user = crate::context::with_previous("Tables:\nanalytics.events\n\nQuestion: and only acme?\nJSON:", &previous);
+        let at = |needle: &str| user.find(needle).unwrap_or_else(|| panic!("{needle} missing in {user}"));
+        assert!(at("Previous question: revenue per tenant") < at("Its SQL: SELECT tenant_id"));
+        assert!(at("Its SQL: SELECT tenant_id") < at("Question: and only acme?"));
+        assert!(user.starts_with("Tables:"));
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub async fn run_question(
     let options = AskOptions {
         refresh_catalog: false,
         no_cache: true,
+        ..AskOptions::default()
     };
     let (planned, stats) = match mode {
         Mode::Pipeline => engine.plan(&question.question, asker, options).await,

@@ -27,7 +27,9 @@ pub mod statement;
 pub mod validate;
 
 pub use bind::{check_params, query_parameters, substitute_literals, BoundParam, BoundValue};
-pub use engine::{AskError, AskOptions, AskStats, Asker, CacheHit, Engine, EngineConfig, Executable, Plan};
+pub use engine::{
+    is_follow_up, AskError, AskOptions, AskStats, Asker, CacheHit, Engine, EngineConfig, Executable, Plan, Previous,
+};
 pub use error::{BindError, ValidationError};
 pub use statement::{
     classify, classify_prefix, AskStatement, AskSyntaxError, Prefix, SettingValue, Statement,

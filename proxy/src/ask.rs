@@ -23,6 +23,9 @@ use crate::telemetry;
 pub const SETTING_REFRESH_CATALOG: &str = "aurora_refresh_catalog";
 /// A setting of `ASK … SETTINGS` that Aurora reads itself: do not answer from the caches.
 pub const SETTING_NO_CACHE: &str = "aurora_no_cache";
+/// A setting of `ASK … SETTINGS` that Aurora reads itself: `1` the question refines the session's previous
+/// one, `0` it stands alone (without it, Aurora decides from the question's words).
+pub const SETTING_FOLLOW_UP: &str = "aurora_follow_up";
 
 /// How the upstream takes `{name:Type}` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +278,7 @@ fn split_settings(
         match name.as_str() {
             SETTING_REFRESH_CATALOG => options.refresh_catalog = on,
             SETTING_NO_CACHE => options.no_cache = on,
+            SETTING_FOLLOW_UP => options.follow_up = Some(on),
             "readonly" => return Err("Aurora: ASK sets readonly itself; remove it from SETTINGS".to_string()),
             _ => rest.push((name.clone(), text)),
         }

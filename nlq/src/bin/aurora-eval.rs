@@ -100,6 +100,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let asker = Asker {
         credentials: Credentials::new(cli.user.clone(), cli.password.clone()),
         database: cli.database.clone(),
+        session: None,
     };
     let ch = ClickHouseHttp::new(&cli.clickhouse_url, Duration::from_secs(60)).map_err(|e| e.to_string())?;
 

@@ -34,7 +34,7 @@ fn inherited(name: &[u8]) -> bool {
 
 /// Who sent the request, as ClickHouse reads it: Basic auth, then `X-ClickHouse-User`/`Key`, then the `user` and
 /// `password` parameters; `default` with no password otherwise. The database: `database` parameter or
-/// `X-ClickHouse-Database`.
+/// `X-ClickHouse-Database`. The session (for follow-up questions): the `session_id` parameter.
 pub fn asker(parts: &Parts) -> nlq::Asker {
     let query = parts.uri.query().unwrap_or("");
     let header = |name: &str| {
@@ -72,6 +72,11 @@ pub fn asker(parts: &Parts) -> nlq::Asker {
             password,
         ),
         database,
+        // Follow-up questions refine the previous one of the same HTTP session.
+        session: params::param(query, "session_id")
+            .map(text)
+            .filter(|id| !id.is_empty())
+            .map(|id| format!("http/{id}")),
     }
 }
 

@@ -238,6 +238,8 @@ async fn handshake(
                                 String::from_utf8_lossy(&hello.password),
                             ),
                             database: String::from_utf8_lossy(&hello.database).into_owned(),
+                            // One connection is one session: a follow-up refines its previous ASK.
+                            session: Some(format!("native/{}", next_session_id())),
                         },
                         client_frame: FrameState::default(),
                         upstream_frame: FrameState::default(),
@@ -1000,4 +1002,10 @@ where
         telemetry::bytes_relayed(metrics, Protocol::Native, direction, n);
     }
     Ok(())
+}
+
+/// A process-unique id for each native connection's ASK session.
+fn next_session_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
