@@ -198,11 +198,9 @@ async fn read_samples(
     let arrays: Vec<String> = columns
         .iter()
         .map(|c| {
-            format!(
-                "groupUniqArray({})({})",
-                MAX_SAMPLE_VALUES + 1,
-                quote_ident(&c.name)
-            )
+            // topK keeps bounded state on every version; 18.16's groupUniqArray takes no size limit. With at
+            // most MAX_SAMPLE_VALUES distinct values, topK(MAX_SAMPLE_VALUES + 1) returns every one of them.
+            format!("topK({})({})", MAX_SAMPLE_VALUES + 1, quote_ident(&c.name))
         })
         .collect();
     let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();

@@ -58,6 +58,7 @@ Rules:
 ClickHouse idioms:
 - count() rows; uniqExact(x) distinct values; countIf(cond), sumIf(x, cond), avgIf(x, cond) conditional aggregates
 - argMax(x, y): x where y is largest; topK(3)(x): most frequent values
+- one day: toDate(t) = '2026-10-15'; one month: toStartOfMonth(t) = '2026-10-01'
 - time buckets: toDate(t), toStartOfHour(t), toMonday(t) for weeks, toStartOfMonth(t), toYYYYMM(t)
 - ratios: round(countIf(cond) / count(), 4); money: round(sum(amount), 2)
 - top N: ORDER BY x DESC LIMIT N; top N per group: ORDER BY g, x DESC LIMIT N BY g
@@ -160,8 +161,50 @@ fn render_user(
             let _ = writeln!(out, "Q: {question}\nA: {answer}");
         }
     }
+    let named = named_values(input, &tables);
+    if !named.is_empty() {
+        out.push_str("\nValues the question names (write them exactly so):\n");
+        for (value, columns) in &named {
+            // The first two columns say enough (the others are usually the same key in other tables).
+            let shown: Vec<&str> = columns.iter().take(2).map(String::as_str).collect();
+            let _ = writeln!(out, "- '{}' is a value of {}", value.replace('\'', "\\'"), shown.join(", "));
+        }
+    }
     let _ = write!(out, "\nQuestion: {}\nJSON:", input.question);
     out
+}
+
+/// Sampled values of the shown tables that the question names (case-insensitively, as whole words), with the
+/// columns that hold them: schema linking by value, so `initech` is written as the tenant id it is.
+fn named_values(input: &ContextInput<'_>, tables: &[&Table]) -> Vec<(String, Vec<String>)> {
+    let question = input.question.to_lowercase();
+    let is_word_at = |at: usize, len: usize| {
+        let before = question[..at].chars().next_back();
+        let after = question[at + len..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    };
+    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for table in tables {
+        let Some(samples) = input.samples.get(&table.name.to_string()) else { continue };
+        for (column, values) in samples.iter() {
+            for value in values {
+                let lower = value.to_lowercase();
+                if lower.chars().count() < 2 {
+                    continue;
+                }
+                let named = question
+                    .match_indices(&lower)
+                    .any(|(at, _)| is_word_at(at, lower.len()));
+                if named {
+                    found
+                        .entry(value.clone())
+                        .or_default()
+                        .push(format!("{}.{column}", table.name));
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
 }
 
 /// The user part of a prompt for a question that refines an earlier one: the earlier question and its SQL go

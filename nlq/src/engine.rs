@@ -123,12 +123,13 @@ pub struct Previous {
 }
 
 /// Whether a question reads as a refinement of the one before (`and only for acme?`, `what about last week`,
-/// `same for globex`): it starts with a word that continues a conversation, or it is too short to stand alone.
+/// `same for globex`): it starts with words that continue a conversation. Anything else stands alone (a short
+/// question such as `count me` is a question of its own); `SETTINGS aurora_follow_up = 1` says otherwise.
 pub fn is_follow_up(question: &str) -> bool {
     const OPENERS: &[&str] = &[
         "and", "but", "only", "now", "also", "same", "instead", "then", "just", "except", "without", "excluding",
-        "what about", "how about", "and what about", "what if", "split", "break it down", "sort", "order",
-        "limit", "filter", "restrict", "exclude", "include",
+        "what about", "how about", "what if", "split", "break it down", "sort", "order by",
+        "limit it", "filter", "restrict", "exclude", "include",
     ];
     let lower = normalize_question(question);
     let words: Vec<&str> = lower.split_whitespace().collect();
@@ -140,7 +141,7 @@ pub fn is_follow_up(question: &str) -> bool {
                 .zip(&opener)
                 .all(|(w, o)| w.trim_matches(|c: char| !c.is_alphanumeric()) == *o)
     });
-    starts || (1..=3).contains(&words.len())
+    starts
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +234,20 @@ impl Plan {
             parameters: params,
             set_readonly: self.catalog.readonly == 0,
         })
+    }
+
+    /// The messages that produced the plan, as text (`role: content` blocks), for evaluation reports.
+    pub fn transcript(&self) -> String {
+        let mut out = String::new();
+        for message in self.conversation.iter().chain(std::iter::once(&Message::Assistant(self.answer.clone()))) {
+            let (role, text) = match message {
+                Message::System(t) => ("system", t),
+                Message::User(t) => ("user", t),
+                Message::Assistant(t) => ("assistant", t),
+            };
+            out.push_str(&format!("--- {role}\n{text}\n"));
+        }
+        out
     }
 
     /// `params` as one JSON object text.
@@ -838,8 +853,9 @@ impl Engine {
                     tracing::info!(code = error.code(), "refused answer; asking the model to repair it");
                     conversation.push(Message::Assistant(answer));
                     conversation.push(Message::User(format!(
-                        "Aurora refused that query: {}\nWrite a corrected query for the same question, using only the tables and columns listed. Answer with only the JSON object.",
-                        shorten(&error.to_string(), 1500)
+                        "Aurora refused that query: {}\nWrite a corrected query for the question \"{}\", using only the tables and columns listed. Answer with only the JSON object.",
+                        shorten(&error.to_string(), 1500),
+                        shorten(question, 1000)
                     )));
                 }
                 other => return other,
@@ -1018,7 +1034,6 @@ mod tests {
             "only purchases",
             "what about last week?",
             "same for November",
-            "by country",
             "split it by plan",
         ] {
             assert!(is_follow_up(q), "{q}");
@@ -1027,6 +1042,8 @@ mod tests {
             "How many events are there in total?",
             "top 5 tenants by revenue in October 2026",
             "Which tenant ids are on the enterprise plan?",
+            "count me",
+            "by country",
         ] {
             assert!(!is_follow_up(q), "{q}");
         }

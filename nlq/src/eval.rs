@@ -62,6 +62,11 @@ pub struct Outcome {
     pub difficulty: String,
     /// Tokens and model time of every call for this question (corrections included).
     pub usage: Usage,
+    /// The SQL as the model wrote it, and the parameters Aurora bound.
+    pub written_sql: Option<String>,
+    pub params: Option<String>,
+    /// The conversation with the model (prompt, answers).
+    pub transcript: Option<String>,
 }
 
 /// Which prompt the model gets.
@@ -103,6 +108,9 @@ pub async fn run_question(
         error: None,
         difficulty: difficulty.to_string(),
         usage: stats.usage,
+        written_sql: None,
+        params: None,
+        transcript: None,
     };
     let mut plan = match planned {
         Ok(plan) => plan,
@@ -131,6 +139,9 @@ pub async fn run_question(
         }
     }
     outcome.sql = Some(plan.sql.clone());
+    outcome.written_sql = Some(plan.written_sql.clone());
+    outcome.params = Some(plan.params_json());
+    outcome.transcript = Some(plan.transcript());
     outcome.latency = started.elapsed();
     match result {
         Ok(rows) => {
@@ -361,6 +372,9 @@ mod tests {
             latency: Duration::from_millis(ms),
             sql: None,
             error: None,
+            written_sql: None,
+            params: None,
+            transcript: None,
             difficulty: if ms == 300 { "hard".into() } else { "easy".into() },
             usage: Usage {
                 prompt_tokens: ms,

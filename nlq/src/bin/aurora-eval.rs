@@ -131,7 +131,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "invalid"
                 },
                 outcome.latency.as_secs_f64(),
-                outcome.sql.as_deref().unwrap_or("-").replace('\n', " "),
+                outcome
+                    .written_sql
+                    .as_deref()
+                    .or(outcome.sql.as_deref())
+                    .unwrap_or("-")
+                    .replace('\n', " "),
                 outcome
                     .error
                     .as_deref()
@@ -174,7 +179,8 @@ fn write_report(
                     "latency_s": o.latency.as_secs_f64(), "prompt_tokens": o.usage.prompt_tokens,
                     "cached_tokens": o.usage.cached_tokens, "completion_tokens": o.usage.completion_tokens,
                     "prompt_ms": o.usage.prompt_ms, "generation_ms": o.usage.generation_ms,
-                    "sql": o.sql, "error": o.error})).collect::<Vec<_>>(),
+                    "sql": o.sql, "written_sql": o.written_sql, "params": o.params,
+                    "transcript": o.transcript, "error": o.error})).collect::<Vec<_>>(),
             }),
         );
     }
