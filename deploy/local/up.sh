@@ -14,9 +14,11 @@
 # Environment:
 #   ports        CH_NATIVE_PORT 9000, CH_HTTP_PORT 8123, KAFKA_PORT 9092, PROXY_NATIVE_PORT 9001,
 #                PROXY_HTTP_PORT 8124, PROXY_METRICS_PORT 9464, INGEST_PORT 8125, LLAMA_PORT 8090
-#   LLM          none by default (ASK then answers "no model configured");
-#                AURORA_LLM=local|0.5b|1.5b: llama-server with Qwen2.5-Coder (local = 0.5b; built and fetched once);
-#                AURORA_LLM_BASE_URL + AURORA_LLM_MODEL (+ AURORA_LLM_API_KEY): any OpenAI-compatible endpoint
+#   LLM          by default llama-server with Qwen2.5-Coder 1.5B (built and fetched once, ~10 min and 1.1 GB; the
+#                best model that answers within a minute on 2 cores), on AURORA_LLM_THREADS threads (default: all cores);
+#                AURORA_LLM=1.5b|0.5b picks the size (local = 1.5b); AURORA_LLM=none starts no model (ASK then
+#                answers code 48, "no model configured");
+#                AURORA_LLM_BASE_URL + AURORA_LLM_MODEL (+ AURORA_LLM_API_KEY): any OpenAI-compatible endpoint instead
 #   AURORA_EVENTS_RATE   events per second of the generator (default 5)
 #   AURORA_GRAFANA_URL   Grafana's base URL, linked from the console
 #   AURORA_PIPELINE_ADMINS  ClickHouse users who may connect/disconnect pipelines in the console (default: default,
@@ -66,15 +68,19 @@ start_bg() {
 
 # --- what is missing: installs (scripts/setup.sh) and the release binaries -------------------------------------
 case "${AURORA_LLM:-}" in
-    "" | none) LLM_MODE=none ;;
-    local) LLM_MODE=local; LLM_SIZE=0.5b ;;
+    "")
+        if [ -n "${AURORA_LLM_BASE_URL:-}" ]; then
+            [ -n "${AURORA_LLM_MODEL:-}" ] || die "AURORA_LLM_BASE_URL is set: set AURORA_LLM_MODEL too (the model name)"
+            LLM_MODE=external
+        else
+            LLM_MODE=local; LLM_SIZE=1.5b
+        fi ;;
+    none) LLM_MODE=none ;;
+    local) LLM_MODE=local; LLM_SIZE=1.5b ;;
     0.5b | 1.5b) LLM_MODE=local; LLM_SIZE="$AURORA_LLM" ;;
-    *) die "AURORA_LLM must be local, 0.5b or 1.5b (or unset), not '$AURORA_LLM'" ;;
+    *) die "AURORA_LLM must be none, local, 0.5b or 1.5b (or unset), not '$AURORA_LLM'" ;;
 esac
-if [ "$LLM_MODE" = none ] && [ -n "${AURORA_LLM_BASE_URL:-}" ]; then
-    [ -n "${AURORA_LLM_MODEL:-}" ] || die "AURORA_LLM_BASE_URL is set: set AURORA_LLM_MODEL too (the model name)"
-    LLM_MODE=external
-fi
+export AURORA_LLM_THREADS="${AURORA_LLM_THREADS:-$(nproc)}"
 
 missing=()
 for cmd in clickhouse-server clickhouse-client curl; do
@@ -91,6 +97,10 @@ eval "$(AURORA_PYTHON="$PY" "$ROOT/scripts/embeddings.sh" | sed -n 's/^\(ORT_DYL
 [ -n "${AURORA_EMBED_MODEL_DIR:-}" ] && [ -n "${ORT_DYLIB_PATH:-}" ] || die "scripts/embeddings.sh gave no model paths"
 export ORT_DYLIB_PATH
 if [ "$LLM_MODE" = local ]; then
+    if ! "$ROOT/scripts/llm.sh" installed "$LLM_SIZE" 2>/dev/null; then
+        say "local model: building llama-server and fetching Qwen2.5-Coder $LLM_SIZE once (~10 min on 2 cores;" \
+            "progress below; AURORA_LLM=none skips it)"
+    fi
     AURORA_PYTHON="$PY" "$ROOT/scripts/llm.sh" install "$LLM_SIZE" >/dev/null
 fi
 
@@ -155,7 +165,8 @@ case "$LLM_MODE" in
             need_free llama
             "$ROOT/scripts/llm.sh" start "$LLAMA_DIR" "$LLAMA_PORT" "$LLM_SIZE"
         fi
-        LLM_ARGS=(--llm-base-url "http://127.0.0.1:$LLAMA_PORT/v1" --llm-model qwen)
+        # A small model on few cores: a first, uncached prompt can take minutes.
+        LLM_ARGS=(--llm-base-url "http://127.0.0.1:$LLAMA_PORT/v1" --llm-model qwen --llm-timeout 300s)
         ;;
     external) LLM_ARGS=(--llm-base-url "$AURORA_LLM_BASE_URL" --llm-model "$AURORA_LLM_MODEL") ;;
 esac
@@ -242,7 +253,7 @@ fi
 
 ask_note=""
 [ "$LLM_MODE" = none ] && ask_note="
-                         (no LLM configured: ASK answers code 48; down.sh, then AURORA_LLM=local up.sh,
+                         (no LLM configured: ASK answers code 48; down.sh, then up.sh without AURORA_LLM=none,
                           or set AURORA_LLM_BASE_URL and AURORA_LLM_MODEL)"
 cat <<INFO
 
