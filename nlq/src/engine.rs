@@ -42,6 +42,9 @@ pub mod codes {
     pub const ACCESS_DENIED: i32 = 497;
 }
 
+/// Rows a candidate answer is run on when several are compared.
+pub const CANDIDATE_ROWS: u64 = 100;
+
 /// Everything the engine is configured with.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -67,6 +70,9 @@ pub struct EngineConfig {
     pub semantic_cache_threshold: Option<f32>,
     /// How many times an answer Aurora refuses (validation, parameters) goes back to the model with the reason.
     pub repair_attempts: u32,
+    /// Answers asked of the model per question: above 1, the valid ones run read-only on a few rows and the
+    /// one most of them agree with is kept (self-consistency).
+    pub candidates: u32,
 }
 
 impl EngineConfig {
@@ -87,6 +93,7 @@ impl EngineConfig {
             exact_cache_entries: 1_000,
             semantic_cache_threshold: Some(0.97),
             repair_attempts: 1,
+            candidates: 1,
         }
     }
 }
@@ -168,6 +175,8 @@ pub struct AskStats {
     pub malformed_retries: u32,
     /// Refused answers sent back to the model with the reason.
     pub repairs: u32,
+    /// With several candidates: how many ran, and how many of them agreed with the chosen one.
+    pub candidates: Option<(usize, usize)>,
     pub cache: Option<CacheHit>,
     /// Time per stage: catalog, retrieval, context, llm, validate.
     pub stages: Vec<(&'static str, Duration)>,
@@ -858,9 +867,87 @@ impl Engine {
                         shorten(question, 1000)
                     )));
                 }
+                Ok(plan) if self.config.candidates > 1 => {
+                    return Ok(self.choose_candidate(llm, plan, asker, stats).await);
+                }
                 other => return other,
             }
         }
+    }
+
+    /// Asks for `candidates - 1` more answers (sampled, temperature 0.7) to the same prompt, runs every valid
+    /// one read-only on at most [`CANDIDATE_ROWS`] rows, and keeps the first answer of the largest group of
+    /// identical results (ties: the earlier group). Answers that fail to validate or to run do not vote.
+    async fn choose_candidate(&self, llm: &Llm, first: Plan, asker: &Asker, stats: &mut AskStats) -> Plan {
+        let mut plans = vec![first];
+        for _ in 1..self.config.candidates {
+            let stage = Instant::now();
+            let called = llm.complete_sampled(&plans[0].conversation, 0.7).await;
+            stats.stages.push(("llm", stage.elapsed()));
+            let Ok((text, usage, elapsed)) = called else { continue };
+            stats.llm_durations.push(elapsed);
+            stats.usage.add(&usage);
+            let Ok(draft) = parse_draft(&text) else { continue };
+            let base = &plans[0];
+            if let Ok(plan) = self.check(
+                &base.question,
+                asker,
+                base.catalog.clone(),
+                base.chosen.clone(),
+                draft,
+                text,
+                base.conversation.clone(),
+                stats,
+            ) {
+                plans.push(plan);
+            }
+        }
+        let mut results = Vec::with_capacity(plans.len());
+        for plan in &plans {
+            results.push(self.sample_run(plan, asker).await.ok());
+        }
+        // (index of the group's first plan, votes)
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        for (i, result) in results.iter().enumerate() {
+            let Some(rows) = result else { continue };
+            match groups.iter_mut().find(|(g, _)| {
+                results[*g]
+                    .as_ref()
+                    .is_some_and(|other| crate::eval::same_result(rows, other, false))
+            }) {
+                Some((_, votes)) => *votes += 1,
+                None => groups.push((i, 1)),
+            }
+        }
+        let ran = groups.iter().map(|(_, v)| v).sum();
+        let (winner, votes) = groups
+            .iter()
+            .copied()
+            .fold(None, |best: Option<(usize, usize)>, g| match best {
+                Some(b) if b.1 >= g.1 => Some(b),
+                _ => Some(g),
+            })
+            .unwrap_or((0, 0));
+        stats.candidates = Some((ran, votes));
+        tracing::debug!(candidates = plans.len(), ran, votes, "candidate chosen by agreement");
+        plans.swap_remove(winner)
+    }
+
+    /// Runs `plan` read-only on at most [`CANDIDATE_ROWS`] rows with the asker's credentials.
+    async fn sample_run(&self, plan: &Plan, asker: &Asker) -> Result<crate::clickhouse::QueryResult, AskError> {
+        let executable = plan.executable(plan.catalog.supports_parameters(), CANDIDATE_ROWS)?;
+        let mut params: Vec<(String, String)> = executable
+            .parameters
+            .iter()
+            .map(|(k, v)| (format!("param_{k}"), v.clone()))
+            .collect();
+        if executable.set_readonly {
+            params.push(("readonly".into(), "1".into()));
+        }
+        self.clickhouse
+            .query(&asker.credentials, Some(&asker.database), &executable.sql, &params)
+            .await
+            .map_err(AskError::Catalog)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -163,7 +163,21 @@ impl Llm {
 
     /// Sends the conversation; returns the raw text of the answer and the tokens used.
     pub async fn complete(&self, messages: &[Message]) -> Result<(String, Usage, Duration), LlmError> {
-        let request = self.request(messages);
+        self.complete_at(messages, 0.0).await
+    }
+
+    /// Like [`Llm::complete`], sampled at `temperature` (for alternative candidates).
+    pub async fn complete_sampled(
+        &self,
+        messages: &[Message],
+        temperature: f32,
+    ) -> Result<(String, Usage, Duration), LlmError> {
+        self.complete_at(messages, temperature).await
+    }
+
+    async fn complete_at(&self, messages: &[Message], temperature: f32) -> Result<(String, Usage, Duration), LlmError> {
+        let mut request = self.request(messages);
+        request.temperature = Some(temperature);
         let started = Instant::now();
         let chat = self.client.chat();
         let call = chat.create_byot::<_, Completion>(request);

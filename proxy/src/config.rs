@@ -128,6 +128,13 @@ pub struct Cli {
     /// Token budget of the prompt's schema context [default: 3000].
     #[arg(long, env = "AURORA_ASK_TOKEN_BUDGET")]
     pub ask_token_budget: Option<usize>,
+    /// Answers asked of the model per question; above 1 they run read-only on a few rows and the answer most
+    /// of them agree with wins (self-consistency) [default: 1, at most 5].
+    #[arg(long, env = "AURORA_ASK_CANDIDATES")]
+    pub ask_candidates: Option<u32>,
+    /// Times an answer Aurora refuses goes back to the model with the reason [default: 1, at most 3].
+    #[arg(long, env = "AURORA_ASK_REPAIR_ATTEMPTS")]
+    pub ask_repair_attempts: Option<u32>,
     /// Time allowed to connect to ClickHouse, e.g. "5s" [default: 5s].
     #[arg(long, env = "AURORA_CONNECT_TIMEOUT", value_parser = humantime::parse_duration)]
     pub connect_timeout: Option<Duration>,
@@ -199,6 +206,8 @@ struct FileConfig {
     ask_allow_system_tables: Option<bool>,
     ask_semantic_cache_threshold: Option<f32>,
     ask_token_budget: Option<usize>,
+    ask_candidates: Option<u32>,
+    ask_repair_attempts: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     connect_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -248,6 +257,8 @@ pub struct Config {
     /// `None` when the semantic cache is off.
     pub ask_semantic_cache_threshold: Option<f32>,
     pub ask_token_budget: usize,
+    pub ask_candidates: u32,
+    pub ask_repair_attempts: u32,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -342,6 +353,8 @@ impl Config {
         engine.allow_system_tables = self.ask_allow_system_tables;
         engine.semantic_cache_threshold = self.ask_semantic_cache_threshold;
         engine.token_budget = self.ask_token_budget;
+        engine.candidates = self.ask_candidates;
+        engine.repair_attempts = self.ask_repair_attempts;
         engine
     }
 
@@ -449,6 +462,8 @@ impl Config {
                 .ask_token_budget
                 .or(file.ask_token_budget)
                 .unwrap_or(DEFAULT_ASK_TOKEN_BUDGET),
+            ask_candidates: cli.ask_candidates.or(file.ask_candidates).unwrap_or(1),
+            ask_repair_attempts: cli.ask_repair_attempts.or(file.ask_repair_attempts).unwrap_or(1),
             connect_timeout: cli
                 .connect_timeout
                 .or(file.connect_timeout)
@@ -532,6 +547,12 @@ impl Config {
         }
         if self.ask_max_rows == 0 {
             return invalid("ask_max_rows", "must be at least 1".into());
+        }
+        if !(1..=5).contains(&self.ask_candidates) {
+            return invalid("ask_candidates", "must be 1 to 5".into());
+        }
+        if self.ask_repair_attempts > 3 {
+            return invalid("ask_repair_attempts", "must be 0 to 3".into());
         }
         if self.ask_token_budget < 200 {
             return invalid("ask_token_budget", "must be at least 200".into());

@@ -222,3 +222,52 @@ def test_a_follow_up_over_http_needs_the_same_session_id(proxy, scripted_llm):
     assert "Previous question: amount per customer" in last_user_message(scripted_llm.chat_requests()[1])
     ask("but only shipped ones", "s2")
     assert "Previous question" not in last_user_message(scripted_llm.chat_requests()[2])
+
+
+@pytest.fixture(scope="module")
+def voting_proxy(clickhouse, scripted_llm_server, tmp_path_factory, shop):
+    """A proxy that asks for three candidates per question and keeps the one most of them agree with."""
+    if DIRECT_MODE:
+        pytest.skip("ASK is Aurora's own")
+    p = ProxyProcess(
+        f"127.0.0.1:{clickhouse.tcp_port}",
+        f"http://127.0.0.1:{clickhouse.http_port}",
+        tmp_path_factory.mktemp("ask-voting-proxy"),
+        ("--llm-base-url", scripted_llm_server.base_url, "--llm-model", "scripted", "--llm-timeout", "5s",
+         "--ask-candidates", "3"),
+    )
+    p.start()
+    yield p.endpoint
+    problem = p.stop()
+    assert problem is None, problem
+
+
+def test_candidates_are_chosen_by_agreement_of_their_results(voting_proxy, direct, scripted_llm):
+    lone = f"SELECT count() AS n FROM {DB}.orders WHERE customer = 'globex' AND status = 'placed'"
+    agree_a = f"SELECT count() AS n FROM {DB}.orders WHERE customer = 'acme'"
+    agree_b = f"SELECT countIf(customer = 'acme') AS n FROM {DB}.orders"
+    assert connect(direct).execute(lone) != connect(direct).execute(agree_a) == connect(direct).execute(agree_b)
+    scripted_llm.script([{"match": "orders of acme", "responses": [plain(lone), plain(agree_a), plain(agree_b)]}])
+    # The first answer (temperature 0) stands alone; the two sampled ones agree with each other and outvote it.
+    assert connect(voting_proxy, database=DB).execute("ASK 'orders of acme'") == [(20,)]
+    assert [r["temperature"] for r in scripted_llm.chat_requests()] == [0.0, 0.7, 0.7]
+    doc = explain(voting_proxy, "orders of acme")  # from the cache: the chosen plan
+    assert doc["sql"] == f"SELECT count() AS n FROM {DB}.orders WHERE customer = {{customer:String}}"
+
+
+def test_an_answer_that_does_not_run_gets_no_vote(voting_proxy, direct, scripted_llm):
+    first = f"SELECT count() AS n FROM {DB}.orders WHERE customer = 'globex'"
+    broken = f"SELECT count() AS n FROM {DB}.orders WHERE no_such_column = 1"
+    other = f"SELECT count() AS n FROM {DB}.orders WHERE customer = 'initech' AND status = 'placed'"
+    scripted_llm.script([{"match": "globex orders", "responses": [plain(first), plain(broken), plain(other)]}])
+    # One vote each for the two that ran: the tie keeps the first.
+    assert connect(voting_proxy, database=DB).execute("ASK 'globex orders'") == connect(direct).execute(first)
+
+
+def test_candidates_that_all_disagree_keep_the_first(voting_proxy, direct, scripted_llm):
+    answers = [f"SELECT count() AS n FROM {DB}.orders WHERE customer = '{c}' AND status = 'shipped'"
+               for c in ("acme", "globex", "initech")]
+    scripted_llm.script([{"match": "shipped orders", "responses": [plain(a) for a in answers]}])
+    got = connect(voting_proxy, database=DB).execute("ASK 'shipped orders'")
+    assert got == connect(direct).execute(answers[0])
+    assert len(scripted_llm.chat_requests()) == 3
