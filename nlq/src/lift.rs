@@ -72,8 +72,12 @@ pub fn lift(query: &ValidatedQuery, catalog: &Catalog, params: &Map<String, Valu
         let comparand = query.placeholder_comparands.get(&site.range.start);
         let column_type = comparand.and_then(|c| types.of(c));
         let ty = match (params.get(&site.name), comparand) {
-            (Some(Value::String(s)), Some(c)) => typed_value(&Literal::String(s.clone()), c, column_type.as_deref()),
-            (Some(Value::Number(n)), Some(c)) => typed_value(&Literal::Number(n.to_string()), c, column_type.as_deref()),
+            (Some(Value::String(s)), Some(c)) => {
+                typed_value(&Literal::String(s.clone()), c, column_type.as_deref())
+            }
+            (Some(Value::Number(n)), Some(c)) => {
+                typed_value(&Literal::Number(n.to_string()), c, column_type.as_deref())
+            }
             (Some(Value::Number(n)), None) => Some((number_type(&n.to_string(), true), Value::Null)),
             (Some(Value::Bool(_)), _) => Some((ParamType::Bool, Value::Null)),
             _ => None,
@@ -151,9 +155,9 @@ enum Kind {
 /// What a comparison with `comparand` (of column type `column_type`) compares values as.
 fn kind_of(comparand: &Comparand, column_type: Option<&str>) -> Kind {
     match comparand.function.as_deref() {
-        Some("todate" | "tostartofmonth" | "tostartofquarter" | "tostartofyear" | "tostartofweek" | "tomonday") => {
-            return Kind::Date
-        }
+        Some(
+            "todate" | "tostartofmonth" | "tostartofquarter" | "tostartofyear" | "tostartofweek" | "tomonday",
+        ) => return Kind::Date,
         Some("todatetime" | "tostartofday" | "tostartofhour" | "tostartofminute") => return Kind::DateTime,
         Some("toyyyymm" | "toyyyymmdd" | "toyear" | "tomonth") => return Kind::Integer,
         Some(_) => return Kind::Other,
@@ -173,7 +177,11 @@ fn kind_of(comparand: &Comparand, column_type: Option<&str>) -> Kind {
 /// The parameter type and JSON value of a literal compared with `comparand`.
 ///
 /// `None` for a number that no parameter type carries exactly (`0x1F`): it stays a literal.
-fn typed_value(literal: &Literal, comparand: &Comparand, column_type: Option<&str>) -> Option<(ParamType, Value)> {
+fn typed_value(
+    literal: &Literal,
+    comparand: &Comparand,
+    column_type: Option<&str>,
+) -> Option<(ParamType, Value)> {
     let kind = kind_of(comparand, column_type);
     Some(match literal {
         Literal::String(text) if !comparand.pattern => {
@@ -181,7 +189,9 @@ fn typed_value(literal: &Literal, comparand: &Comparand, column_type: Option<&st
             match kind {
                 Kind::Date if day => (ParamType::Date, Value::String(text.clone())),
                 Kind::DateTime if day => (ParamType::DateTime, Value::String(format!("{text} 00:00:00"))),
-                Kind::DateTime if is_time(text) => (ParamType::DateTime, Value::String(text.replacen('T', " ", 1))),
+                Kind::DateTime if is_time(text) => {
+                    (ParamType::DateTime, Value::String(text.replacen('T', " ", 1)))
+                }
                 _ => (ParamType::String, Value::String(text.clone())),
             }
         }
@@ -191,7 +201,11 @@ fn typed_value(literal: &Literal, comparand: &Comparand, column_type: Option<&st
             let value = match ty {
                 ParamType::Int64 => text.parse::<i64>().map(Number::from).ok(),
                 ParamType::UInt64 => text.parse::<u64>().map(Number::from).ok(),
-                _ => text.parse::<f64>().ok().filter(|f| f.is_finite()).and_then(Number::from_f64),
+                _ => text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .and_then(Number::from_f64),
             }?;
             (ty, Value::Number(value))
         }
@@ -241,7 +255,13 @@ fn base_name(comparand: &Comparand) -> String {
         .as_deref()
         .unwrap_or("value")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     match name.chars().next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => name,
@@ -340,13 +360,19 @@ mod tests {
              GROUP BY e.tenant_id HAVING sum(revenue) > 100 ORDER BY 1 LIMIT 5",
             Map::new(),
         );
-        assert!(l.sql.contains("BETWEEN {timestamp:Date} AND {timestamp_2:Date}"), "{}", l.sql);
+        assert!(
+            l.sql.contains("BETWEEN {timestamp:Date} AND {timestamp_2:Date}"),
+            "{}",
+            l.sql
+        );
         assert!(l.sql.contains("t.plan IN ({plan:String}, {plan_2:String})"));
         assert!(l.sql.contains("toYYYYMM(timestamp) = {timestamp_3:Int64}"));
         assert!(l.sql.contains("LIKE {tenant_id:String}"));
         assert!(l.sql.contains("countIf(tenant_id = {tenant_id_2:String})"));
         // Compared with an aggregate: lifted, named `value`; not compared at all: kept.
-        assert!(l.sql.contains("countIf(tenant_id = {tenant_id_2:String}) > {value:Int64}"));
+        assert!(l
+            .sql
+            .contains("countIf(tenant_id = {tenant_id_2:String}) > {value:Int64}"));
         assert!(l.sql.contains("HAVING sum(revenue) > {value_2:Int64}"));
         assert!(l.sql.ends_with("ORDER BY 1 LIMIT 5"));
         assert_eq!(l.params["tenant_id"], "ac%");
@@ -370,7 +396,9 @@ mod tests {
             "SELECT count() FROM analytics.events WHERE tenant_id = {tenant_id:String} OR tenant_id = 'acme'",
             params,
         );
-        assert!(l.sql.ends_with("tenant_id = {tenant_id:String} OR tenant_id = {tenant_id_2:String}"));
+        assert!(l
+            .sql
+            .ends_with("tenant_id = {tenant_id:String} OR tenant_id = {tenant_id_2:String}"));
         assert_eq!(l.params["tenant_id"], "globex");
         assert_eq!(l.params["tenant_id_2"], "acme");
     }

@@ -774,9 +774,11 @@ impl Checker<'_> {
     fn record_comparison(&mut self, expr: &Expr) {
         use sqlparser::ast::BinaryOperator as Op;
         match expr {
-            Expr::BinaryOp { left, op, right }
-                if matches!(op, Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq) =>
-            {
+            Expr::BinaryOp {
+                left,
+                op: Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq,
+                right,
+            } => {
                 if let Some(c) = self.comparand(left) {
                     self.compared(right, &c);
                 }
