@@ -10,6 +10,7 @@
 - `local_llm`: the real local model (llama-server + Qwen2.5-Coder 0.5B, scripts/llm.sh), one per session; skipped
   when scripts/setup.sh has not installed it.
 - `analytics`: the fixtures/analytics dataset loaded into the session ClickHouse (once per session).
+- `shop`: the same for the fixtures/shop dataset (an online shop's orders).
 
 Every test asks the same thing through `proxy` and `direct` and compares what the user sees.
 """
@@ -23,6 +24,7 @@ import pytest
 from clickhouse_driver import Client
 
 from support import analytics as analytics_data
+from support import shop as shop_data
 from support.llm import LlamaServer, ScriptedLLM
 from support.servers import DIRECT_MODE, ClickHouseServer, Endpoint, ProxyProcess
 
@@ -116,6 +118,13 @@ def analytics(direct) -> str:
     """Database `analytics` of fixtures/analytics, loaded once into the session ClickHouse; its name."""
     analytics_data.ensure_loaded(direct.host, direct.native_port)
     return "analytics"
+
+
+@pytest.fixture(scope="session")
+def shop(direct) -> str:
+    """Database `shop` of fixtures/shop, loaded once into the session ClickHouse; its name."""
+    shop_data.ensure_loaded(direct.host, direct.native_port)
+    return "shop"
 
 
 @pytest.fixture(scope="session")
