@@ -127,8 +127,10 @@ impl Catalog {
         self.server_major_minor() >= (19, 11)
     }
 
-    /// Whether the server knows common table expressions (`WITH name AS (SELECT …)`) and window functions:
-    /// 20.x and 21.x respectively; told to the model so it does not write what the server rejects.
+    /// What the server lacks that models write anyway: common table expressions (before 20.1), more than one
+    /// JOIN per SELECT (before 19.3), window functions (before 21.3), positional GROUP BY/ORDER BY (off before
+    /// 22.7, where `GROUP BY 1` silently groups by the constant). Told to the model so it does not write what the
+    /// server rejects or misreads.
     pub fn dialect_notes(&self) -> Vec<&'static str> {
         let version = self.server_major_minor();
         let mut notes = Vec::new();
@@ -136,8 +138,16 @@ impl Catalog {
             notes.push("no common table expressions (WITH name AS (SELECT ...)); use subqueries");
             notes.push("no DateTime64; no toStartOfInterval; use toStartOfHour/toStartOfDay/toStartOfMonth");
         }
+        if version < (19, 3) {
+            notes.push("at most one JOIN per SELECT; reach a third table through a subquery or IN (SELECT ...)");
+        }
         if version < (21, 3) {
             notes.push("no window functions (OVER (...))");
+        }
+        if version < (22, 7) {
+            notes.push(
+                "no positional GROUP BY or ORDER BY (GROUP BY 1 groups by the constant 1); name the columns or aliases",
+            );
         }
         notes
     }
@@ -397,7 +407,7 @@ mod tests {
     fn versions_decide_parameters_and_dialect_notes() {
         let old = Catalog::new(vec![], "18.16.1".into(), 0);
         assert!(!old.supports_parameters());
-        assert_eq!(old.dialect_notes().len(), 3);
+        assert_eq!(old.dialect_notes().len(), 5);
         let new = Catalog::new(vec![], "25.3.2.39".into(), 0);
         assert!(new.supports_parameters());
         assert!(new.dialect_notes().is_empty());
