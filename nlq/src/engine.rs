@@ -904,7 +904,7 @@ impl Engine {
         }
         let mut results = Vec::with_capacity(plans.len());
         for plan in &plans {
-            results.push(self.sample_run(plan, asker).await.ok());
+            results.push(self.execute(plan, asker, CANDIDATE_ROWS).await.ok());
         }
         // (index of the group's first plan, votes)
         let mut groups: Vec<(usize, usize)> = Vec::new();
@@ -933,9 +933,20 @@ impl Engine {
         plans.swap_remove(winner)
     }
 
-    /// Runs `plan` read-only on at most [`CANDIDATE_ROWS`] rows with the asker's credentials.
-    async fn sample_run(&self, plan: &Plan, asker: &Asker) -> Result<crate::clickhouse::QueryResult, AskError> {
-        let executable = plan.executable(plan.catalog.supports_parameters(), CANDIDATE_ROWS)?;
+    /// Runs `plan` as the proxy would over HTTP, on at most `max_rows` rows: with the asker's credentials and
+    /// database, query parameters or literals by the server's version, `readonly` unless the profile sets it.
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        asker: &Asker,
+        max_rows: u64,
+    ) -> Result<crate::clickhouse::QueryResult, ClickHouseError> {
+        let executable = plan
+            .executable(plan.catalog.supports_parameters(), max_rows)
+            .map_err(|e| ClickHouseError {
+                code: Some(e.code()),
+                message: e.to_string(),
+            })?;
         let mut params: Vec<(String, String)> = executable
             .parameters
             .iter()
@@ -947,7 +958,6 @@ impl Engine {
         self.clickhouse
             .query(&asker.credentials, Some(&asker.database), &executable.sql, &params)
             .await
-            .map_err(AskError::Catalog)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -155,29 +155,7 @@ pub async fn run_question(
 
 /// Runs a plan the way the proxy would over HTTP: the bounded query, parameters or literals, readonly.
 pub async fn execute(engine: &Engine, asker: &Asker, plan: &Plan) -> Result<QueryResult, ClickHouseError> {
-    let executable = plan
-        .executable(plan.catalog.supports_parameters(), engine.config().max_rows)
-        .map_err(|e| ClickHouseError {
-            code: Some(e.code()),
-            message: e.to_string(),
-        })?;
-    let mut params: Vec<(String, String)> = executable
-        .parameters
-        .iter()
-        .map(|(k, v)| (format!("param_{k}"), v.clone()))
-        .collect();
-    if executable.set_readonly {
-        params.push(("readonly".into(), "1".into()));
-    }
-    engine
-        .clickhouse()
-        .query(
-            &asker.credentials,
-            Some(&asker.database),
-            &executable.sql,
-            &params,
-        )
-        .await
+    engine.execute(plan, asker, engine.config().max_rows).await
 }
 
 /// Runs a reference query.

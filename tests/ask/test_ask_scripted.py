@@ -16,7 +16,7 @@ from clickhouse_driver import Client, errors
 
 from support.cli import clickhouse_client
 from support.driver import connect
-from support.servers import DIRECT_MODE, ProxyProcess
+from support.servers import DIRECT_MODE, scripted_ask_proxy
 
 pytestmark = pytest.mark.proxy_only
 
@@ -57,16 +57,7 @@ def ask_proxy(clickhouse, scripted_llm_server, tmp_path_factory, demo_data):
     """An aurora-proxy whose ASK goes to the scripted model."""
     if DIRECT_MODE:
         pytest.skip("ASK is Aurora's own")
-    p = ProxyProcess(
-        f"127.0.0.1:{clickhouse.tcp_port}",
-        f"http://127.0.0.1:{clickhouse.http_port}",
-        tmp_path_factory.mktemp("ask-proxy"),
-        ("--llm-base-url", scripted_llm_server.base_url, "--llm-model", "scripted", "--llm-timeout", "5s"),
-    )
-    p.start()
-    yield p.endpoint
-    problem = p.stop()
-    assert problem is None, problem
+    yield from scripted_ask_proxy(clickhouse, scripted_llm_server, tmp_path_factory.mktemp("ask-proxy"))
 
 
 def answer(sql: str, params: dict | None = None, explanation: str = "") -> dict:

@@ -14,7 +14,7 @@ import pytest
 from clickhouse_driver import Client, errors
 
 from support.driver import connect
-from support.servers import DIRECT_MODE, ProxyProcess
+from support.servers import DIRECT_MODE, scripted_ask_proxy
 
 pytestmark = pytest.mark.proxy_only
 
@@ -60,16 +60,7 @@ def shop(direct):
 def proxy(clickhouse, scripted_llm_server, tmp_path_factory, shop):
     if DIRECT_MODE:
         pytest.skip("ASK is Aurora's own")
-    p = ProxyProcess(
-        f"127.0.0.1:{clickhouse.tcp_port}",
-        f"http://127.0.0.1:{clickhouse.http_port}",
-        tmp_path_factory.mktemp("ask-untuned-proxy"),
-        ("--llm-base-url", scripted_llm_server.base_url, "--llm-model", "scripted", "--llm-timeout", "5s"),
-    )
-    p.start()
-    yield p.endpoint
-    problem = p.stop()
-    assert problem is None, problem
+    yield from scripted_ask_proxy(clickhouse, scripted_llm_server, tmp_path_factory.mktemp("ask-untuned-proxy"))
 
 
 def plain(sql: str, explanation: str = "") -> dict:
@@ -229,17 +220,9 @@ def voting_proxy(clickhouse, scripted_llm_server, tmp_path_factory, shop):
     """A proxy that asks for three candidates per question and keeps the one most of them agree with."""
     if DIRECT_MODE:
         pytest.skip("ASK is Aurora's own")
-    p = ProxyProcess(
-        f"127.0.0.1:{clickhouse.tcp_port}",
-        f"http://127.0.0.1:{clickhouse.http_port}",
-        tmp_path_factory.mktemp("ask-voting-proxy"),
-        ("--llm-base-url", scripted_llm_server.base_url, "--llm-model", "scripted", "--llm-timeout", "5s",
-         "--ask-candidates", "3"),
+    yield from scripted_ask_proxy(
+        clickhouse, scripted_llm_server, tmp_path_factory.mktemp("ask-voting-proxy"), "--ask-candidates", "3"
     )
-    p.start()
-    yield p.endpoint
-    problem = p.stop()
-    assert problem is None, problem
 
 
 def test_candidates_are_chosen_by_agreement_of_their_results(voting_proxy, direct, scripted_llm):

@@ -172,3 +172,18 @@ class ProxyProcess:
             self.proc.wait()
             return f"aurora-proxy ignored SIGTERM for {self.STOP_TIMEOUT_S}s:\n{tail(self.log_path)}"
         return None
+
+
+def scripted_ask_proxy(clickhouse, llm, logdir: Path, *extra: str):
+    """A generator for module fixtures: an aurora-proxy in front of `clickhouse` whose ASK goes to the scripted
+    model `llm`; yields its endpoint and checks on stop that it exited cleanly."""
+    p = ProxyProcess(
+        f"127.0.0.1:{clickhouse.tcp_port}",
+        f"http://127.0.0.1:{clickhouse.http_port}",
+        logdir,
+        ("--llm-base-url", llm.base_url, "--llm-model", "scripted", "--llm-timeout", "5s", *extra),
+    )
+    p.start()
+    yield p.endpoint
+    problem = p.stop()
+    assert problem is None, problem
