@@ -102,6 +102,7 @@ impl EngineConfig {
 #[derive(Debug, Clone)]
 pub struct Asker {
     pub credentials: Credentials,
+    /// The current database; empty means `default` (a native Hello may leave it empty).
     pub database: String,
     /// The session the question is asked in (a native connection, an HTTP `session_id`): a question may refine
     /// the one answered before it in the same session.
@@ -364,8 +365,19 @@ fn cache_key(question: &str, catalog_version: u64, asker: &Asker) -> ExactKey {
     (
         normalize_question(question),
         catalog_version,
-        format!("{}\n{}", asker.credentials.user, asker.database),
+        format!("{}\n{}", asker.credentials.user, asker.current_database()),
     )
+}
+
+impl Asker {
+    /// `database`, or `default` when it is empty.
+    pub fn current_database(&self) -> &str {
+        if self.database.is_empty() {
+            "default"
+        } else {
+            &self.database
+        }
+    }
 }
 
 struct Caches {
@@ -583,7 +595,7 @@ impl Engine {
             }
         }
         let (chosen, examples) =
-            self.retrieve(&catalog, &retrieval_text, &asker.database, question_vector.as_ref());
+            self.retrieve(&catalog, &retrieval_text, asker.current_database(), question_vector.as_ref());
         let mut samples = BTreeMap::new();
         for table in &chosen {
             let values = catalog
@@ -625,11 +637,13 @@ impl Engine {
             let in_database = catalog
                 .tables
                 .iter()
-                .any(|t| t.name.database == asker.database && !is_machinery(&t.name));
+                .any(|t| t.name.database == asker.current_database() && !is_machinery(&t.name));
             let all: Vec<RankedTable> = catalog
                 .tables
                 .iter()
-                .filter(|t| !is_machinery(&t.name) && (!in_database || t.name.database == asker.database))
+                .filter(|t| {
+                    !is_machinery(&t.name) && (!in_database || t.name.database == asker.current_database())
+                })
                 .map(|t| RankedTable {
                     name: t.name.clone(),
                     score: 0.0,
@@ -973,12 +987,7 @@ impl Engine {
         stats: &mut AskStats,
     ) -> Result<Plan, AskError> {
         let stage = Instant::now();
-        let database = if asker.database.is_empty() {
-            "default"
-        } else {
-            &asker.database
-        };
-        let policy = catalog.policy(database, self.config.allow_system_tables);
+        let policy = catalog.policy(asker.current_database(), self.config.allow_system_tables);
         let result = validate(&draft.sql, &policy)
             .map_err(|error| AskError::Rejected {
                 sql: draft.sql.clone(),
