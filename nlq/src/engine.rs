@@ -109,17 +109,15 @@ pub struct Asker {
     pub session: Option<String>,
 }
 
-/// Options of one ASK (from its `SETTINGS`, and the conversation it belongs to).
-#[derive(Debug, Clone, Default)]
+/// Options of one ASK (from its `SETTINGS`).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct AskOptions {
     /// Read the catalog again instead of using the cached one.
     pub refresh_catalog: bool,
     /// Skip the caches (the answer is still stored).
     pub no_cache: bool,
-    /// The question this one may refine; `None`: the last one answered in the asker's session, if any.
-    pub previous: Option<Previous>,
-    /// `Some(true)`/`Some(false)`: the question refines `previous` or not (`SETTINGS aurora_follow_up`);
-    /// `None`: decided by [`is_follow_up`].
+    /// `Some(true)`/`Some(false)`: the question refines the session's previous one or not
+    /// (`SETTINGS aurora_follow_up`); `None`: decided by [`is_follow_up`].
     pub follow_up: Option<bool>,
 }
 
@@ -559,10 +557,10 @@ impl Engine {
         }
 
         let stage = Instant::now();
-        let follows = options
-            .previous
-            .clone()
-            .or_else(|| self.sessions.get(asker))
+        // The question this one may refine: the last one answered in the asker's session.
+        let follows = self
+            .sessions
+            .get(asker)
             .filter(|_| options.follow_up.unwrap_or_else(|| is_follow_up(question)));
         // A refinement's answer depends on what it refines: no cache serves or keeps it.
         let no_cache = options.no_cache || follows.is_some();

@@ -319,7 +319,7 @@ pub fn offered_tables(
         (0..catalog.tables.len())
             .filter(|&i| mask(i))
             .map(|i| lexical_scores[i].0)
-            .fold(None, |best: Option<f32>, s| Some(best.map_or(s, |b| b.max(s))))
+            .reduce(f32::max)
     };
     let inside = best(&|i| in_scope[i]);
     let outside = best(&|i| candidate[i] && !in_scope[i]).unwrap_or(0.0);
