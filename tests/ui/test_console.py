@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from clickhouse_driver import Client
 
-from support.servers import HOST, free_port
+from support.servers import HOST
 
 pytestmark = pytest.mark.proxy_only
 
@@ -60,15 +61,18 @@ def drive(scenario: str, proxy_http_port: int, **env) -> dict:
 def console(start_proxy, clickhouse, tmp_path):
     """A proxy with the console's options: Grafana linked, an ingest API address where nothing listens (with a
     token for it), and alice as the one pipeline admin."""
-    nothing_there = free_port()
-    token = tmp_path / "ingest-api-token"
-    token.write_text("console-test-token-0123456789\n")
-    return start_proxy(
-        f"127.0.0.1:{clickhouse.tcp_port}",
-        f"http://127.0.0.1:{clickhouse.http_port}",
-        ("--grafana-url", GRAFANA_URL, "--ingest-api-url", f"http://127.0.0.1:{nothing_there}",
-         "--ingest-api-token-file", str(token), "--pipeline-admins", USER),
-    )
+    # Bound but not listening for the whole test: connections are refused, and no server started meanwhile (the
+    # proxy's own ports come from the kernel too) can be handed the same port.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as nothing_there:
+        nothing_there.bind((HOST, 0))
+        token = tmp_path / "ingest-api-token"
+        token.write_text("console-test-token-0123456789\n")
+        yield start_proxy(
+            f"127.0.0.1:{clickhouse.tcp_port}",
+            f"http://127.0.0.1:{clickhouse.http_port}",
+            ("--grafana-url", GRAFANA_URL, "--ingest-api-url", f"http://127.0.0.1:{nothing_there.getsockname()[1]}",
+             "--ingest-api-token-file", str(token), "--pipeline-admins", USER),
+        )
 
 
 @pytest.fixture
