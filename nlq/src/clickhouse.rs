@@ -153,6 +153,38 @@ impl ClickHouseHttp {
     }
 }
 
+impl ClickHouseHttp {
+    /// Runs a statement that returns no rows (DDL, `INSERT … FORMAT …`) as `credentials`; `data` (an INSERT's
+    /// rows) is the body, after the statement in the `query` parameter.
+    pub async fn command(
+        &self,
+        credentials: &Credentials,
+        sql: &str,
+        data: Vec<u8>,
+    ) -> Result<(), ClickHouseError> {
+        // Without rows the statement is the body (an empty POST body lacks the Content-Length 18.16 needs).
+        let request = self.client.post(format!("{}/", self.url));
+        let request = if data.is_empty() {
+            request.body(sql.to_string())
+        } else {
+            request.query(&[("query", sql)]).body(data)
+        };
+        let response = request
+            .basic_auth(&credentials.user, Some(&credentials.password))
+            .send()
+            .await
+            .map_err(|e| {
+                ClickHouseError::unreachable(format!("cannot reach ClickHouse at {}: {e}", self.url))
+            })?;
+        let status = response.status();
+        let bytes = read_limited(response).await?;
+        if !status.is_success() {
+            return Err(ClickHouseError::from_body(&String::from_utf8_lossy(&bytes)));
+        }
+        Ok(())
+    }
+}
+
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ClickHouseError> {
     let mut out = Vec::new();
     loop {

@@ -222,6 +222,22 @@ pub fn with_previous(user: &str, previous: &crate::engine::Previous) -> String {
     )
 }
 
+/// The user part of a prompt with the answers users marked wrong for this question, before the question.
+pub fn with_marked_wrong(user: &str, sql: &[&str]) -> String {
+    let Some(at) = user.rfind("\nQuestion: ") else {
+        return user.to_string();
+    };
+    let mut out = user[..at].to_string();
+    out.push_str("\nA user marked these answers to the question as wrong; write a different query:\n");
+    for wrong in sql {
+        out.push_str("- ");
+        out.push_str(wrong);
+        out.push('\n');
+    }
+    out.push_str(&user[at + 1..]);
+    out
+}
+
 /// Join conditions read off the schema when the semantic file has none: a column named like the first column
 /// of another shown table (`events.tenant_id` and `tenants.tenant_id`), when that first column is an id.
 fn inferred_joins(tables: &[&Table]) -> Vec<String> {

@@ -24,10 +24,11 @@ use crate::clickhouse::{ClickHouseError, ClickHouseHttp, Credentials};
 use crate::context::{build_prompt, ContextInput};
 use crate::embed::{cosine, EmbedError, Embedder, EmbeddingStore, FastEmbedder, Vector};
 use crate::error::{BindError, ValidationError};
+use crate::feedback::{FeedbackConfig, FeedbackStore, Mark, Marks, Verdict};
 use crate::lift::lift;
 use crate::llm::{parse_draft, shorten, Draft, Llm, LlmConfig, LlmError, Message, Usage};
 use crate::retrieve::{closest_examples, is_machinery, rank_tables, LexicalIndex, RankedTable};
-use crate::semantic::{SemanticError, SemanticFile};
+use crate::semantic::{Example, SemanticError, SemanticFile};
 use crate::validate::{validate, Policy, ValidatedQuery};
 
 /// ClickHouse error codes the engine answers with (the proxy shows them as ClickHouse exceptions).
@@ -73,6 +74,8 @@ pub struct EngineConfig {
     /// Answers asked of the model per question: above 1, the valid ones run read-only on a few rows and the
     /// one most of them agree with is kept (self-consistency).
     pub candidates: u32,
+    /// Where users' marks of answers are stored and read back as examples; `None`: no feedback.
+    pub feedback: Option<FeedbackConfig>,
 }
 
 impl EngineConfig {
@@ -94,6 +97,7 @@ impl EngineConfig {
             semantic_cache_threshold: Some(0.97),
             repair_attempts: 1,
             candidates: 1,
+            feedback: None,
         }
     }
 }
@@ -263,6 +267,17 @@ impl Plan {
         Value::Object(self.params.clone()).to_string()
     }
 
+    /// A one-row SELECT of literals that says what a feedback ASK marked: columns feedback (`good`/`bad`),
+    /// question, sql (the marked answer, parameterized as it ran).
+    pub fn mark_sql(&self, verdict: Verdict) -> String {
+        format!(
+            "SELECT {} AS feedback, {} AS question, {} AS sql",
+            quoted_string(verdict.as_str()),
+            quoted_string(&self.question),
+            quoted_string(&self.sql),
+        )
+    }
+
     /// A one-row SELECT of literals that describes the plan (`EXPLAIN ASK`): columns sql, params, tables,
     /// explanation, cached, retrieved, follows (the earlier question it refined, or empty). ClickHouse formats
     /// it, so it reaches every client in its own format.
@@ -305,6 +320,12 @@ pub enum AskError {
     Rejected { sql: String, error: ValidationError },
     #[error("the generated query's parameters were rejected: {error}. Generated SQL: {sql}")]
     Params { sql: String, error: BindError },
+    #[error("feedback is not stored on this proxy (--ask-feedback-table is off)")]
+    FeedbackOff,
+    #[error("there is no earlier answer to \"{question}\" to mark: ask it first, then repeat the same ASK with SETTINGS aurora_feedback = 'good' or 'bad' (in the same session, or while the answer is cached)")]
+    NothingToMark { question: String },
+    #[error("cannot store the feedback in {table}: {error}")]
+    Feedback { table: String, error: ClickHouseError },
 }
 
 impl AskError {
@@ -323,6 +344,9 @@ impl AskError {
             } => codes::SYNTAX_ERROR,
             AskError::Rejected { .. } => codes::ACCESS_DENIED,
             AskError::Params { .. } => codes::BAD_ARGUMENTS,
+            AskError::FeedbackOff => codes::NOT_IMPLEMENTED,
+            AskError::NothingToMark { .. } => codes::BAD_ARGUMENTS,
+            AskError::Feedback { error, .. } => error.code.unwrap_or(codes::NETWORK_ERROR),
         }
     }
 
@@ -367,6 +391,28 @@ fn cache_key(question: &str, catalog_version: u64, asker: &Asker) -> ExactKey {
     )
 }
 
+/// Whether `plan` (an answer from a cache for `question`) was marked bad.
+fn marked_bad(marks: &Marks, question: &str, plan: &Plan) -> bool {
+    [question, plan.question.as_str()]
+        .iter()
+        .any(|q| marks.bad.contains(&(normalize_question(q), plan.written_sql.clone())))
+}
+
+/// The pairs marked good that the asker may see: those whose SQL validates against the asker's own catalog
+/// (so a pair over a table the asker cannot read is never shown to them).
+fn learned_examples(marks: &Marks, catalog: &Catalog, asker: &Asker, allow_system_tables: bool) -> Vec<Example> {
+    if marks.good.is_empty() {
+        return Vec::new();
+    }
+    let policy = catalog.policy(asker.current_database(), allow_system_tables);
+    marks
+        .good
+        .iter()
+        .filter(|example| validate(&example.sql, &policy).is_ok())
+        .cloned()
+        .collect()
+}
+
 impl Asker {
     /// `database`, or `default` when it is empty.
     pub fn current_database(&self) -> &str {
@@ -396,11 +442,13 @@ pub struct Engine {
     /// Lexical indexes by catalog version (and the number of sampled tables they saw).
     indexes: Mutex<HashMap<u64, (usize, Arc<LexicalIndex>)>>,
     sessions: Sessions,
+    feedback: Option<FeedbackStore>,
 }
 
 /// The last question answered in each session, by (user, session), for follow-ups; bounded in number and age.
 struct Sessions {
-    entries: Mutex<HashMap<(String, String), (Previous, Instant)>>,
+    /// The plans without their conversation (a session keeps what a follow-up or a mark needs, not the prompt).
+    entries: Mutex<HashMap<(String, String), (Plan, Instant)>>,
 }
 
 impl Sessions {
@@ -412,12 +460,20 @@ impl Sessions {
     }
 
     fn get(&self, asker: &Asker) -> Option<Previous> {
+        self.last(asker).map(|plan| Previous {
+            question: plan.question,
+            sql: plan.written_sql,
+        })
+    }
+
+    /// The session's last answered plan (without its conversation).
+    fn last(&self, asker: &Asker) -> Option<Plan> {
         let key = Self::key(asker)?;
         let entries = self.entries.lock().expect("sessions lock");
         entries
             .get(&key)
             .filter(|(_, at)| at.elapsed() < Self::TTL)
-            .map(|(previous, _)| previous.clone())
+            .map(|(plan, _)| plan.clone())
     }
 
     fn put(&self, asker: &Asker, plan: &Plan) {
@@ -431,11 +487,12 @@ impl Sessions {
                 }
             }
         }
-        let previous = Previous {
-            question: plan.question.clone(),
-            sql: plan.written_sql.clone(),
+        let kept = Plan {
+            conversation: Vec::new(),
+            answer: String::new(),
+            ..plan.clone()
         };
-        entries.insert(key, (previous, Instant::now()));
+        entries.insert(key, (kept, Instant::now()));
     }
 }
 
@@ -481,7 +538,12 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let clickhouse = ClickHouseHttp::new(&config.clickhouse_url, config.clickhouse_timeout)?;
         let llm = config.llm.clone().map(Llm::new).transpose()?;
+        let feedback = config
+            .feedback
+            .clone()
+            .map(|feedback| FeedbackStore::new(clickhouse.clone(), feedback, config.catalog_ttl));
         Ok(Engine {
+            feedback,
             catalogs: CatalogCache::new(config.catalog_ttl),
             clickhouse,
             semantic,
@@ -557,6 +619,7 @@ impl Engine {
         }
 
         let stage = Instant::now();
+        let marks = self.marks(asker).await;
         // The question this one may refine: the last one answered in the asker's session.
         let follows = self
             .sessions
@@ -566,7 +629,7 @@ impl Engine {
         let no_cache = options.no_cache || follows.is_some();
         let key = cache_key(question, catalog.version, asker);
         if !no_cache {
-            if let Some(plan) = self.cached_exact(&key) {
+            if let Some(plan) = self.cached_exact(&key).filter(|plan| !marked_bad(&marks, question, plan)) {
                 stats.cache = Some(CacheHit::Exact);
                 stats.stages.push(("retrieval", stage.elapsed()));
                 return Ok(plan);
@@ -579,7 +642,10 @@ impl Engine {
         };
         let question_vector = self.embed_question(&retrieval_text).await;
         if !no_cache {
-            if let Some(plan) = self.cached_semantic(&key, question_vector.as_ref()) {
+            if let Some(plan) = self
+                .cached_semantic(&key, question_vector.as_ref())
+                .filter(|plan| !marked_bad(&marks, question, plan))
+            {
                 stats.cache = Some(CacheHit::Semantic);
                 stats.stages.push(("retrieval", stage.elapsed()));
                 return Ok(plan);
@@ -592,8 +658,14 @@ impl Engine {
                     .await;
             }
         }
-        let (chosen, examples) =
-            self.retrieve(&catalog, &retrieval_text, asker.current_database(), question_vector.as_ref());
+        let learned = learned_examples(&marks, &catalog, asker, self.config.allow_system_tables);
+        let (chosen, examples) = self.retrieve(
+            &catalog,
+            &retrieval_text,
+            asker.current_database(),
+            question_vector.as_ref(),
+            &learned,
+        );
         let mut samples = BTreeMap::new();
         for table in &chosen {
             let values = catalog
@@ -607,6 +679,10 @@ impl Engine {
         let mut prompt = self.prompt(question, &catalog, &chosen, &samples, &examples);
         if let Some(previous) = &follows {
             prompt.user = crate::context::with_previous(&prompt.user, previous);
+        }
+        let marked_wrong = marks.bad_for(question);
+        if !marked_wrong.is_empty() {
+            prompt.user = crate::context::with_marked_wrong(&prompt.user, &marked_wrong);
         }
         stats.stages.push(("context", stage.elapsed()));
 
@@ -706,6 +782,74 @@ impl Engine {
         (result, stats)
     }
 
+    /// The marks of the asker's database (none when feedback is off).
+    async fn marks(&self, asker: &Asker) -> Arc<Marks> {
+        match &self.feedback {
+            Some(store) => store.marks(asker.current_database()).await,
+            None => Arc::new(Marks::default()),
+        }
+    }
+
+    /// Marks the answer Aurora gave `asker` earlier to `question` (the session's last answer when it was this
+    /// question, else the exact cache's) and stores the mark. A bad answer also leaves the caches, so the next
+    /// ASK of it asks the model again. Returns the marked plan.
+    pub async fn mark(&self, question: &str, asker: &Asker, verdict: Verdict) -> Result<Plan, AskError> {
+        let store = self.feedback.as_ref().ok_or(AskError::FeedbackOff)?;
+        // Read with the asker's own credentials first: whoever ClickHouse does not accept marks nothing.
+        let (catalog, _) = self
+            .catalogs
+            .get(&self.clickhouse, &asker.credentials, false)
+            .await
+            .map_err(AskError::Catalog)?;
+        let wanted = normalize_question(question);
+        let plan = self
+            .sessions
+            .last(asker)
+            .filter(|plan| normalize_question(&plan.question) == wanted)
+            .or_else(|| self.cached_exact(&cache_key(question, catalog.version, asker)))
+            .ok_or_else(|| AskError::NothingToMark {
+                question: question.to_string(),
+            })?;
+        let mark = Mark {
+            database: asker.current_database().to_string(),
+            user: asker.credentials.user.clone(),
+            question: plan.question.clone(),
+            sql: plan.written_sql.clone(),
+            verdict,
+        };
+        store.record(&mark).await.map_err(|error| AskError::Feedback {
+            table: store.table().to_string(),
+            error,
+        })?;
+        if verdict == Verdict::Bad {
+            self.forget(&plan, asker);
+        }
+        Ok(plan)
+    }
+
+    /// Stores a mark of `sql` as the answer to `question` in the asker's database, without looking for an
+    /// earlier answer (the evaluation marks answers it knows to be right).
+    pub async fn record_mark(
+        &self,
+        question: &str,
+        sql: &str,
+        asker: &Asker,
+        verdict: Verdict,
+    ) -> Result<(), AskError> {
+        let store = self.feedback.as_ref().ok_or(AskError::FeedbackOff)?;
+        let mark = Mark {
+            database: asker.current_database().to_string(),
+            user: asker.credentials.user.clone(),
+            question: question.to_string(),
+            sql: sql.to_string(),
+            verdict,
+        };
+        store.record(&mark).await.map_err(|error| AskError::Feedback {
+            table: store.table().to_string(),
+            error,
+        })
+    }
+
     /// Drops `plan`'s question from the caches (it failed in ClickHouse).
     pub fn forget(&self, plan: &Plan, asker: &Asker) {
         let key = cache_key(&plan.question, plan.catalog.version, asker);
@@ -738,7 +882,8 @@ impl Engine {
         question: &str,
         database: &str,
         question_vector: Option<&Vector>,
-    ) -> (Vec<RankedTable>, Vec<crate::semantic::Example>) {
+        learned: &[Example],
+    ) -> (Vec<RankedTable>, Vec<Example>) {
         let store = self.store.as_deref().filter(|_| question_vector.is_some());
         let index = self.lexical_index(catalog);
         let chosen = rank_tables(
@@ -765,8 +910,10 @@ impl Engine {
             )
         })
         .unwrap_or_default();
+        // The semantic file's examples and the pairs users marked good compete for the same few places.
+        let all: Vec<Example> = self.semantic.examples.iter().chain(learned).cloned().collect();
         let examples = closest_examples(
-            &self.semantic,
+            &all,
             catalog,
             question,
             question_vector,
@@ -775,7 +922,7 @@ impl Engine {
         )
         .or_else(|_| {
             closest_examples(
-                &self.semantic,
+                &all,
                 catalog,
                 question,
                 None,
@@ -1107,7 +1254,7 @@ impl Engine {
             Some(store) => Some(store.get(question)?),
             None => None,
         };
-        let (chosen, examples) = self.retrieve(catalog, question, "", vector.as_ref());
+        let (chosen, examples) = self.retrieve(catalog, question, "", vector.as_ref(), &[]);
         let samples = chosen
             .iter()
             .filter_map(|t| catalog.cached_samples(&t.name).map(|s| (t.name.to_string(), s)))

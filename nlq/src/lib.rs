@@ -9,6 +9,7 @@
 //! - [`validate`], [`lift`] and [`bind`]: the gate between what a model wrote and what reaches ClickHouse; the
 //!   literals of the model's SQL become typed query parameters.
 //! - [`engine`]: all of the above in order, with caches and self-correction.
+//! - [`feedback`]: users' marks of answers, stored in ClickHouse; good pairs become examples.
 //! - [`eval`]: execution accuracy of the pipeline over a question set.
 
 pub mod bind;
@@ -19,6 +20,7 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod feedback;
 pub mod lift;
 pub mod llm;
 pub mod retrieve;
@@ -31,6 +33,7 @@ pub use engine::{
     is_follow_up, AskError, AskOptions, AskStats, Asker, CacheHit, Engine, EngineConfig, Executable, Plan, Previous,
 };
 pub use error::{BindError, ValidationError};
+pub use feedback::{FeedbackConfig, Verdict};
 pub use statement::{
     classify, classify_prefix, AskStatement, AskSyntaxError, Prefix, SettingValue, Statement,
 };

@@ -361,15 +361,14 @@ fn add_join_partners(catalog: &Catalog, semantic: &SemanticFile, kept: &mut Vec<
 
 /// The `n` examples closest to the question (by embeddings, or by shared words), over readable tables only.
 pub fn closest_examples(
-    semantic: &SemanticFile,
+    examples: &[Example],
     catalog: &Catalog,
     question: &str,
     question_vector: Option<&Vector>,
     store: Option<&EmbeddingStore>,
     n: usize,
 ) -> Result<Vec<Example>, EmbedError> {
-    let readable: Vec<&Example> = semantic
-        .examples
+    let readable: Vec<&Example> = examples
         .iter()
         .filter(|e| {
             catalog
@@ -532,7 +531,7 @@ mod tests {
             0,
         );
         let found = closest_examples(
-            &semantic,
+            &semantic.examples,
             &only_analytics,
             "deployments per service",
             None,

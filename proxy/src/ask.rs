@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use nlq::{AskOptions, AskStats, Asker, Engine, Plan, SettingValue};
+use nlq::{AskOptions, AskStats, Asker, Engine, Plan, SettingValue, Verdict};
 
 use crate::codes;
 use crate::config::Config;
@@ -26,6 +26,9 @@ pub const SETTING_NO_CACHE: &str = "aurora_no_cache";
 /// A setting of `ASK … SETTINGS` that Aurora reads itself: `1` the question refines the session's previous
 /// one, `0` it stands alone (without it, Aurora decides from the question's words).
 pub const SETTING_FOLLOW_UP: &str = "aurora_follow_up";
+/// A setting of `ASK … SETTINGS` that Aurora reads itself: `'good'` or `'bad'` marks the answer given earlier to
+/// the same question (the ASK answers with one row that says what was marked, and runs nothing else).
+pub const SETTING_FEEDBACK: &str = "aurora_feedback";
 
 /// How the upstream takes `{name:Type}` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +45,10 @@ pub enum ParamMode {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub plan: Plan,
+    /// The SQL is Aurora's own one-row description (`EXPLAIN ASK`, a feedback mark), never corrected.
     pub explain: bool,
+    /// The mark this ASK stored (`SETTINGS aurora_feedback`); the plan is the answer it marked.
+    pub feedback: Option<Verdict>,
     /// The SQL to send (without FORMAT).
     pub sql: String,
     /// Query parameters `(name, value)` without the `param_` prefix.
@@ -108,10 +114,17 @@ impl AskService {
         mode: ParamMode,
     ) -> Result<Prepared, AskFailure> {
         let started = Instant::now();
-        let (options, settings) = match split_settings(&ask.settings) {
+        let Split {
+            options,
+            feedback,
+            settings,
+        } = match split_settings(&ask.settings) {
             Ok(split) => split,
             Err(message) => return Err(self.fail("error", codes::BAD_ARGUMENTS, message)),
         };
+        if let Some(verdict) = feedback {
+            return self.mark(ask, asker, verdict, settings, started).await;
+        }
         let (result, stats) = self.engine.plan(&ask.question, asker, options).await;
         self.record_stats(&stats, false);
         let plan = match result {
@@ -146,8 +159,42 @@ impl AskService {
         self.record_stats(&stats, true);
         let plan =
             result.map_err(|error| self.fail(error.outcome(), error.code(), format!("Aurora: {error}")))?;
-        let (_, settings) = split_settings(&ask.settings).unwrap_or_default();
+        let settings = split_settings(&ask.settings).map(|s| s.settings).unwrap_or_default();
         self.prepare(plan, ask, settings, mode, prepared.started)
+    }
+
+    /// Stores a user's mark of the answer given earlier to the same question; answers with the one-row
+    /// description of what was marked.
+    async fn mark(
+        &self,
+        ask: &nlq::AskStatement,
+        asker: &Asker,
+        verdict: Verdict,
+        settings: Vec<(String, String)>,
+        started: Instant,
+    ) -> Result<Prepared, AskFailure> {
+        let plan = match self.engine.mark(&ask.question, asker, verdict).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                telemetry::ask_failed(&self.log_limiter, &asker.credentials.user, &ask.question, &error);
+                return Err(self.fail(error.outcome(), error.code(), format!("Aurora: {error}")));
+            }
+        };
+        self.metrics
+            .ask_feedback
+            .with_label_values(&[verdict.as_str()])
+            .inc();
+        Ok(Prepared {
+            sql: plan.mark_sql(verdict),
+            plan,
+            explain: true,
+            feedback: Some(verdict),
+            parameters: Vec::new(),
+            settings,
+            format: ask.format.clone(),
+            started,
+            planned: Instant::now(),
+        })
     }
 
     /// The answer when ClickHouse rejected a generated query for good: after the one correction
@@ -197,6 +244,7 @@ impl AskService {
                 sql: plan.explain_sql(),
                 plan,
                 explain: true,
+                feedback: None,
                 parameters: Vec::new(),
                 settings,
                 format: ask.format.clone(),
@@ -218,6 +266,7 @@ impl AskService {
         Ok(Prepared {
             plan,
             explain: false,
+            feedback: None,
             sql: executable.sql,
             parameters: executable.parameters,
             settings,
@@ -263,12 +312,19 @@ impl AskService {
     }
 }
 
+/// `ASK … SETTINGS` read: Aurora's own options, a feedback mark, and settings for the generated query.
+#[derive(Debug, Default)]
+struct Split {
+    options: AskOptions,
+    feedback: Option<Verdict>,
+    settings: Vec<(String, String)>,
+}
+
 /// Splits `ASK … SETTINGS` into Aurora's own options and settings for the generated query. `readonly` is
 /// Aurora's to set and refused.
-fn split_settings(
-    settings: &[(String, SettingValue)],
-) -> Result<(AskOptions, Vec<(String, String)>), String> {
+fn split_settings(settings: &[(String, SettingValue)]) -> Result<Split, String> {
     let mut options = AskOptions::default();
+    let mut feedback = None;
     let mut rest = Vec::new();
     for (name, value) in settings {
         let text = match value {
@@ -279,11 +335,16 @@ fn split_settings(
             SETTING_REFRESH_CATALOG => options.refresh_catalog = on,
             SETTING_NO_CACHE => options.no_cache = on,
             SETTING_FOLLOW_UP => options.follow_up = Some(on),
+            SETTING_FEEDBACK => feedback = Some(text.parse::<Verdict>().map_err(|e| format!("Aurora: {e}"))?),
             "readonly" => return Err("Aurora: ASK sets readonly itself; remove it from SETTINGS".to_string()),
             _ => rest.push((name.clone(), text)),
         }
     }
-    Ok((options, rest))
+    Ok(Split {
+        options,
+        feedback,
+        settings: rest,
+    })
 }
 
 /// How long a failed attempt's error body may be for the correction prompt.
@@ -295,13 +356,20 @@ mod tests {
 
     #[test]
     fn ask_settings_split_into_options_and_query_settings() {
-        let (options, rest) = split_settings(&[
+        let split = split_settings(&[
             (SETTING_REFRESH_CATALOG.into(), SettingValue::Number("1".into())),
             ("max_threads".into(), SettingValue::Number("2".into())),
+            (SETTING_FEEDBACK.into(), SettingValue::String("good".into())),
         ])
         .unwrap();
-        assert!(options.refresh_catalog && !options.no_cache);
-        assert_eq!(rest, [("max_threads".to_string(), "2".to_string())]);
+        assert!(split.options.refresh_catalog && !split.options.no_cache);
+        assert_eq!(split.feedback, Some(Verdict::Good));
+        assert_eq!(split.settings, [("max_threads".to_string(), "2".to_string())]);
+        assert!(
+            split_settings(&[(SETTING_FEEDBACK.into(), SettingValue::String("great".into()))])
+                .unwrap_err()
+                .contains("'good' or 'bad'")
+        );
         assert!(
             split_settings(&[("readonly".into(), SettingValue::Number("0".into()))])
                 .unwrap_err()

@@ -135,6 +135,17 @@ pub struct Cli {
     /// Times an answer Aurora refuses goes back to the model with the reason [default: 1, at most 3].
     #[arg(long, env = "AURORA_ASK_REPAIR_ATTEMPTS")]
     pub ask_repair_attempts: Option<u32>,
+    /// Table where users' marks of ASK answers (`SETTINGS aurora_feedback = 'good'|'bad'`, the console's
+    /// buttons) are stored and read back as examples, `database.table`; `none` turns feedback off
+    /// [default: default.aurora_feedback].
+    #[arg(long, env = "AURORA_ASK_FEEDBACK_TABLE")]
+    pub ask_feedback_table: Option<String>,
+    /// ClickHouse user that writes and reads the feedback table (never the asking user) [default: default].
+    #[arg(long, env = "AURORA_ASK_FEEDBACK_USER")]
+    pub ask_feedback_user: Option<String>,
+    /// Name of the environment variable that holds the feedback user's password [default: no password].
+    #[arg(long, env = "AURORA_ASK_FEEDBACK_PASSWORD_ENV")]
+    pub ask_feedback_password_env: Option<String>,
     /// Time allowed to connect to ClickHouse, e.g. "5s" [default: 5s].
     #[arg(long, env = "AURORA_CONNECT_TIMEOUT", value_parser = humantime::parse_duration)]
     pub connect_timeout: Option<Duration>,
@@ -208,6 +219,9 @@ struct FileConfig {
     ask_token_budget: Option<usize>,
     ask_candidates: Option<u32>,
     ask_repair_attempts: Option<u32>,
+    ask_feedback_table: Option<String>,
+    ask_feedback_user: Option<String>,
+    ask_feedback_password_env: Option<String>,
     #[serde(default, with = "humantime_serde")]
     connect_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -259,6 +273,8 @@ pub struct Config {
     pub ask_token_budget: usize,
     pub ask_candidates: u32,
     pub ask_repair_attempts: u32,
+    /// Where marks of answers are stored and who writes them; `None`: feedback is off.
+    pub ask_feedback: Option<nlq::FeedbackConfig>,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -319,6 +335,37 @@ impl IngestApiToken {
     }
 }
 
+/// The feedback table's setting: `none` turns it off; the password comes from the named environment variable.
+fn feedback(
+    table: Option<String>,
+    user: Option<String>,
+    password_env: Option<String>,
+) -> Result<Option<nlq::FeedbackConfig>, ConfigError> {
+    let table = table.unwrap_or_else(|| DEFAULT_FEEDBACK_TABLE.to_string());
+    if table.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let table = nlq::FeedbackConfig::parse_table(table.trim()).map_err(|message| ConfigError::Invalid {
+        key: "ask_feedback_table",
+        message,
+    })?;
+    let password = match password_env {
+        None => String::new(),
+        Some(var) => std::env::var(&var).map_err(|_| ConfigError::Invalid {
+            key: "ask_feedback_password_env",
+            message: format!("environment variable {var} is not set"),
+        })?,
+    };
+    let user = user.filter(|u| !u.is_empty()).unwrap_or_else(|| "default".into());
+    Ok(Some(nlq::FeedbackConfig {
+        table,
+        credentials: nlq::clickhouse::Credentials::new(user, password),
+    }))
+}
+
+/// Where marks of ASK answers go unless configured.
+pub const DEFAULT_FEEDBACK_TABLE: &str = "default.aurora_feedback";
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -355,6 +402,7 @@ impl Config {
         engine.token_budget = self.ask_token_budget;
         engine.candidates = self.ask_candidates;
         engine.repair_attempts = self.ask_repair_attempts;
+        engine.feedback = self.ask_feedback.clone();
         engine
     }
 
@@ -464,6 +512,11 @@ impl Config {
                 .unwrap_or(DEFAULT_ASK_TOKEN_BUDGET),
             ask_candidates: cli.ask_candidates.or(file.ask_candidates).unwrap_or(1),
             ask_repair_attempts: cli.ask_repair_attempts.or(file.ask_repair_attempts).unwrap_or(1),
+            ask_feedback: feedback(
+                cli.ask_feedback_table.or(file.ask_feedback_table),
+                cli.ask_feedback_user.or(file.ask_feedback_user),
+                cli.ask_feedback_password_env.or(file.ask_feedback_password_env),
+            )?,
             connect_timeout: cli
                 .connect_timeout
                 .or(file.connect_timeout)
@@ -737,5 +790,22 @@ mod tests {
         let example = concat!(env!("CARGO_MANIFEST_DIR"), "/aurora-proxy.example.toml");
         let config = Config::load(cli(&["--config", example]).unwrap()).unwrap();
         assert_eq!(config.native_listen.port(), 9001);
+        let feedback = config.ask_feedback.expect("feedback on");
+        assert_eq!(feedback.table.to_string(), "default.aurora_feedback");
+    }
+
+    #[test]
+    fn feedback_is_on_by_default_off_with_none_and_its_table_is_checked() {
+        let on = Config::load(cli(&[]).unwrap()).unwrap().ask_feedback.unwrap();
+        assert_eq!((on.table.to_string().as_str(), on.credentials.user.as_str()), (DEFAULT_FEEDBACK_TABLE, "default"));
+        assert!(Config::load(cli(&["--ask-feedback-table", "none"]).unwrap()).unwrap().ask_feedback.is_none());
+        let err = Config::load(cli(&["--ask-feedback-table", "x.y;DROP TABLE z"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ask_feedback_table"), "{err}");
+        let err = Config::load(cli(&["--ask-feedback-password-env", "AURORA_TEST_SURELY_UNSET_VAR"]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AURORA_TEST_SURELY_UNSET_VAR"), "{err}");
     }
 }

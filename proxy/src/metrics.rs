@@ -47,6 +47,8 @@ pub struct Metrics {
     pub ask_cache_hits: IntCounterVec,
     /// `aurora_ask_retries_total{reason}`: second LLM calls (malformed answer, ClickHouse error).
     pub ask_retries: IntCounterVec,
+    /// `aurora_ask_feedback_total{verdict}`: answers users marked good or bad.
+    pub ask_feedback: IntCounterVec,
     /// `aurora_ask_stage_duration_seconds{stage}`: time per pipeline stage (catalog, retrieval, context, llm,
     /// validate, execute).
     pub ask_stage_duration: HistogramVec,
@@ -130,6 +132,11 @@ impl Metrics {
                 "Second LLM calls of an ASK, by reason (malformed, sql_error).",
                 &["reason"],
             ),
+            ask_feedback: counter(
+                "aurora_ask_feedback_total",
+                "ASK answers users marked, by verdict (good, bad).",
+                &["verdict"],
+            ),
             ask_stage_duration,
             connections_open,
             connections_total: counter(
@@ -182,6 +189,9 @@ impl Metrics {
         }
         for reason in ["malformed", "sql_error"] {
             metrics.ask_retries.with_label_values(&[reason]);
+        }
+        for verdict in ["good", "bad"] {
+            metrics.ask_feedback.with_label_values(&[verdict]);
         }
         metrics.ask_llm_duration.with_label_values(&[] as &[&str]);
         for stage in ["catalog", "retrieval", "context", "llm", "validate", "execute"] {

@@ -117,13 +117,17 @@ export async function runSql(sql, { params = {}, creds } = {}) {
   }
 }
 
-/** Asks Aurora a question (POST /ask). `explain`: only generate the SQL. */
-export async function ask(question, { explain = false } = {}) {
+// Aurora's own session for this page (follow-up questions refine the previous one; marks find their answer).
+const ASK_SESSION = (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`).slice(0, 64);
+
+/** Asks Aurora a question (POST /ask). `explain`: only generate the SQL. `feedback`: "good" or "bad" marks
+ * the answer given to the same question before (nothing else runs). */
+export async function ask(question, { explain = false, feedback = null } = {}) {
   const started = performance.now();
   const response = await send("/ask", {
     method: "POST",
     headers: { ...authHeaders(), "Content-Type": "application/json" },
-    body: JSON.stringify({ question, explain }),
+    body: JSON.stringify({ question, explain, session: ASK_SESSION, ...(feedback ? { feedback } : {}) }),
   });
   const isJson = (response.headers.get("Content-Type") || "").includes("application/json");
   if (!isJson) {

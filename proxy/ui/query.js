@@ -119,6 +119,27 @@ function showGenerated(answer, { runnable, rejected = false }) {
   }
   dl.hidden = !Object.keys(params).length;
   $("run-generated").hidden = !runnable;
+  // An answer that ran can be marked: right ones teach later questions, wrong ones are never reused.
+  const markable = !runnable && !rejected && Boolean(answer.question);
+  $("feedback").hidden = !markable;
+  $("feedback-label").textContent = "Is this answer right?";
+  $("mark-good").disabled = $("mark-bad").disabled = false;
+}
+
+async function markAnswer(verdict) {
+  if (!generated || !generated.question) return;
+  const question = generated.question;
+  $("mark-good").disabled = $("mark-bad").disabled = true;
+  try {
+    await ask(question, { feedback: verdict });
+    $("feedback-label").textContent =
+      verdict === "good"
+        ? "Marked right: later questions like it learn from this answer."
+        : "Marked wrong: this answer will not be reused; ask again for a new one.";
+  } catch (error) {
+    $("mark-good").disabled = $("mark-bad").disabled = false;
+    showError(error instanceof ApiError ? error : new ApiError("The mark could not be sent.", { detail: String(error) }));
+  }
 }
 
 function hideGenerated() {
@@ -289,6 +310,8 @@ export function initQueryPage() {
     }
     $("query-text").focus();
   });
+  $("mark-good").addEventListener("click", () => markAnswer("good"));
+  $("mark-bad").addEventListener("click", () => markAnswer("bad"));
   $("history-clear").addEventListener("click", () => {
     localStorage.removeItem(HISTORY_KEY);
     renderHistory();

@@ -4,7 +4,10 @@
 //! work as they do for SQL. A rejection by ClickHouse before the answer starts goes back to the model once.
 //!
 //! `POST /ask` is the same pipeline for web tools: `{"question": "…", "explain": false}` in, one JSON object
-//! out (`sql`, `params`, `tables`, `explanation`, `cached`, `columns`, `rows`, `elapsed_ms`).
+//! out (`sql`, `params`, `tables`, `explanation`, `cached`, `columns`, `rows`, `elapsed_ms`). Optional fields:
+//! `"session": "<id>"` (follow-ups refine the session's previous question; Aurora's own, not a ClickHouse
+//! session), `"feedback": "good" | "bad"` (marks the earlier answer to the same question, see
+//! `nlq::feedback`), `"refresh_catalog": true`.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -309,6 +312,8 @@ fn local_response(
     response
 }
 
+/// The longest `"session"` of a `/ask` request.
+const MAX_SESSION_ID: usize = 128;
 /// The largest `/ask` request body.
 const MAX_ASK_JSON: usize = 64 << 10;
 /// The largest answer `/ask` reads from ClickHouse (it returns rows inline).
@@ -364,13 +369,35 @@ pub async fn answer_json(
             nlq::SettingValue::Number("1".into()),
         ));
     }
+    match request.get("feedback") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(verdict)) => settings.push((
+            crate::ask::SETTING_FEEDBACK.to_string(),
+            nlq::SettingValue::String(verdict.clone()),
+        )),
+        Some(_) => return bad_request(env, "\"feedback\" is \"good\" or \"bad\"", started),
+    }
+    let session = match request.get("session") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_SESSION_ID => Some(format!("ui/{id}")),
+        Some(_) => {
+            return bad_request(
+                env,
+                &format!("\"session\" is a non-empty string of at most {MAX_SESSION_ID} bytes"),
+                started,
+            )
+        }
+    };
     let ask = nlq::AskStatement {
         explain,
         question: question.to_string(),
         format: None,
         settings,
     };
-    let asker = asker(&parts);
+    let mut asker = asker(&parts);
+    if session.is_some() {
+        asker.session = session;
+    }
     match run(env, &parts, &ask, &asker, Some("JSONCompact"), peer).await {
         Err((failure, sql)) => {
             let status = status_for_code(failure.code);
@@ -413,6 +440,7 @@ pub async fn answer_json(
                 "explanation": plan.explanation,
                 "cached": plan.cached.is_some(),
                 "explain": explain,
+                "feedback": prepared.feedback.map(|v| v.as_str()),
                 "columns": columns,
                 "rows": parsed.get("data").cloned().unwrap_or(Value::Array(vec![])),
                 "elapsed_ms": started.elapsed().as_millis() as u64,
