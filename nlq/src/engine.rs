@@ -267,6 +267,17 @@ impl Plan {
         Value::Object(self.params.clone()).to_string()
     }
 
+    /// The plan as an example for later questions: the SQL as the model wrote it, or, when the model wrote
+    /// placeholders of its own, the lifted SQL with every value written in as a typed literal (examples are
+    /// shown as plain SQL and stored without parameters).
+    pub fn example_sql(&self) -> String {
+        let own_placeholders = validate(&self.written_sql, &self.policy).map_or(true, |v| !v.placeholders.is_empty());
+        if !own_placeholders {
+            return self.written_sql.clone();
+        }
+        substitute_literals(&self.validated, &self.bound, &self.policy).unwrap_or_else(|_| self.written_sql.clone())
+    }
+
     /// A one-row SELECT of literals that says what a feedback ASK marked: columns feedback (`good`/`bad`),
     /// question, sql (the marked answer, parameterized as it ran).
     pub fn mark_sql(&self, verdict: Verdict) -> String {
@@ -393,9 +404,13 @@ fn cache_key(question: &str, catalog_version: u64, asker: &Asker) -> ExactKey {
 
 /// Whether `plan` (an answer from a cache for `question`) was marked bad.
 fn marked_bad(marks: &Marks, question: &str, plan: &Plan) -> bool {
+    if marks.bad.is_empty() {
+        return false;
+    }
+    let sql = plan.example_sql();
     [question, plan.question.as_str()]
         .iter()
-        .any(|q| marks.bad.contains(&(normalize_question(q), plan.written_sql.clone())))
+        .any(|q| marks.bad.contains(&(normalize_question(q), sql.clone())))
 }
 
 /// The pairs marked good that the asker may see: those whose SQL validates against the asker's own catalog
@@ -814,7 +829,7 @@ impl Engine {
             database: asker.current_database().to_string(),
             user: asker.credentials.user.clone(),
             question: plan.question.clone(),
-            sql: plan.written_sql.clone(),
+            sql: plan.example_sql(),
             verdict,
         };
         store.record(&mark).await.map_err(|error| AskError::Feedback {

@@ -242,6 +242,12 @@ const scenarios = {
     check(result.rows === expectRows, `expected ${expectRows} rows, the page says "${result.text}"`);
     check(await page.locator("#chart").isVisible(), "a chart is drawn");
     await shot(page, "ask-result");
+    // The answer can be marked right: the buttons go, the page says what the mark does.
+    await page.getByRole("button", { name: "Right", exact: true }).click();
+    const label = page.locator("#feedback-label");
+    await page.waitForFunction(() => /Marked right/.test(document.getElementById("feedback-label").textContent), null, { timeout: TIMEOUT });
+    const marked = await label.textContent();
+    check(await page.getByRole("button", { name: "Right", exact: true }).isDisabled(), "a marked answer's buttons are off");
 
     await page.getByRole("button", { name: "Open as SQL" }).click();
     check((await page.getByRole("radio", { name: "SQL" }).isChecked()), "the editor switched to SQL");
@@ -260,7 +266,7 @@ const scenarios = {
     const text = await error.textContent();
     check(/ClickHouse error code \d+/.test(text), `a rejected question shows its code: ${text}`);
     await shot(page, "ask-rejected");
-    return { sql, opened, rows: result.rows, rejected: text };
+    return { sql, opened, rows: result.rows, rejected: text, marked };
   },
 
   /** Connect a topic to a table, see rows arrive, disconnect with confirmation. */

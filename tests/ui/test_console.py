@@ -214,15 +214,17 @@ def _ask_answers_json(port: int) -> bool:
 def test_ask_a_question_see_sql_rows_and_chart(start_proxy, clickhouse, events, scripted_llm):
     db = events["db"]
     sql = f"SELECT kind, sum(n) AS total FROM {db}.ev WHERE n >= {{min:UInt32}} GROUP BY kind ORDER BY kind"
+    # "Delete" first: once the answer is marked right, its question is an example in every later prompt.
     scripted_llm.script([
-        {"match": "each kind", "responses": [
-            {"content": {"sql": sql, "params": {"min": 0}, "explanation": "Sums n for each kind of event."}}]},
         {"match": "Delete", "responses": [
             {"content": {"sql": f"DROP TABLE {db}.ev", "params": {}, "explanation": "Drops the table."}}]},
+        {"match": "each kind", "responses": [
+            {"content": {"sql": sql, "params": {"min": 0}, "explanation": "Sums n for each kind of event."}}]},
     ])
+    marks = f"{db}.aurora_feedback"
     proxy = start_proxy(
         f"127.0.0.1:{clickhouse.tcp_port}", f"http://127.0.0.1:{clickhouse.http_port}",
-        ("--llm-base-url", scripted_llm.base_url, "--llm-model", "scripted"),
+        ("--llm-base-url", scripted_llm.base_url, "--llm-model", "scripted", "--ask-feedback-table", marks),
     )
     if not _ask_answers_json(proxy.http_port):
         pytest.skip("needs /ask: POST /ask does not answer JSON on this proxy")
@@ -236,6 +238,11 @@ def test_ask_a_question_see_sql_rows_and_chart(start_proxy, clickhouse, events, 
     assert "{min:UInt32}" in result["sql"], "the page shows the SQL as generated, with its placeholder"
     assert "{min:" not in result["opened"], "open as SQL takes the query as it ran"
     assert db in result["opened"]
+    # The Right button stored the mark of this answer, as the logged-in user.
+    assert "Marked right" in result["marked"]
+    stored = Client(HOST, port=clickhouse.tcp_port).execute(f"SELECT user, question, sql, toString(verdict) FROM {marks}")
+    # Stored as plain SQL (the model's own placeholder with its value written in), as examples are shown.
+    assert stored == [(USER, "How much n is there for each kind of event?", sql.replace("{min:UInt32}", "0"), "good")]
 
 
 def _ingest_support():
