@@ -238,6 +238,45 @@ pub fn with_marked_wrong(user: &str, sql: &[&str]) -> String {
     out
 }
 
+/// For ClickHouse's "unknown column" errors (`Unknown identifier: t.x` on old servers, `Missing columns: 'x'`,
+/// `Unknown expression identifier `x``): which tables of the databases the query reads hold that column, when
+/// none of the tables it reads does (at most three). `None` for other errors, or when the column is nowhere.
+pub fn unknown_column_hint(catalog: &Catalog, reads: &[String], error: &str) -> Option<String> {
+    let name = unknown_column(error)?;
+    let databases: Vec<&str> = reads.iter().filter_map(|t| t.split_once('.').map(|(db, _)| db)).collect();
+    let holders: Vec<String> = catalog
+        .tables
+        .iter()
+        .filter(|t| databases.contains(&t.name.database.as_str()) && !crate::retrieve::is_machinery(&t.name))
+        .filter(|t| t.columns.iter().any(|c| c.name == name))
+        .map(|t| t.name.to_string())
+        .take(3)
+        .collect();
+    if holders.is_empty() || holders.iter().any(|h| reads.contains(h)) {
+        return None;
+    }
+    Some(format!(
+        "Column {name} is not in {}; it is a column of {}: read it from there (join on the key both tables share).",
+        reads.join(", "),
+        holders.join(", ")
+    ))
+}
+
+/// The column an "unknown column" error names, without a table or alias prefix.
+fn unknown_column(error: &str) -> Option<String> {
+    let after = |marker: &str| error.find(marker).map(|at| &error[at + marker.len()..]);
+    let raw = after("Unknown identifier: ")
+        .or_else(|| after("Missing columns: '"))
+        .or_else(|| after("Unknown expression identifier `"))
+        .or_else(|| after("Unknown expression identifier '"))?;
+    let word: String = raw
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+        .collect();
+    let column = word.rsplit('.').next().unwrap_or("").to_string();
+    (!column.is_empty()).then_some(column)
+}
+
 /// Join conditions read off the schema when the semantic file has none: a column named like the first column
 /// of another shown table (`events.tenant_id` and `tenants.tenant_id`), when that first column is an id.
 fn inferred_joins(tables: &[&Table]) -> Vec<String> {
@@ -322,6 +361,38 @@ mod tests {
     use super::*;
     use crate::catalog::Column;
     use crate::validate::TableName;
+
+    #[test]
+    fn an_unknown_column_is_pointed_to_the_table_that_has_it() {
+        let table = |name: &str, columns: &[&str]| Table {
+            name: TableName::new("analytics", name),
+            engine: "MergeTree".into(),
+            columns: columns
+                .iter()
+                .map(|c| crate::catalog::Column { name: c.to_string(), ty: "String".into(), comment: String::new() })
+                .collect(),
+        };
+        let catalog = Catalog::new(
+            vec![table("events", &["event_id", "event_type"]), table("purchases", &["event_id", "amount"])],
+            "18.16.1".into(),
+            0,
+        );
+        let reads = ["analytics.purchases".to_string()];
+        for error in [
+            "Code: 47, e.displayText() = DB::Exception: Unknown identifier: event_type, e.what() = DB::Exception",
+            "Code: 47, e.displayText() = DB::Exception: Unknown identifier: p.event_type",
+            "Code: 47. DB::Exception: Missing columns: 'event_type' while processing query",
+            "Code: 47. DB::Exception: Unknown expression identifier `event_type` in scope SELECT",
+        ] {
+            let hint = unknown_column_hint(&catalog, &reads, error).unwrap_or_else(|| panic!("{error}"));
+            assert!(hint.contains("event_type is not in analytics.purchases") && hint.contains("analytics.events"), "{hint}");
+        }
+        // Read already, nowhere, or another error: nothing to add.
+        let both = ["analytics.purchases".to_string(), "analytics.events".to_string()];
+        assert_eq!(unknown_column_hint(&catalog, &both, "Unknown identifier: event_type"), None);
+        assert_eq!(unknown_column_hint(&catalog, &reads, "Unknown identifier: colour"), None);
+        assert_eq!(unknown_column_hint(&catalog, &reads, "Code: 62. Syntax error"), None);
+    }
     use std::sync::Arc;
 
     fn wide_catalog() -> Catalog {

@@ -772,8 +772,12 @@ impl Engine {
         };
         let mut conversation = plan.conversation.clone();
         conversation.push(Message::Assistant(plan.answer.clone()));
+        // An unknown column is the most common rejection: say which table has it.
+        let hint = crate::context::unknown_column_hint(&plan.catalog, &plan.tables, clickhouse_error)
+            .map(|hint| format!("{hint}\n"))
+            .unwrap_or_default();
         conversation.push(Message::User(format!(
-            "ClickHouse rejected that query with this error:\n{}\nWrite a corrected query for the same question. Answer with only the JSON object.",
+            "ClickHouse rejected that query with this error:\n{}\n{hint}Write a corrected query for the same question. Answer with only the JSON object.",
             shorten(clickhouse_error, 1500)
         )));
         let result = self

@@ -254,3 +254,17 @@ def test_candidates_that_all_disagree_keep_the_first(voting_proxy, direct, scrip
     got = connect(voting_proxy, database=DB).execute("ASK 'shipped orders'")
     assert got == connect(direct).execute(answers[0])
     assert len(scripted_llm.chat_requests()) == 3
+
+
+def test_a_column_sought_in_the_wrong_table_is_pointed_to_the_right_one(proxy, direct, scripted_llm):
+    wrong = f"SELECT country, count() AS orders FROM {DB}.orders GROUP BY country ORDER BY country"
+    right = (
+        f"SELECT c.country, count() AS orders FROM {DB}.orders AS o INNER JOIN {DB}.customers AS c "
+        "ON o.customer = c.customer GROUP BY c.country ORDER BY c.country"
+    )
+    scripted_llm.script([{"match": "", "responses": [plain(wrong), plain(right)]}])
+    got = connect(proxy, database=DB).execute("ASK 'orders per country of the customer'")
+    assert got == [("DE", 20), ("GB", 20), ("US", 20)]
+    correction = last_user_message(scripted_llm.chat_requests()[1])
+    assert "ClickHouse rejected that query" in correction
+    assert f"Column country is not in {DB}.orders; it is a column of {DB}.customers" in correction
