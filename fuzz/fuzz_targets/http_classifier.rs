@@ -3,7 +3,7 @@
 //! the one the full text gets — SQL stays SQL byte for byte, an ASK is never forwarded as SQL.
 #![no_main]
 
-use aurora_proxy::http::ask::{Classifier, Verdict, PEEK_LIMIT};
+use aurora_proxy::http::classify::{Classifier, Verdict, PEEK_LIMIT};
 use aurora_proxy::http::params;
 use libfuzzer_sys::fuzz_target;
 use nlq::{classify, Statement};

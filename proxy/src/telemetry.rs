@@ -29,16 +29,16 @@ impl Protocol {
 
 /// What a statement was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryKind {
+pub enum StatementKind {
     Sql,
     Ask,
 }
 
-impl QueryKind {
+impl StatementKind {
     pub fn label(self) -> &'static str {
         match self {
-            QueryKind::Sql => "sql",
-            QueryKind::Ask => "ask",
+            StatementKind::Sql => "sql",
+            StatementKind::Ask => "ask",
         }
     }
 }
@@ -97,7 +97,7 @@ pub fn connection_closed(m: &Metrics, protocol: Protocol, peer: std::net::Socket
     tracing::debug!(protocol = protocol.label(), %peer, reason, "connection closed");
 }
 
-pub fn query_finished(m: &Metrics, protocol: Protocol, kind: QueryKind, outcome: Outcome, elapsed: Duration) {
+pub fn query_finished(m: &Metrics, protocol: Protocol, kind: StatementKind, outcome: Outcome, elapsed: Duration) {
     m.queries_total
         .with_label_values(&[protocol.label(), kind.label(), outcome.label()])
         .inc();

@@ -25,9 +25,9 @@ use super::error::{exception_body, status_for_code};
 use super::params;
 use super::upstream::SendError;
 use super::HttpEnv;
-use crate::ask::{AskFailure, ParamMode, Prepared, MAX_ERROR_BODY};
+use crate::ask::{AskFailure, AskRun, ParamMode, Prepared, MAX_ERROR_BODY};
 use crate::codes;
-use crate::telemetry::{self, Protocol, QueryKind};
+use crate::telemetry::{self, Protocol, StatementKind};
 
 /// URL parameters the generated request does not inherit from the client's: the statement itself, Aurora's
 /// own `readonly`, and the client's query parameters (they belong to its SQL, not to the generated query).
@@ -210,7 +210,8 @@ async fn attempt(
     Ok(Attempt::Rejected(code.or(parsed.code), parsed.message))
 }
 
-/// Plans, runs and (once) corrects the ASK; returns the accepted answer or the failure to show.
+/// Runs the ASK (see [`AskRun`]): sends each query it prepares until ClickHouse accepts one; returns the
+/// accepted answer, or the failure to show with the SQL that failed.
 async fn run(
     env: &HttpEnv,
     parts: &Parts,
@@ -219,30 +220,16 @@ async fn run(
     format: Option<&str>,
     peer: SocketAddr,
 ) -> Result<(Prepared, Response<Incoming>, super::pool::Lease), (AskFailure, Option<String>)> {
-    let mut prepared = env
-        .ask
-        .plan(ask, asker, ParamMode::ByServerVersion)
+    let mut run = AskRun::begin(&env.ask, ask.clone(), asker, ParamMode::ByServerVersion)
         .await
         .map_err(|f| (f, None))?;
-    let mut corrected = false;
     loop {
-        let sql = Some(prepared.plan.sql.clone());
-        match attempt(env, parts, &prepared, format, peer).await {
+        let sql = Some(run.prepared().plan.sql.clone());
+        match attempt(env, parts, run.prepared(), format, peer).await {
             Err(failure) => return Err((failure, sql)),
-            Ok(Attempt::Accepted(response, lease)) => {
-                env.ask.answered(&prepared);
-                return Ok((prepared, response, lease));
-            }
+            Ok(Attempt::Accepted(response, lease)) => return Ok((run.accepted(&env.ask), response, lease)),
             Ok(Attempt::Rejected(code, message)) => {
-                if corrected || prepared.explain || prepared.plan.cached.is_some() {
-                    return Err((env.ask.sql_rejected(&prepared, code, &message, corrected), sql));
-                }
-                prepared = env
-                    .ask
-                    .correct(&prepared, ask, asker, ParamMode::ByServerVersion, &message)
-                    .await
-                    .map_err(|f| (f, sql))?;
-                corrected = true;
+                run.rejected(&env.ask, asker, code, &message).await.map_err(|f| (f, sql))?;
             }
         }
     }
@@ -268,7 +255,7 @@ pub async fn answer_statement(
             let body = ClientBody::relay(
                 incoming,
                 lease,
-                QueryKind::Ask,
+                StatementKind::Ask,
                 head.status,
                 started,
                 env.metrics.clone(),
@@ -300,7 +287,7 @@ fn local_response(
 ) -> Response<ClientBody> {
     let mut response = Response::new(ClientBody::local(
         body,
-        QueryKind::Ask,
+        StatementKind::Ask,
         status,
         started,
         env.metrics.clone(),

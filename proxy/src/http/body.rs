@@ -17,7 +17,7 @@ use hyper::StatusCode;
 
 use super::pool::{quiet, Lease};
 use crate::metrics::Metrics;
-use crate::telemetry::{self, Direction, Outcome, Protocol, QueryKind};
+use crate::telemetry::{self, Direction, Outcome, Protocol, StatementKind};
 
 /// The request body sent upstream: the frames already read to recognise the statement, then the rest of the
 /// client's stream as it arrives.
@@ -180,7 +180,7 @@ enum Source {
 pub struct ClientBody {
     source: Source,
     /// What the request was, for its metrics.
-    kind: QueryKind,
+    kind: StatementKind,
     /// The status sent to the client; 2xx counts as a success.
     status: StatusCode,
     started: Instant,
@@ -199,7 +199,7 @@ impl ClientBody {
     pub fn relay(
         body: Incoming,
         upstream: Lease,
-        kind: QueryKind,
+        kind: StatementKind,
         status: StatusCode,
         started: Instant,
         metrics: Arc<Metrics>,
@@ -216,7 +216,7 @@ impl ClientBody {
     /// An answer of the proxy's own.
     pub fn local(
         text: impl Into<Bytes>,
-        kind: QueryKind,
+        kind: StatementKind,
         status: StatusCode,
         started: Instant,
         metrics: Arc<Metrics>,
@@ -226,7 +226,7 @@ impl ClientBody {
 
     fn new(
         source: Source,
-        kind: QueryKind,
+        kind: StatementKind,
         status: StatusCode,
         started: Instant,
         metrics: Arc<Metrics>,
@@ -393,7 +393,7 @@ mod tests {
         let metrics = Metrics::new();
         let body = ClientBody::local(
             "Code: 48.\n",
-            QueryKind::Ask,
+            StatementKind::Ask,
             StatusCode::NOT_IMPLEMENTED,
             Instant::now(),
             metrics.clone(),

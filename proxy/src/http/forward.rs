@@ -13,12 +13,12 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
 use hyper::{Request, Response, StatusCode};
 
-use super::ask::{self, Inspected};
+use super::classify::{self, Inspected};
 use super::body::{ClientBody, UpstreamBody};
 use super::error::{exception_body, HttpError};
 use super::upstream::SendError;
 use super::HttpEnv;
-use crate::telemetry::{self, Protocol, QueryKind};
+use crate::telemetry::{self, Protocol, StatementKind};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Expect`, which the proxy's
 /// own server side answers. None of them is forwarded in either direction.
@@ -46,7 +46,7 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
         return super::answer::answer_json(env, parts, body, peer).await;
     }
     let receive_timeout = env.config.http_receive_timeout;
-    let inspected = match tokio::time::timeout(receive_timeout, ask::inspect(&parts, body)).await {
+    let inspected = match tokio::time::timeout(receive_timeout, classify::inspect(&parts, body)).await {
         Ok(inspected) => inspected,
         Err(_) => Err(HttpError::ReceiveTimeout(receive_timeout)),
     };
@@ -55,13 +55,13 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
             let body = UpstreamBody::new(peeked, rest, receive_timeout, env.metrics.clone());
             match forward(env, parts, body, peer, started).await {
                 Ok(response) => response,
-                Err(error) => error_answer(env, &error, QueryKind::Sql, started),
+                Err(error) => error_answer(env, &error, StatementKind::Sql, started),
             }
         }
         Ok(Inspected::Ask(statement)) => {
             super::answer::answer_statement(env, parts, statement, peer, started).await
         }
-        Err(error) => error_answer(env, &error, QueryKind::Sql, started),
+        Err(error) => error_answer(env, &error, StatementKind::Sql, started),
     }
 }
 
@@ -101,7 +101,7 @@ async fn forward(
     let body = ClientBody::relay(
         incoming,
         connection,
-        QueryKind::Sql,
+        StatementKind::Sql,
         parts.status,
         started,
         env.metrics.clone(),
@@ -110,7 +110,7 @@ async fn forward(
 }
 
 /// An error of the proxy's own, in ClickHouse's shape.
-fn error_answer(env: &HttpEnv, error: &HttpError, kind: QueryKind, started: Instant) -> Response<ClientBody> {
+fn error_answer(env: &HttpEnv, error: &HttpError, kind: StatementKind, started: Instant) -> Response<ClientBody> {
     let body = exception_body(error.code(), error.class(), &error.to_string());
     local_answer(env, error.status(), error.code(), body, kind, started)
 }
@@ -120,7 +120,7 @@ fn local_answer(
     status: StatusCode,
     code: i32,
     text: String,
-    kind: QueryKind,
+    kind: StatementKind,
     started: Instant,
 ) -> Response<ClientBody> {
     let body = ClientBody::local(text, kind, status, started, env.metrics.clone());

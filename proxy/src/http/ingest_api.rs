@@ -34,7 +34,7 @@ use super::ui::json;
 use super::upstream::{error_chain, SendError};
 use super::HttpEnv;
 use crate::codes;
-use crate::telemetry::QueryKind;
+use crate::telemetry::StatementKind;
 
 /// The largest request body sent on to the daemon (a pipeline spec is a few hundred bytes).
 pub const REQUEST_LIMIT: usize = 1 << 20;
@@ -354,7 +354,7 @@ async fn authenticate(env: &HttpEnv, identity: &Identity) -> Result<(), IngestAp
     let body = ClientBody::relay(
         incoming,
         lease,
-        QueryKind::Sql,
+        StatementKind::Sql,
         parts.status,
         started,
         env.metrics.clone(),

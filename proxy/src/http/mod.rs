@@ -11,7 +11,7 @@
 //! [`ingest_api`].
 
 pub mod answer;
-pub mod ask;
+pub mod classify;
 pub mod body;
 pub mod error;
 pub mod forward;

@@ -217,7 +217,7 @@ mod tests {
         let body = ClientBody::relay(
             body,
             lease,
-            crate::telemetry::QueryKind::Sql,
+            crate::telemetry::StatementKind::Sql,
             parts.status,
             Instant::now(),
             metrics.clone(),

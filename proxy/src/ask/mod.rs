@@ -1,13 +1,18 @@
 //! Aurora's answer to `ASK` and `EXPLAIN ASK`, shared by the native and HTTP sides.
 //!
-//! The statement is recognised by `nlq::classify` on both protocols. [`AskService::plan`] turns it into a
-//! [`Prepared`] query — the generated SQL under the row limit, with its parameters (or literals) and the
-//! settings to send — which the protocol side runs on the client's own upstream connection, so the answer
-//! reaches the client in its protocol, revision, compression and format. `EXPLAIN ASK` is prepared as a
-//! one-row SELECT of literals that ClickHouse formats. When ClickHouse rejects a generated query, the side
-//! calls [`AskService::correct`] once; a second rejection reaches the client as an exception naming the SQL.
+//! The statement is recognised by `nlq::classify` on both protocols. [`AskRun`] carries one ASK from its
+//! statement to its outcome: [`AskService::plan`] turns it into a [`Prepared`] query — the generated SQL under
+//! the row limit, with its parameters (or literals) and the settings to send — which the protocol side runs on
+//! the client's own upstream connection, so the answer reaches the client in its protocol, revision,
+//! compression and format. `EXPLAIN ASK` and feedback marks are prepared as one-row SELECTs of literals that
+//! ClickHouse formats. When ClickHouse rejects a generated query, [`AskRun::rejected`] corrects it once; a
+//! second rejection reaches the client as an exception naming the SQL.
 //!
 //! Metrics and logs of every ASK go through here.
+
+mod run;
+
+pub use run::AskRun;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -107,7 +112,7 @@ impl AskService {
     }
 
     /// Turns the statement into a query for `asker`.
-    pub async fn plan(
+    async fn plan(
         &self,
         ask: &nlq::AskStatement,
         asker: &Asker,
@@ -143,9 +148,9 @@ impl AskService {
         self.prepare(plan, ask, settings, mode, started)
     }
 
-    /// Sends ClickHouse's rejection of `prepared` back to the model once. The error that comes back (from the
-    /// model or validation) is final; a second rejection by ClickHouse goes to [`AskService::rejected_twice`].
-    pub async fn correct(
+    /// Sends ClickHouse's rejection of `prepared` back to the model once (see [`AskRun::rejected`]). The error
+    /// that comes back (from the model or validation) is final.
+    async fn correct(
         &self,
         prepared: &Prepared,
         ask: &nlq::AskStatement,
@@ -199,7 +204,7 @@ impl AskService {
 
     /// The answer when ClickHouse rejected a generated query for good: after the one correction
     /// (`corrected`), or where no correction applies (`EXPLAIN ASK`, a plan from the cache).
-    pub fn sql_rejected(
+    fn sql_rejected(
         &self,
         prepared: &Prepared,
         code: Option<i32>,
@@ -223,7 +228,7 @@ impl AskService {
     }
 
     /// ClickHouse accepted the query: counts the ASK as answered.
-    pub fn answered(&self, prepared: &Prepared) {
+    fn answered(&self, prepared: &Prepared) {
         self.metrics.ask_total.with_label_values(&["ok"]).inc();
         self.metrics
             .ask_stage_duration

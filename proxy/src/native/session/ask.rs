@@ -1,0 +1,176 @@
+//! ASK on the native protocol: the pending statement is planned by [`AskRun`], and each query it prepares is
+//! sent upstream in the client's own Query packet (its settings, client info and compression); the relay loop
+//! reports the first answer packet back ([`Session::generated_query_failed`] or [`AskRun::accepted`]).
+
+use super::*;
+
+impl Session {
+    /// Answers the pending ASK statement: plans it and sends the generated query upstream in the client's
+    /// own Query packet (its settings, client info and compression), or answers with an exception.
+    pub(super) async fn answer_ask(&mut self) -> Result<(), SessionError> {
+        let Some(pending) = self.ask.take() else {
+            return Ok(());
+        };
+        let ask = match pending.statement {
+            Ok(ask) => ask,
+            Err(syntax) => {
+                let failure = self.env.ask.syntax_error(&syntax);
+                return self.fail_ask(&failure, pending.started).await;
+            }
+        };
+        let Some(query) = pending.query else {
+            let failure = AskFailure {
+                code: codes::SYNTAX_ERROR,
+                message: "Aurora: the Query packet of this ASK could not be read".into(),
+            };
+            return self.fail_ask(&failure, pending.started).await;
+        };
+        match AskRun::begin(&self.env.ask, ask, &self.asker, self.param_mode()).await {
+            Ok(run) => self.run_generated(run, query, pending.started).await,
+            Err(failure) => self.fail_ask(&failure, pending.started).await,
+        }
+    }
+
+    /// How this connection's server takes query parameters.
+    fn param_mode(&self) -> ParamMode {
+        if self.ctx.revision.has(Feature::Parameters) {
+            ParamMode::Parameters
+        } else {
+            ParamMode::Literals
+        }
+    }
+
+    /// Sends a generated query (and the empty block that ends its external data) upstream.
+    async fn run_generated(&mut self, run: AskRun, query: Query, started: Instant) -> Result<(), SessionError> {
+        let packet = match generated_query_packet(&query, run.prepared(), self.ctx.revision) {
+            Ok(packet) => packet,
+            Err(message) => {
+                let failure = AskFailure {
+                    code: codes::BAD_ARGUMENTS,
+                    message,
+                };
+                return self.fail_ask(&failure, started).await;
+            }
+        };
+        let mut bytes = Vec::with_capacity(packet.query.len() + 256);
+        packet.encode(self.ctx.revision, &mut bytes);
+        bytes.extend_from_slice(&encode_empty_data(query.compression));
+        self.ctx.compression = query.compression;
+        self.upstream_frame.forget_layout();
+        self.upstream.send(&bytes).await?;
+        telemetry::bytes_relayed(
+            &self.env.metrics,
+            Protocol::Native,
+            Direction::ClientToUpstream,
+            bytes.len(),
+        );
+        if self.query.is_none() {
+            self.query = Some(InFlight {
+                kind: StatementKind::Ask,
+                started,
+                cancelled: false,
+            });
+        }
+        self.generated = Some(Generated { run, query });
+        Ok(())
+    }
+
+    /// Answers the ASK with an exception and closes its metrics.
+    async fn fail_ask(&mut self, failure: &AskFailure, started: Instant) -> Result<(), SessionError> {
+        self.client
+            .send(&encode_exception(failure.code, &failure.message))
+            .await?;
+        let in_flight = self.query.take();
+        telemetry::query_finished(
+            &self.env.metrics,
+            Protocol::Native,
+            StatementKind::Ask,
+            Outcome::Error,
+            in_flight.map_or(started, |q| q.started).elapsed(),
+        );
+        Ok(())
+    }
+
+    /// ClickHouse answered a generated query with an exception before any block: correct once, else report.
+    pub(super) async fn generated_query_failed(
+        &mut self,
+        generated: Generated,
+        code: i32,
+        message: String,
+    ) -> Result<(), SessionError> {
+        let Generated { mut run, query } = generated;
+        let started = self.query.as_ref().map_or(run.prepared().started, |q| q.started);
+        match run.rejected(&self.env.ask, &self.asker, Some(code), &message).await {
+            Ok(()) => self.run_generated(run, query, started).await,
+            Err(failure) => self.fail_ask(&failure, started).await,
+        }
+    }
+}
+
+/// Decodes a Query packet (code included) into its owned form; `None` if it does not decode (it was framed, so
+/// this does not happen for well-formed traffic).
+pub(super) fn decode_owned_query(packet: &[u8], revision: Revision) -> Option<Query> {
+    let mut r = Reader::new(packet);
+    r.varuint().ok()?;
+    Query::decode(&mut r, revision).ok()
+}
+
+/// The client's Query packet with the generated SQL, its parameters and the settings the ASK needs.
+fn generated_query_packet(
+    original: &Query,
+    prepared: &Prepared,
+    revision: Revision,
+) -> Result<Query, String> {
+    let mut query = original.clone();
+    query.query = prepared.sql.clone().into_bytes();
+    query.query_id = Vec::new();
+    query.stage = Query::STAGE_COMPLETE;
+    if revision.has(Feature::Parameters) {
+        query.parameters = Some(
+            prepared
+                .parameters
+                .iter()
+                .map(|(name, value)| Setting {
+                    name: name.clone().into_bytes(),
+                    flags: Setting::CUSTOM,
+                    value: nlq::bind::quoted_string(value).into_bytes(),
+                })
+                .collect(),
+        );
+    } else if !prepared.parameters.is_empty() {
+        return Err("Aurora: this connection's protocol revision has no query parameters".into());
+    }
+    match &mut query.settings {
+        Settings::Strings(list) => {
+            for (name, value) in &prepared.settings {
+                list.retain(|s| s.name != name.as_bytes());
+                list.push(Setting {
+                    name: name.clone().into_bytes(),
+                    flags: Setting::IMPORTANT,
+                    value: value.clone().into_bytes(),
+                });
+            }
+        }
+        Settings::Binary(raw) => {
+            for (name, value) in &prepared.settings {
+                // Before settings travelled as strings, each value is in its type's binary form. `readonly` is a
+                // UInt64 (a varint); others have types only the server's version knows.
+                if name != "readonly" {
+                    return Err(format!(
+                        "Aurora: this server's protocol sends settings in binary form, so ASK cannot pass SETTINGS {name}; run SET {name} = {value} before the ASK instead"
+                    ));
+                }
+                let Ok(number) = value.parse::<u64>() else {
+                    return Err(format!("Aurora: readonly = {value} is not a number"));
+                };
+                // The list ends with an empty name; insert before it.
+                let end = raw.pop();
+                debug_assert_eq!(end, Some(0), "binary settings end with an empty name");
+                put_bytes(raw, name.as_bytes());
+                put_varuint(raw, number);
+                raw.push(0);
+            }
+        }
+    }
+    Ok(query)
+}
