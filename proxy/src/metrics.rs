@@ -1,8 +1,9 @@
 //! Prometheus metrics of the proxy and the `/metrics` endpoint that serves them.
 //!
 //! Names are stable (dashboards and alerts use them); labels are bounded sets, never user input.
-//! Code does not touch these directly: it reports events through [`crate::telemetry`], which logs and counts
-//! in one place.
+//! Connections, queries, bytes and protocol errors are reported as events through [`crate::telemetry`], which
+//! logs and counts in one place; the ASK service (`crate::ask`) counts its outcomes, stages, tokens and marks
+//! itself, beside the ASK log events it writes.
 
 use std::convert::Infallible;
 use std::sync::Arc;

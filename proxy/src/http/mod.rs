@@ -1,14 +1,13 @@
 //! The ClickHouse HTTP interface of the proxy.
 //!
-//! Flow of one request: [`server`] accepts the connection and runs hyper on it → [`forward`] asks [`ask`]
-//! what the statement is (reading only the first bytes of the body) → an `ASK` gets Aurora's answer in
-//! ClickHouse's error shape ([`error`]); everything else goes to ClickHouse over a keep-alive connection of
-//! [`upstream`] (from [`pool`]), with both bodies streaming through [`body`] and nothing buffered whole; the
-//! request's own task drives that connection, so the answer is read and relayed without a hop between tasks. URL parameters are
-//! read by [`params`] and never rewritten: the upstream sees the query string the client sent.
-//!
-//! Paths under `/ui` are the web console's ([`ui`]): embedded pages, and the ingest daemon's API through
-//! [`ingest_api`].
+//! Flow of one request: [`server`] accepts the connection and runs hyper on it → [`ui::handle`] keeps the web
+//! console's paths (`/ui`: embedded pages, and the ingest daemon's API through [`ingest_api`]) and hands every
+//! other request to [`forward`] → [`forward`] asks [`classify`] what the statement is (reading only the first
+//! bytes of the body) → an `ASK` (or `POST /ask`) is answered by [`answer`], in ClickHouse's error shape
+//! ([`error`]) when it fails; everything else goes to ClickHouse over a keep-alive connection of [`upstream`]
+//! (from [`pool`]), with both bodies streaming through [`body`] and nothing buffered whole; the request's own
+//! task drives that connection, so the answer is read and relayed without a hop between tasks. URL parameters
+//! are read by [`params`] and never rewritten: the upstream sees the query string the client sent.
 
 pub mod answer;
 pub mod classify;
