@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aurora_common::{codes, exception};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
@@ -36,12 +37,17 @@ pub enum ChError {
 }
 
 impl ChError {
-    /// True when the same request may succeed later (server down, overloaded, timeout, 5xx).
+    /// True when the same request may succeed later (server down, overloaded, timeout, 5xx other than a table
+    /// or column that does not exist).
     pub fn is_transient(&self) -> bool {
         match self {
             ChError::Connect { .. } | ChError::Timeout(_) | ChError::Http(_) => true,
             ChError::Server { status, message } => {
-                *status >= 500 && !message.contains("Code: 60,") && !message.contains("Code: 16,")
+                *status >= 500
+                    && !matches!(
+                        exception::code(message),
+                        Some(codes::UNKNOWN_TABLE | codes::NO_SUCH_COLUMN_IN_TABLE)
+                    )
             }
             ChError::Config(_) => false,
         }
@@ -315,5 +321,22 @@ mod tests {
         assert_eq!(quote_ident("events"), "`events`");
         assert_eq!(quote_ident("a`b\\"), "`a\\`b\\\\`");
         assert_eq!(unescape_tsv("a\\tb\\\\"), "a\tb\\");
+    }
+
+    #[test]
+    fn a_missing_table_or_column_is_not_retried_in_either_shape() {
+        let server = |status: u16, message: &str| ChError::Server {
+            status,
+            message: message.into(),
+        };
+        let legacy =
+            "Code: 60, e.displayText() = DB::Exception: Table db.t doesn't exist., e.what() = DB::Exception";
+        assert!(!server(500, legacy).is_transient());
+        let modern = "Code: 16. DB::Exception: There is no column x in table db.t. (NO_SUCH_COLUMN_IN_TABLE)";
+        assert!(!server(500, modern).is_transient());
+        let memory = "Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)";
+        assert!(server(500, memory).is_transient());
+        assert!(server(502, "Bad Gateway").is_transient());
+        assert!(!server(400, "Code: 62. DB::Exception: Syntax error. (SYNTAX_ERROR)").is_transient());
     }
 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aurora_common::secret::{self, SecretError, SecretKeys};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{envelope_columns, Column, ColumnType};
@@ -69,22 +70,47 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The keys the API token is read through.
+const API_TOKEN: SecretKeys = SecretKeys {
+    what: "API token",
+    env: "api_token_env",
+    file: "api_token_file",
+};
+/// The keys ClickHouse's password is read through.
+const PASSWORD: SecretKeys = SecretKeys {
+    what: "password",
+    env: "password_env",
+    file: "password_file",
+};
+/// The keys the brokers' SASL password is read through.
+const SASL_PASSWORD: SecretKeys = SecretKeys {
+    what: "SASL password",
+    env: "sasl_password_env",
+    file: "sasl_password_file",
+};
+
+/// A secret given inline under `name`, or read through `keys` ([`aurora_common::secret`]): at most one of
+/// the three. An empty value is taken as given (an empty password is no password; a short API token is refused
+/// by its own check).
 fn resolve_secret(
-    what: &str,
+    name: &str,
+    keys: SecretKeys,
     inline: &Option<Secret>,
     env: &Option<String>,
     file: &Option<PathBuf>,
 ) -> Result<Option<Secret>, String> {
-    match (inline, env, file) {
-        (Some(s), None, None) => Ok(Some(s.clone())),
-        (None, Some(var), None) => std::env::var(var)
-            .map(|v| Some(Secret(v)))
-            .map_err(|_| format!("{what}_env: environment variable {var} is not set")),
-        (None, None, Some(path)) => std::fs::read_to_string(path)
-            .map(|v| Some(Secret(v.lines().next().unwrap_or("").trim().to_string())))
-            .map_err(|e| format!("{what}_file: cannot read {}: {e}", path.display())),
-        (None, None, None) => Ok(None),
-        _ => Err(format!("give only one of {what}, {what}_env, {what}_file")),
+    let only_one = || format!("give only one of {name}, {}, {}", keys.env, keys.file);
+    if let Some(secret) = inline {
+        return match (env, file) {
+            (None, None) => Ok(Some(secret.clone())),
+            _ => Err(only_one()),
+        };
+    }
+    match secret::read(keys, env.as_deref(), file.as_deref()) {
+        Ok(secret) => Ok(secret.map(Secret)),
+        Err(SecretError::Both { .. }) => Err(only_one()),
+        Err(SecretError::Empty { .. }) => Ok(Some(Secret(String::new()))),
+        Err(e) => Err(format!("{}: {e}", e.key())),
     }
 }
 
@@ -616,7 +642,13 @@ impl Config {
 
     /// The bearer token of the API (`None`: `/pipelines` refuses every request, saying how to configure one).
     pub fn api_token(&self) -> Result<Option<Secret>, String> {
-        let token = resolve_secret("api_token", &None, &self.api_token_env, &self.api_token_file)?;
+        let token = resolve_secret(
+            "api_token",
+            API_TOKEN,
+            &None,
+            &self.api_token_env,
+            &self.api_token_file,
+        )?;
         match token {
             Some(Secret(t)) if t.len() < MIN_API_TOKEN_LEN => Err(format!(
                 "the API token must be at least {MIN_API_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)"
@@ -627,13 +659,20 @@ impl Config {
 
     pub fn clickhouse_password(&self) -> Result<Option<Secret>, String> {
         let ch = &self.clickhouse;
-        resolve_secret("password", &ch.password, &ch.password_env, &ch.password_file)
+        resolve_secret(
+            "password",
+            PASSWORD,
+            &ch.password,
+            &ch.password_env,
+            &ch.password_file,
+        )
     }
 
     pub fn sasl_password(&self) -> Result<Option<Secret>, String> {
         let k = &self.kafka;
         resolve_secret(
             "sasl_password",
+            SASL_PASSWORD,
             &k.sasl_password,
             &k.sasl_password_env,
             &k.sasl_password_file,

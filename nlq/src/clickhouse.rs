@@ -48,15 +48,12 @@ impl ClickHouseError {
         Self { code: None, message }
     }
 
-    /// Reads `Code: N. DB::Exception: …` (or the older `Code: N, e.displayText() = …`) from an error body.
+    /// Reads `Code: N. DB::Exception: …` (or the older `Code: N, e.displayText() = …`) from an error body
+    /// ([`aurora_common::exception`]); the message is the whole body, trimmed.
     pub fn from_body(body: &str) -> Self {
         let text = body.trim();
-        let code = text
-            .strip_prefix("Code: ")
-            .and_then(|rest| rest.split([',', '.']).next())
-            .and_then(|n| n.trim().parse().ok());
         Self {
-            code,
+            code: aurora_common::exception::code(text),
             message: text.to_string(),
         }
     }

@@ -18,6 +18,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aurora_common::codes::{UNKNOWN_DATABASE, UNKNOWN_TABLE};
+
 use crate::bind::quoted_string;
 use crate::clickhouse::{value_text, ClickHouseError, ClickHouseHttp, Credentials};
 use crate::engine::normalize_question;
@@ -246,9 +248,6 @@ impl FeedbackStore {
         marks
     }
 }
-
-const UNKNOWN_TABLE: i32 = 60;
-const UNKNOWN_DATABASE: i32 = 81;
 
 #[cfg(test)]
 mod tests {

@@ -613,4 +613,56 @@ mod tests {
         assert_eq!(classify_prefix(b"SELECT count() FROM", false), Prefix::Sql);
         assert_eq!(classify_prefix(b"SELECT 1", true), Prefix::Sql);
     }
+
+    /// The hand-written prefix classifier and the nom grammar are one grammar: generated texts (keywords, comments,
+    /// literals, clauses and noise in any order) must never make them disagree.
+    mod agreement {
+        use super::*;
+        use proptest::prelude::*;
+
+        const PIECES: &[&str] = &[
+            "ask", "ASK", "Ask", "explain", "EXPLAIN", "select", "SELECT", "*", "from", "FROM", "ask(", "explain_ask",
+            "(", ")", "'q'", "'it''s'", "'a\\'b'", " ", "  ", "\n", "\t", "-- c\n", "# c\n", "/* c */", "/*", "--",
+            "-", "FORMAT", "JSON", "SETTINGS", "a = 1", "b = 'x'", ",", ";", "x", "1", "asking", "selection", "db.",
+        ];
+
+        fn text() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                4 => proptest::sample::select(PIECES).prop_map(str::to_string),
+                1 => "[ -~]{0,4}",
+            ];
+            proptest::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+            /// Whatever the grammar parses as an ASK, the prefix classifier sends to the parser (no ASK hidden).
+            #[test]
+            fn what_the_grammar_parses_the_prefix_claims(t in text()) {
+                if all_consuming(ask_statement).parse(t.as_str()).is_ok() {
+                    prop_assert_eq!(classify_prefix(t.as_bytes(), true), Prefix::Ask);
+                    prop_assert!(matches!(classify(t.as_bytes()), Ok(Statement::Ask(_))));
+                }
+            }
+
+            /// A text read as SQL is never a statement the grammar accepts.
+            #[test]
+            fn sql_by_prefix_is_never_an_ask(t in text()) {
+                if classify_prefix(t.as_bytes(), true) == Prefix::Sql {
+                    prop_assert!(all_consuming(ask_statement).parse(t.as_str()).is_err());
+                }
+            }
+
+            /// Bytes still arriving never change a definite answer: every prefix says the same or "need more".
+            #[test]
+            fn a_prefix_never_contradicts_the_whole_text(t in text()) {
+                let whole = classify_prefix(t.as_bytes(), true);
+                for end in 0..=t.len() {
+                    let part = classify_prefix(&t.as_bytes()[..end], false);
+                    prop_assert!(part == Prefix::NeedMore || part == whole, "{:?} of {:?}: {:?} vs {:?}", &t[..end], t, part, whole);
+                }
+            }
+        }
+    }
 }

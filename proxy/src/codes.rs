@@ -1,26 +1,10 @@
-//! ClickHouse error codes the proxy raises itself, on both protocols (`src/Common/ErrorCodes.cpp`), with the
-//! names ClickHouse prints beside them.
+//! ClickHouse error codes the proxy raises itself, on both protocols: the shared list
+//! ([`aurora_common::codes`], which mirrors ClickHouse's `src/Common/ErrorCodes.cpp`), and the names ClickHouse
+//! prints beside them.
 
-pub const BAD_ARGUMENTS: i32 = 36;
-pub const CHECKSUM_DOESNT_MATCH: i32 = 40;
-pub const UNKNOWN_PACKET_FROM_CLIENT: i32 = 101;
-pub const TOO_LARGE_STRING_SIZE: i32 = 131;
-pub const TOO_LARGE_SIZE_COMPRESSED: i32 = 270;
-pub const CANNOT_DECOMPRESS: i32 = 271;
-pub const NOT_IMPLEMENTED: i32 = 48;
-pub const UNKNOWN_TABLE: i32 = 60;
-pub const SYNTAX_ERROR: i32 = 62;
-pub const INCORRECT_DATA: i32 = 117;
-pub const TIMEOUT_EXCEEDED: i32 = 159;
-pub const ACCESS_DENIED: i32 = 497;
-pub const CANNOT_READ_FROM_SOCKET: i32 = 95;
-pub const SOCKET_TIMEOUT: i32 = 209;
-pub const NETWORK_ERROR: i32 = 210;
-pub const QUERY_IS_TOO_LARGE: i32 = 229;
-pub const UNSUPPORTED_URI_SCHEME: i32 = 422;
-pub const AUTHENTICATION_FAILED: i32 = 516;
+pub use aurora_common::codes::*;
 
-/// The name ClickHouse prints in parentheses after the message, for the codes above.
+/// The name ClickHouse prints in parentheses after the message, for the codes the proxy raises.
 pub fn name(code: i32) -> &'static str {
     match code {
         BAD_ARGUMENTS => "BAD_ARGUMENTS",
@@ -42,5 +26,19 @@ pub fn name(code: i32) -> &'static str {
         UNSUPPORTED_URI_SCHEME => "UNSUPPORTED_URI_SCHEME",
         AUTHENTICATION_FAILED => "AUTHENTICATION_FAILED",
         _ => "UNKNOWN_EXCEPTION",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_codes_the_proxy_sends_are_clickhouses() {
+        // ClickHouse's own numbers (until 2026-12-03 the proxy sent 270 and 101 under these names).
+        assert_eq!((TOO_LARGE_SIZE_COMPRESSED, name(39)), (39, "TOO_LARGE_SIZE_COMPRESSED"));
+        assert_eq!((UNKNOWN_PACKET_FROM_CLIENT, name(99)), (99, "UNKNOWN_PACKET_FROM_CLIENT"));
+        assert_eq!((UNKNOWN_TABLE, name(60)), (60, "UNKNOWN_TABLE"));
+        assert_eq!(name(UNKNOWN_DATABASE), "UNKNOWN_EXCEPTION");
     }
 }

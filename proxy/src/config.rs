@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aurora_common::secret::{self, SecretError, SecretKeys};
 use clap::Parser;
 use serde::Deserialize;
 
@@ -304,34 +305,25 @@ impl std::fmt::Debug for IngestApiToken {
 }
 
 impl IngestApiToken {
+    /// The config keys the token is read through.
+    const KEYS: SecretKeys = SecretKeys {
+        what: "token",
+        env: "ingest_api_token_env",
+        file: "ingest_api_token_file",
+    };
+
     /// The token from the environment variable named `env` or the first line of `file` (at most one of them).
     fn resolve(env: Option<String>, file: Option<PathBuf>) -> Result<Option<IngestApiToken>, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            key: "ingest_api_token_env",
-            message,
-        };
-        let token = match (env, file) {
-            (None, None) => return Ok(None),
-            (Some(_), Some(_)) => {
-                return Err(invalid("give ingest_api_token_env or ingest_api_token_file, not both".into()))
-            }
-            (Some(var), None) => std::env::var(&var)
-                .map_err(|_| invalid(format!("environment variable {var} is not set")))?,
-            (None, Some(path)) => std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::Invalid {
-                    key: "ingest_api_token_file",
-                    message: format!("cannot read {}: {e}", path.display()),
-                })?
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string(),
-        };
-        let token = token.trim().to_string();
-        if token.is_empty() {
-            return Err(invalid("the token is empty".into()));
-        }
-        Ok(Some(IngestApiToken(token)))
+        let token =
+            secret::read(Self::KEYS, env.as_deref(), file.as_deref()).map_err(|e| ConfigError::Invalid {
+                // An empty token has always been reported against ingest_api_token_env, from a file too.
+                key: match e {
+                    SecretError::Empty { .. } => Self::KEYS.env,
+                    _ => e.key(),
+                },
+                message: e.to_string(),
+            })?;
+        Ok(token.map(IngestApiToken))
     }
 }
 

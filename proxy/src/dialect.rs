@@ -10,6 +10,8 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use aurora_common::exception::Shape;
+
 const UNKNOWN: u8 = 0;
 const MODERN: u8 = 1;
 const LEGACY: u8 = 2;
@@ -38,13 +40,9 @@ impl Dialect {
 
     /// The dialect an error body of the server shows (`None`: not a ClickHouse error body).
     pub fn of_error_body(body: &str) -> Option<Dialect> {
-        if !body.starts_with("Code: ") {
-            return None;
-        }
-        Some(if body.contains(", e.displayText() = ") {
-            Dialect::Legacy
-        } else {
-            Dialect::Modern
+        Some(match aurora_common::exception::parse(body)?.shape {
+            Shape::Modern => Dialect::Modern,
+            Shape::Legacy => Dialect::Legacy,
         })
     }
 }

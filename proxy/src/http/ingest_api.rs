@@ -379,9 +379,7 @@ async fn authenticate(env: &HttpEnv, identity: &Identity) -> Result<(), IngestAp
 /// The code of a ClickHouse error text (`Code: 193, e.displayText() = …` in 18.x, `Code: 516. DB::…` since),
 /// for servers that do not send the `X-ClickHouse-Exception-Code` header.
 fn code_in_text(text: &str) -> Option<i32> {
-    let rest = text.trim_start().strip_prefix("Code:")?.trim_start();
-    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-    rest[..digits].parse().ok()
+    aurora_common::exception::code(text)
 }
 
 #[cfg(test)]

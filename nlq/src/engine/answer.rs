@@ -1,0 +1,251 @@
+//! The model's round trips: asking it ([`Engine::answer`]: one retry for a malformed answer, repairs of a
+//! refused one), checking what it wrote (validation, lifting, parameters), choosing among several candidates
+//! by running them, and running a plan ([`Engine::execute`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::{AskError, AskStats, Asker, Engine, Plan, CANDIDATE_ROWS};
+use crate::bind::check_params;
+use crate::catalog::Catalog;
+use crate::clickhouse::ClickHouseError;
+use crate::lift::lift;
+use crate::llm::{parse_draft, shorten, Draft, Llm, Message};
+use crate::retrieve::RankedTable;
+use crate::validate::validate;
+
+impl Engine {
+    /// Asks the model; a malformed answer gets one retry that says what was wrong.
+    async fn ask_model(
+        &self,
+        llm: &Llm,
+        conversation: &mut Vec<Message>,
+        stats: &mut AskStats,
+    ) -> Result<(Draft, String), AskError> {
+        let stage = Instant::now();
+        let result = async {
+            let mut attempt = 0;
+            loop {
+                let (text, usage, elapsed) = llm.complete(conversation).await.map_err(AskError::Llm)?;
+                stats.llm_durations.push(elapsed);
+                stats.usage.add(&usage);
+                match parse_draft(&text) {
+                    Ok(draft) => return Ok((draft, text)),
+                    Err(reason) if attempt == 0 => {
+                        attempt += 1;
+                        stats.malformed_retries += 1;
+                        tracing::info!(%reason, "malformed LLM answer; asking again");
+                        conversation.push(Message::Assistant(text));
+                        conversation.push(Message::User(format!(
+                            "That answer was not usable: {reason}. Answer again with only the JSON object {{\"sql\": ..., \"params\": {{...}}, \"explanation\": ...}}."
+                        )));
+                    }
+                    Err(reason) => {
+                        return Err(AskError::Malformed {
+                            reason,
+                            answer: shorten(&text, 300),
+                        })
+                    }
+                }
+            }
+        }
+        .await;
+        stats.stages.push(("llm", stage.elapsed()));
+        result
+    }
+
+    /// Asks the model and checks its answer; an answer Aurora refuses goes back with the reason, up to
+    /// `repair_attempts` times.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn answer(
+        &self,
+        llm: &Llm,
+        question: &str,
+        asker: &Asker,
+        catalog: &Arc<Catalog>,
+        chosen: &[RankedTable],
+        mut conversation: Vec<Message>,
+        stats: &mut AskStats,
+    ) -> Result<Plan, AskError> {
+        let mut repairs = 0;
+        loop {
+            let (draft, answer) = self.ask_model(llm, &mut conversation, stats).await?;
+            let checked = self.check(
+                question,
+                asker,
+                catalog.clone(),
+                chosen.to_vec(),
+                draft,
+                answer.clone(),
+                conversation.clone(),
+                stats,
+            );
+            match checked {
+                Err(error @ (AskError::Rejected { .. } | AskError::Params { .. }))
+                    if repairs < self.config.repair_attempts =>
+                {
+                    repairs += 1;
+                    stats.repairs += 1;
+                    tracing::info!(code = error.code(), "refused answer; asking the model to repair it");
+                    conversation.push(Message::Assistant(answer));
+                    conversation.push(Message::User(format!(
+                        "Aurora refused that query: {}\nWrite a corrected query for the question \"{}\", using only the tables and columns listed. Answer with only the JSON object.",
+                        shorten(&error.to_string(), 1500),
+                        shorten(question, 1000)
+                    )));
+                }
+                Ok(plan) if self.config.candidates > 1 => {
+                    return Ok(self.choose_candidate(llm, plan, asker, stats).await);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Asks for `candidates - 1` more answers (sampled, temperature 0.7) to the same prompt, runs every valid
+    /// one read-only on at most [`CANDIDATE_ROWS`] rows, and keeps the first answer of the largest group of
+    /// identical results (ties: the earlier group). Answers that fail to validate or to run do not vote.
+    async fn choose_candidate(&self, llm: &Llm, first: Plan, asker: &Asker, stats: &mut AskStats) -> Plan {
+        let mut plans = vec![first];
+        for _ in 1..self.config.candidates {
+            let stage = Instant::now();
+            let called = llm.complete_sampled(&plans[0].conversation, 0.7).await;
+            stats.stages.push(("llm", stage.elapsed()));
+            let Ok((text, usage, elapsed)) = called else { continue };
+            stats.llm_durations.push(elapsed);
+            stats.usage.add(&usage);
+            let Ok(draft) = parse_draft(&text) else { continue };
+            let base = &plans[0];
+            if let Ok(plan) = self.check(
+                &base.question,
+                asker,
+                base.catalog.clone(),
+                base.chosen.clone(),
+                draft,
+                text,
+                base.conversation.clone(),
+                stats,
+            ) {
+                plans.push(plan);
+            }
+        }
+        let mut results = Vec::with_capacity(plans.len());
+        for plan in &plans {
+            results.push(self.execute(plan, asker, CANDIDATE_ROWS).await.ok());
+        }
+        // (index of the group's first plan, votes)
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        for (i, result) in results.iter().enumerate() {
+            let Some(rows) = result else { continue };
+            match groups.iter_mut().find(|(g, _)| {
+                results[*g]
+                    .as_ref()
+                    .is_some_and(|other| crate::eval::same_result(rows, other, false))
+            }) {
+                Some((_, votes)) => *votes += 1,
+                None => groups.push((i, 1)),
+            }
+        }
+        let ran = groups.iter().map(|(_, v)| v).sum();
+        let (winner, votes) = groups
+            .iter()
+            .copied()
+            .fold(None, |best: Option<(usize, usize)>, g| match best {
+                Some(b) if b.1 >= g.1 => Some(b),
+                _ => Some(g),
+            })
+            .unwrap_or((0, 0));
+        stats.candidates = Some((ran, votes));
+        tracing::debug!(candidates = plans.len(), ran, votes, "candidate chosen by agreement");
+        plans.swap_remove(winner)
+    }
+
+    /// Runs `plan` as the proxy would over HTTP, on at most `max_rows` rows: with the asker's credentials and
+    /// database, query parameters or literals by the server's version, `readonly` unless the profile sets it.
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        asker: &Asker,
+        max_rows: u64,
+    ) -> Result<crate::clickhouse::QueryResult, ClickHouseError> {
+        let executable = plan
+            .executable(plan.catalog.supports_parameters(), max_rows)
+            .map_err(|e| ClickHouseError {
+                code: Some(e.code()),
+                message: e.to_string(),
+            })?;
+        let mut params: Vec<(String, String)> = executable
+            .parameters
+            .iter()
+            .map(|(k, v)| (format!("param_{k}"), v.clone()))
+            .collect();
+        if executable.set_readonly {
+            params.push(("readonly".into(), "1".into()));
+        }
+        self.clickhouse
+            .query(&asker.credentials, Some(&asker.database), &executable.sql, &params)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        question: &str,
+        asker: &Asker,
+        catalog: Arc<Catalog>,
+        chosen: Vec<RankedTable>,
+        draft: Draft,
+        answer: String,
+        conversation: Vec<Message>,
+        stats: &mut AskStats,
+    ) -> Result<Plan, AskError> {
+        let stage = Instant::now();
+        let policy = catalog.policy(asker.current_database(), self.config.allow_system_tables);
+        let result = validate(&draft.sql, &policy)
+            .map_err(|error| AskError::Rejected {
+                sql: draft.sql.clone(),
+                error,
+            })
+            .and_then(|written| {
+                // The model's literals become typed parameters; the lifted form is validated again, with the
+                // same policy, and is what runs and what EXPLAIN ASK shows.
+                let lifted = lift(&written, &catalog, &draft.params);
+                let validated = validate(&lifted.sql, &policy).map_err(|error| AskError::Rejected {
+                    sql: lifted.sql.clone(),
+                    error,
+                })?;
+                let bound = check_params(&validated.placeholders, &lifted.params).map_err(|error| {
+                    AskError::Params {
+                        sql: lifted.sql.clone(),
+                        error,
+                    }
+                })?;
+                let params: Map<String, Value> = lifted
+                    .params
+                    .into_iter()
+                    .filter(|(name, _)| validated.placeholders.iter().any(|p| &p.name == name))
+                    .collect();
+                Ok(Plan {
+                    question: question.to_string(),
+                    sql: lifted.sql,
+                    written_sql: draft.sql.clone(),
+                    params,
+                    bound,
+                    explanation: draft.explanation.clone(),
+                    tables: validated.tables.iter().map(|t| t.to_string()).collect(),
+                    chosen,
+                    follows: None,
+                    cached: None,
+                    catalog: catalog.clone(),
+                    validated,
+                    policy,
+                    conversation,
+                    answer,
+                })
+            });
+        stats.stages.push(("validate", stage.elapsed()));
+        result
+    }
+}
