@@ -121,23 +121,8 @@ impl ClickHouseHttp {
             query.push(("database", db));
         }
         let body = format!("{sql}\nFORMAT JSONCompact");
-        let response = self
-            .client
-            .post(format!("{}/", self.url))
-            .query(&query)
-            .basic_auth(&credentials.user, Some(&credentials.password))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                ClickHouseError::unreachable(format!("cannot reach ClickHouse at {}: {e}", self.url))
-            })?;
-        let status = response.status();
-        let bytes = read_limited(response).await?;
-        let text = String::from_utf8_lossy(&bytes);
-        if !status.is_success() {
-            return Err(ClickHouseError::from_body(&text));
-        }
+        let request = self.client.post(format!("{}/", self.url)).query(&query).body(body);
+        let bytes = self.send(request, credentials).await?;
         let parsed: JsonCompact = serde_json::from_slice(&bytes).map_err(|e| {
             ClickHouseError::unreachable(format!(
                 "ClickHouse answered with JSON this client cannot read: {e}"
@@ -166,6 +151,16 @@ impl ClickHouseHttp {
         } else {
             request.query(&[("query", sql)]).body(data)
         };
+        self.send(request, credentials).await.map(drop)
+    }
+
+    /// Sends `request` as `credentials` and reads the answer (at most [`MAX_ANSWER`] bytes); ClickHouse's
+    /// exception when it refused.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        credentials: &Credentials,
+    ) -> Result<Vec<u8>, ClickHouseError> {
         let response = request
             .basic_auth(&credentials.user, Some(&credentials.password))
             .send()
@@ -178,7 +173,7 @@ impl ClickHouseHttp {
         if !status.is_success() {
             return Err(ClickHouseError::from_body(&String::from_utf8_lossy(&bytes)));
         }
-        Ok(())
+        Ok(bytes)
     }
 }
 

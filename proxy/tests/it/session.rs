@@ -7,9 +7,9 @@ use aurora_proxy::native::protocol::query::Query;
 use aurora_proxy::native::protocol::wire::Reader;
 use aurora_proxy::native::protocol::Revision;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::harness::{connect, golden, read_for, Proxy, WAIT};
+use crate::harness::{connect, golden, read_for, Proxy, UpstreamConn, WAIT};
 
 const NEGOTIATED: Revision = Revision(54468);
 const END_OF_STREAM: u8 = 5;
@@ -31,18 +31,23 @@ fn query_with_text(text: &str) -> Vec<u8> {
     out
 }
 
+/// The golden SELECT (after the addendum, which clickhouse-driver sends with its next packet) from `client`,
+/// checked to reach the upstream byte for byte.
+async fn select_reaches_upstream(client: &mut TcpStream, up: &mut UpstreamConn) {
+    let mut sent = golden("addendum");
+    sent.extend(golden("query_select_settings"));
+    sent.extend(golden("data_end_of_external_tables"));
+    client.write_all(&sent).await.unwrap();
+    assert_eq!(up.read_exact(sent.len()).await, sent);
+}
+
 #[tokio::test]
 async fn sql_travels_byte_for_byte_both_ways() {
     let listener = upstream().await;
     let proxy = Proxy::start(listener.local_addr().unwrap()).await;
     let (mut client, mut up) = connect(&proxy, &listener).await;
 
-    // The addendum (54458+) leaves with the client's next packet, as clickhouse-driver sends it.
-    let mut sent = golden("addendum");
-    sent.extend(golden("query_select_settings"));
-    sent.extend(golden("data_end_of_external_tables"));
-    client.write_all(&sent).await.unwrap();
-    assert_eq!(up.read_exact(sent.len()).await, sent);
+    select_reaches_upstream(&mut client, &mut up).await;
 
     up.send(&[END_OF_STREAM]).await;
     assert_eq!(read_for(&mut client, Duration::from_millis(300)).await, [END_OF_STREAM]);
@@ -81,11 +86,7 @@ async fn a_client_gone_mid_query_makes_the_proxy_cancel_it_upstream() {
     let listener = upstream().await;
     let proxy = Proxy::start(listener.local_addr().unwrap()).await;
     let (mut client, mut up) = connect(&proxy, &listener).await;
-    let mut sent = golden("addendum");
-    sent.extend(golden("query_select_settings"));
-    sent.extend(golden("data_end_of_external_tables"));
-    client.write_all(&sent).await.unwrap();
-    assert_eq!(up.read_exact(sent.len()).await, sent);
+    select_reaches_upstream(&mut client, &mut up).await;
 
     drop(client);
     assert_eq!(up.read_for(WAIT).await, [CANCEL], "a Cancel, then the proxy closes the upstream connection");
@@ -106,9 +107,5 @@ async fn a_malformed_packet_closes_that_connection_only() {
 
     // The listener still serves: a second client completes its handshake and a query.
     let (mut second, mut up2) = connect(&proxy, &listener).await;
-    let mut sent = golden("addendum");
-    sent.extend(golden("query_select_settings"));
-    sent.extend(golden("data_end_of_external_tables"));
-    second.write_all(&sent).await.unwrap();
-    assert_eq!(up2.read_exact(sent.len()).await, sent);
+    select_reaches_upstream(&mut second, &mut up2).await;
 }
