@@ -289,6 +289,84 @@ fn skip_binary_settings(r: &mut Reader<'_>) -> Result<(), DecodeError> {
     }
 }
 
+/// Why a Query cannot be restated with what was asked of it at a revision.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestateError {
+    #[error("this connection's protocol revision has no query parameters")]
+    NoParameters,
+    #[error("this server's protocol sends settings in binary form, so ASK cannot pass SETTINGS {name}; run SET {name} = {value} before the ASK instead")]
+    BinarySetting { name: String, value: String },
+    #[error("readonly = {0} is not a number")]
+    NotANumber(String),
+}
+
+impl Query {
+    /// This Query (its client info, settings and compression) with another statement: a fresh query id, the
+    /// complete stage, `parameters` (name, value already written as a quoted literal) as query parameters, and
+    /// `settings` set over the client's own as IMPORTANT strings. Before `Feature::SettingsAsStrings` the settings
+    /// list is binary and only `readonly` (a UInt64, a varint) can be added.
+    pub fn restated(
+        &self,
+        sql: &str,
+        parameters: &[(String, Vec<u8>)],
+        settings: &[(String, String)],
+        revision: Revision,
+    ) -> Result<Query, RestateError> {
+        let mut query = self.clone();
+        query.query = sql.as_bytes().to_vec();
+        query.query_id = Vec::new();
+        query.stage = Query::STAGE_COMPLETE;
+        if revision.has(Feature::Parameters) {
+            query.parameters = Some(
+                parameters
+                    .iter()
+                    .map(|(name, value)| Setting {
+                        name: name.clone().into_bytes(),
+                        flags: Setting::CUSTOM,
+                        value: value.clone(),
+                    })
+                    .collect(),
+            );
+        } else if !parameters.is_empty() {
+            return Err(RestateError::NoParameters);
+        }
+        match &mut query.settings {
+            Settings::Strings(list) => {
+                for (name, value) in settings {
+                    list.retain(|s| s.name != name.as_bytes());
+                    list.push(Setting {
+                        name: name.clone().into_bytes(),
+                        flags: Setting::IMPORTANT,
+                        value: value.clone().into_bytes(),
+                    });
+                }
+            }
+            Settings::Binary(raw) => {
+                for (name, value) in settings {
+                    // Each value is in its type's binary form; `readonly` is a UInt64, the others have types only
+                    // the server's version knows.
+                    if name != "readonly" {
+                        return Err(RestateError::BinarySetting {
+                            name: name.clone(),
+                            value: value.clone(),
+                        });
+                    }
+                    let number = value
+                        .parse::<u64>()
+                        .map_err(|_| RestateError::NotANumber(value.clone()))?;
+                    // The list ends with an empty name; insert before it.
+                    let end = raw.pop();
+                    debug_assert_eq!(end, Some(0), "binary settings end with an empty name");
+                    put_bytes(raw, name.as_bytes());
+                    put_varuint(raw, number);
+                    raw.push(0);
+                }
+            }
+        }
+        Ok(query)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,5 +651,70 @@ mod tests {
             Query::decode(&mut Reader::new(&plain[1..]), revision),
             Err(DecodeError::Malformed(_))
         ));
+    }
+
+    /// clickhouse-driver's golden SELECT (revision 54468, settings as strings, compression off).
+    fn golden_select() -> Query {
+        let raw = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/native/golden/query_select_settings.raw"))
+            .expect("golden packet");
+        let mut r = Reader::new(&raw);
+        r.varuint().unwrap();
+        Query::decode(&mut r, Revision(54468)).unwrap()
+    }
+
+    #[test]
+    fn a_restated_query_keeps_the_clients_packet_and_carries_the_new_statement() {
+        let original = golden_select();
+        let revision = Revision(54468);
+        let parameters = [("customer".to_string(), b"'acme'".to_vec())];
+        let settings = [("readonly".to_string(), "1".to_string()), ("max_threads".to_string(), "2".to_string())];
+        let restated = original.restated("SELECT {customer:String}", &parameters, &settings, revision).unwrap();
+
+        let mut bytes = Vec::new();
+        restated.encode(revision, &mut bytes);
+        let mut r = Reader::new(&bytes);
+        assert_eq!(r.varuint().unwrap(), ClientCode::Query as u64);
+        let decoded = Query::decode(&mut r, revision).unwrap();
+        assert_eq!(r.position(), bytes.len(), "the whole packet is read back");
+        assert_eq!(decoded, restated);
+        assert_eq!(decoded.query, b"SELECT {customer:String}");
+        assert!(decoded.query_id.is_empty());
+        assert_eq!((decoded.client_info, decoded.compression), (original.client_info.clone(), original.compression));
+        let Some([parameter]) = decoded.parameters.as_deref() else { panic!("{:?}", decoded.parameters) };
+        assert_eq!((parameter.name.as_slice(), parameter.flags, parameter.value.as_slice()), (&b"customer"[..], Setting::CUSTOM, &b"'acme'"[..]));
+        let (Settings::Strings(before), Settings::Strings(after)) = (&original.settings, &decoded.settings) else {
+            panic!("settings as strings at 54468")
+        };
+        // The client's own max_threads is replaced, not doubled; its other settings stay.
+        assert_eq!(after.iter().filter(|s| s.name == b"max_threads").count(), 1);
+        for kept in before.iter().filter(|s| s.name != b"max_threads") {
+            assert!(after.contains(kept), "{kept:?}");
+        }
+        for (name, value) in &settings {
+            assert!(after.iter().any(|s| s.name == name.as_bytes() && s.value == value.as_bytes() && s.flags == Setting::IMPORTANT));
+        }
+    }
+
+    #[test]
+    fn an_old_revision_takes_no_parameters_and_only_readonly_in_binary_settings() {
+        let original = golden_select();
+        let old = Revision(54412);
+        let params = [("x".to_string(), b"1".to_vec())];
+        assert_eq!(original.restated("SELECT 1", &params, &[], old), Err(RestateError::NoParameters));
+        assert!(original.restated("SELECT 1", &[], &[], old).is_ok());
+
+        let binary = Query { settings: Settings::Binary(vec![0]), ..original };
+        let readonly = binary.restated("SELECT 1", &[], &[("readonly".into(), "1".into())], old).unwrap();
+        let mut expected = Vec::new();
+        put_bytes(&mut expected, b"readonly");
+        put_varuint(&mut expected, 1);
+        expected.push(0);
+        assert_eq!(readonly.settings, Settings::Binary(expected));
+        let refused = binary.restated("SELECT 1", &[], &[("max_threads".into(), "2".into())], old).unwrap_err();
+        assert!(refused.to_string().contains("SET max_threads = 2 before the ASK"), "{refused}");
+        assert_eq!(
+            binary.restated("SELECT 1", &[], &[("readonly".into(), "yes".into())], old),
+            Err(RestateError::NotANumber("yes".into()))
+        );
     }
 }

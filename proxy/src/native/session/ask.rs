@@ -116,61 +116,13 @@ pub(super) fn decode_owned_query(packet: &[u8], revision: Revision) -> Option<Qu
 }
 
 /// The client's Query packet with the generated SQL, its parameters and the settings the ASK needs.
-fn generated_query_packet(
-    original: &Query,
-    prepared: &Prepared,
-    revision: Revision,
-) -> Result<Query, String> {
-    let mut query = original.clone();
-    query.query = prepared.sql.clone().into_bytes();
-    query.query_id = Vec::new();
-    query.stage = Query::STAGE_COMPLETE;
-    if revision.has(Feature::Parameters) {
-        query.parameters = Some(
-            prepared
-                .parameters
-                .iter()
-                .map(|(name, value)| Setting {
-                    name: name.clone().into_bytes(),
-                    flags: Setting::CUSTOM,
-                    value: nlq::bind::quoted_string(value).into_bytes(),
-                })
-                .collect(),
-        );
-    } else if !prepared.parameters.is_empty() {
-        return Err("Aurora: this connection's protocol revision has no query parameters".into());
-    }
-    match &mut query.settings {
-        Settings::Strings(list) => {
-            for (name, value) in &prepared.settings {
-                list.retain(|s| s.name != name.as_bytes());
-                list.push(Setting {
-                    name: name.clone().into_bytes(),
-                    flags: Setting::IMPORTANT,
-                    value: value.clone().into_bytes(),
-                });
-            }
-        }
-        Settings::Binary(raw) => {
-            for (name, value) in &prepared.settings {
-                // Before settings travelled as strings, each value is in its type's binary form. `readonly` is a
-                // UInt64 (a varint); others have types only the server's version knows.
-                if name != "readonly" {
-                    return Err(format!(
-                        "Aurora: this server's protocol sends settings in binary form, so ASK cannot pass SETTINGS {name}; run SET {name} = {value} before the ASK instead"
-                    ));
-                }
-                let Ok(number) = value.parse::<u64>() else {
-                    return Err(format!("Aurora: readonly = {value} is not a number"));
-                };
-                // The list ends with an empty name; insert before it.
-                let end = raw.pop();
-                debug_assert_eq!(end, Some(0), "binary settings end with an empty name");
-                put_bytes(raw, name.as_bytes());
-                put_varuint(raw, number);
-                raw.push(0);
-            }
-        }
-    }
-    Ok(query)
+fn generated_query_packet(original: &Query, prepared: &Prepared, revision: Revision) -> Result<Query, String> {
+    let parameters: Vec<(String, Vec<u8>)> = prepared
+        .parameters
+        .iter()
+        .map(|(name, value)| (name.clone(), nlq::bind::quoted_string(value).into_bytes()))
+        .collect();
+    original
+        .restated(&prepared.sql, &parameters, &prepared.settings, revision)
+        .map_err(|e| format!("Aurora: {e}"))
 }

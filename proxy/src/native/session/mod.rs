@@ -21,9 +21,9 @@ use super::protocol::client_packet::{encode_empty_data, frame_client_packet, Cli
 use super::protocol::exception::encode_exception;
 use super::protocol::hello::{addendum_len, ClientHello, ServerHello};
 use super::protocol::packets::{ClientCode, ServerCode};
-use super::protocol::query::{Query, Setting, Settings};
+use super::protocol::query::Query;
 use super::protocol::server_packet::{frame_server_packet, ServerPacket};
-use super::protocol::wire::{put_bytes, put_varuint, Reader};
+use super::protocol::wire::Reader;
 use super::protocol::{Context, DecodeError, Feature, Revision};
 use crate::ask::{AskFailure, AskRun, AskService, ParamMode, Prepared};
 use crate::codes;
