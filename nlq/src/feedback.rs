@@ -27,7 +27,10 @@ use crate::semantic::Example;
 use crate::validate::TableName;
 
 /// The marks read per database: the newest ones count.
-pub const MAX_MARKS_READ: usize = 1_000;
+pub const MAX_MARKS_READ: usize = 200;
+/// Databases whose marks are held in memory at once (each at most [`MAX_MARKS_READ`] marks of at most
+/// 2 × [`MAX_MARK_TEXT`] bytes).
+pub const MAX_CACHED_DATABASES: usize = 100;
 /// The longest question and SQL a mark stores (longer ones are not stored).
 pub const MAX_MARK_TEXT: usize = 16 << 10;
 
@@ -241,7 +244,7 @@ impl FeedbackStore {
         };
         let marks = Arc::new(marks);
         let mut cache = self.cache.lock().expect("feedback lock");
-        if cache.len() >= 1_000 {
+        if cache.len() >= MAX_CACHED_DATABASES {
             cache.clear();
         }
         cache.insert(database.to_string(), (Instant::now(), marks.clone()));
