@@ -210,32 +210,31 @@ fn named_values(input: &ContextInput<'_>, tables: &[&Table]) -> Vec<(String, Vec
 /// The user part of a prompt for a question that refines an earlier one: the earlier question and its SQL go
 /// right before the new question.
 pub fn with_previous(user: &str, previous: &crate::engine::Previous) -> String {
-    let Some(at) = user.rfind("\nQuestion: ") else {
-        return user.to_string();
-    };
-    format!(
-        "{}\nPrevious question: {}\nIts SQL: {}\nThe next question refines the previous one: change the previous SQL to answer it.{}",
-        &user[..at],
-        previous.question,
-        previous.sql,
-        &user[at..]
+    before_question(
+        user,
+        &format!(
+            "\nPrevious question: {}\nIts SQL: {}\nThe next question refines the previous one: change the previous SQL to answer it.",
+            previous.question, previous.sql
+        ),
     )
 }
 
 /// The user part of a prompt with the answers users marked wrong for this question, before the question.
 pub fn with_marked_wrong(user: &str, sql: &[&str]) -> String {
-    let Some(at) = user.rfind("\nQuestion: ") else {
-        return user.to_string();
-    };
-    let mut out = user[..at].to_string();
-    out.push_str("\nA user marked these answers to the question as wrong; write a different query:\n");
+    let mut block = String::from("\nA user marked these answers to the question as wrong; write a different query:");
     for wrong in sql {
-        out.push_str("- ");
-        out.push_str(wrong);
-        out.push('\n');
+        block.push_str("\n- ");
+        block.push_str(wrong);
     }
-    out.push_str(&user[at + 1..]);
-    out
+    before_question(user, &block)
+}
+
+/// `user` with `block` (which starts with a newline) inserted before its final `Question:` line.
+fn before_question(user: &str, block: &str) -> String {
+    match user.rfind("\nQuestion: ") {
+        Some(at) => format!("{}{block}{}", &user[..at], &user[at..]),
+        None => user.to_string(),
+    }
 }
 
 /// For ClickHouse's "unknown column" errors (`Unknown identifier: t.x` on old servers, `Missing columns: 'x'`,

@@ -186,11 +186,9 @@ impl FeedbackStore {
             "verdict": mark.verdict.as_str(),
         });
         let insert = format!("INSERT INTO {table} (database, user, question, sql, verdict) FORMAT JSONEachRow");
+        let body = row.to_string().into_bytes();
         let credentials = &self.config.credentials;
-        let first = self
-            .clickhouse
-            .command(credentials, &insert, row.to_string().into_bytes())
-            .await;
+        let first = self.clickhouse.command(credentials, &insert, body.clone()).await;
         match first {
             Err(error) if error.code == Some(UNKNOWN_TABLE) || error.code == Some(UNKNOWN_DATABASE) => {
                 let database = format!(
@@ -199,9 +197,7 @@ impl FeedbackStore {
                 );
                 self.clickhouse.command(credentials, &database, Vec::new()).await?;
                 self.clickhouse.command(credentials, &self.create_sql(), Vec::new()).await?;
-                self.clickhouse
-                    .command(credentials, &insert, row.to_string().into_bytes())
-                    .await?;
+                self.clickhouse.command(credentials, &insert, body).await?;
             }
             other => other?,
         }

@@ -352,7 +352,9 @@ impl Engine {
     /// question, else the exact cache's) and stores the mark. A bad answer also leaves the caches, so the next
     /// ASK of it asks the model again. Returns the marked plan.
     pub async fn mark(&self, question: &str, asker: &Asker, verdict: Verdict) -> Result<Plan, AskError> {
-        let store = self.feedback.as_ref().ok_or(AskError::FeedbackOff)?;
+        if self.feedback.is_none() {
+            return Err(AskError::FeedbackOff);
+        }
         // Read with the asker's own credentials first: whoever ClickHouse does not accept marks nothing.
         let (catalog, _) = self
             .catalogs
@@ -368,17 +370,7 @@ impl Engine {
             .ok_or_else(|| AskError::NothingToMark {
                 question: question.to_string(),
             })?;
-        let mark = Mark {
-            database: asker.current_database().to_string(),
-            user: asker.credentials.user.clone(),
-            question: plan.question.clone(),
-            sql: plan.example_sql(),
-            verdict,
-        };
-        store.record(&mark).await.map_err(|error| AskError::Feedback {
-            table: store.table().to_string(),
-            error,
-        })?;
+        self.record_mark(&plan.question, &plan.example_sql(), asker, verdict).await?;
         if verdict == Verdict::Bad {
             self.forget(&plan, asker);
         }

@@ -132,13 +132,7 @@ impl AskService {
         }
         let (result, stats) = self.engine.plan(&ask.question, asker, options).await;
         self.record_stats(&stats, false);
-        let plan = match result {
-            Ok(plan) => plan,
-            Err(error) => {
-                telemetry::ask_failed(&self.log_limiter, &asker.credentials.user, &ask.question, &error);
-                return Err(self.fail(error.outcome(), error.code(), format!("Aurora: {error}")));
-            }
-        };
+        let plan = result.map_err(|error| self.failed(asker, &ask.question, &error))?;
         telemetry::ask_planned(
             &asker.credentials.user,
             &ask.question,
@@ -178,28 +172,23 @@ impl AskService {
         settings: Vec<(String, String)>,
         started: Instant,
     ) -> Result<Prepared, AskFailure> {
-        let plan = match self.engine.mark(&ask.question, asker, verdict).await {
-            Ok(plan) => plan,
-            Err(error) => {
-                telemetry::ask_failed(&self.log_limiter, &asker.credentials.user, &ask.question, &error);
-                return Err(self.fail(error.outcome(), error.code(), format!("Aurora: {error}")));
-            }
-        };
+        let plan = self
+            .engine
+            .mark(&ask.question, asker, verdict)
+            .await
+            .map_err(|error| self.failed(asker, &ask.question, &error))?;
         self.metrics
             .ask_feedback
             .with_label_values(&[verdict.as_str()])
             .inc();
-        Ok(Prepared {
-            sql: plan.mark_sql(verdict),
-            plan,
-            explain: true,
-            feedback: Some(verdict),
-            parameters: Vec::new(),
-            settings,
-            format: ask.format.clone(),
-            started,
-            planned: Instant::now(),
-        })
+        let sql = plan.mark_sql(verdict);
+        Ok(described(plan, sql, Some(verdict), ask, settings, started))
+    }
+
+    /// An ASK that got no plan: logged (rate-limited) and counted, in the shape the client sees.
+    fn failed(&self, asker: &Asker, question: &str, error: &nlq::AskError) -> AskFailure {
+        telemetry::ask_failed(&self.log_limiter, &asker.credentials.user, question, error);
+        self.fail(error.outcome(), error.code(), format!("Aurora: {error}"))
     }
 
     /// The answer when ClickHouse rejected a generated query for good: after the one correction
@@ -245,17 +234,8 @@ impl AskService {
         started: Instant,
     ) -> Result<Prepared, AskFailure> {
         if ask.explain {
-            return Ok(Prepared {
-                sql: plan.explain_sql(),
-                plan,
-                explain: true,
-                feedback: None,
-                parameters: Vec::new(),
-                settings,
-                format: ask.format.clone(),
-                started,
-                planned: Instant::now(),
-            });
+            let sql = plan.explain_sql();
+            return Ok(described(plan, sql, None, ask, settings, started));
         }
         let parameters = match mode {
             ParamMode::Parameters => true,
@@ -314,6 +294,29 @@ impl AskService {
                     .observe(elapsed.as_secs_f64());
             }
         }
+    }
+}
+
+/// Aurora's own one-row answer about `plan` (`EXPLAIN ASK`, a feedback mark): `sql` selects literals, runs
+/// nothing else and is never corrected.
+fn described(
+    plan: Plan,
+    sql: String,
+    feedback: Option<Verdict>,
+    ask: &nlq::AskStatement,
+    settings: Vec<(String, String)>,
+    started: Instant,
+) -> Prepared {
+    Prepared {
+        sql,
+        plan,
+        explain: true,
+        feedback,
+        parameters: Vec::new(),
+        settings,
+        format: ask.format.clone(),
+        started,
+        planned: Instant::now(),
     }
 }
 
