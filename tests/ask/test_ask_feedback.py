@@ -230,3 +230,33 @@ def test_the_console_api_marks_an_answer_of_its_session(proxy, direct, scripted_
     assert elsewhere["feedback"] == "good", elsewhere
     bad = post({"question": "largest order", "feedback": 1})
     assert bad["error"]["code"] == 36 and "feedback" in bad["error"]["message"]
+
+
+def test_the_console_api_bounds_its_session_and_verdict(proxy, scripted_llm):
+    """Hostile `/ask` bodies: an over-long or non-string session and a non-string verdict are refused with 36
+    before anything is asked of the model."""
+
+    def post(body: dict) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"{proxy.http_url}/ask?database={DB}", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    for body in (
+        {"question": "largest order", "session": "s" * 129},
+        {"question": "largest order", "session": ""},
+        {"question": "largest order", "session": ["page-1"]},
+        {"question": "largest order", "feedback": {"verdict": "good"}},
+    ):
+        status, answer = post(body)
+        assert status == 400 and answer["error"]["code"] == 36, (body, answer)
+    # 128 bytes pass the bound: the refusal is then that nothing was answered in that session.
+    status, answer = post({"question": "a question nobody asked", "session": "s" * 128, "feedback": "good"})
+    # (code 36 from the engine is HTTP 500, as 18.16 maps it; the body checks above are refused as requests, 400)
+    assert (status, answer["error"]["code"]) == (500, 36) and "no earlier answer" in answer["error"]["message"], answer
+    assert scripted_llm.chat_requests() == []
