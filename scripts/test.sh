@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+python3 scripts/module-cycles.py  # no import cycle between modules of different concerns (stdlib, instant)
 scripts/setup.sh
 # The embedding assets setup.sh fetched (ONNX Runtime + the MiniLM model): the tests that load them must run.
 eval "$(scripts/embeddings.sh | sed -n 's/^\(ORT_DYLIB_PATH\|AURORA_EMBED_MODEL_DIR\)=/export &/p')"
@@ -17,7 +18,7 @@ AURORA_REQUIRE_CLICKHOUSE=1 cargo test --workspace
 # Release aurora-ingest: deploy/local/up.sh runs it (tests/deploy/test_local_stack.py).
 cargo build --release -p aurora-proxy -p nlq -p aurora-ingest
 # The ingest tests run the debug binary (the crate is built with opt-level 2 even in dev, see Cargo.toml).
-cargo build -p aurora-ingest
+cargo build -p aurora-ingest --features fault-injection   # the abort tests/ingest injects; never in release
 "${AURORA_CACHE:-$HOME/.cache/aurora}/venv/bin/python" -m pytest tests "$@"
 # Every fuzz target for a bounded time (the packet framers, the compressed-frame reader, the HTTP and ASK
 # classifiers, the ingest encoder); a crash fails the run and leaves its input in fuzz/artifacts/.

@@ -83,21 +83,22 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>
     json_response(status, json!({ "error": message.into() }))
 }
 
-/// Why a request to `/pipelines` is refused before anything else is done, as its answer.
-fn authorize(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), Response<Full<Bytes>>> {
+/// Why a request to `/pipelines` is refused before anything else is done, as its answer (boxed: the
+/// refusal is the rare path).
+fn authorize(token: Option<&Secret>, headers: &HeaderMap) -> Result<(), Box<Response<Full<Bytes>>>> {
     let Some(Secret(expected)) = token else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "the pipelines API is closed: no API token is configured. Set api_token_env (an environment \
              variable) or api_token_file (a file) in the daemon's config, restart it, and send \
              `Authorization: Bearer <token>` (aurora-ingest connect|disconnect|status read it from the same config)",
-        ));
+        )));
     };
     let unauthorized = |message: &str, challenge: &'static str| {
         let mut r = error(StatusCode::UNAUTHORIZED, message);
         r.headers_mut()
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-        r
+        Box::new(r)
     };
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Err(unauthorized(
@@ -132,7 +133,7 @@ async fn handle(api: &Api, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if pipelines {
         if let Err(refused) = authorize(api.token.as_ref(), req.headers()) {
             tracing::debug!(method = %req.method(), status = refused.status().as_u16(), "API request refused");
-            return refused;
+            return *refused;
         }
     }
     match (req.method().clone(), path.as_str()) {
@@ -213,7 +214,7 @@ mod tests {
         ] {
             let refused = authorize(Some(&token), &headers(wrong)).unwrap_err();
             assert!(refused.headers().contains_key(WWW_AUTHENTICATE), "{wrong:?}");
-            let (status, body) = body_of(refused).await;
+            let (status, body) = body_of(*refused).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong:?}");
             assert!(
                 !body.to_string().contains("0123456789abcdef"),
@@ -224,7 +225,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_configured_token_the_answer_says_how_to_configure_one() {
-        let (status, body) = body_of(authorize(None, &headers(Some("Bearer anything"))).unwrap_err()).await;
+        let (status, body) = body_of(*authorize(None, &headers(Some("Bearer anything"))).unwrap_err()).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let message = body["error"].as_str().unwrap();
         assert!(

@@ -6,14 +6,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
-use bytes::Bytes;
+use anyhow::{bail, Context};
+use aurora_common::http::{self, Method};
 use clap::{Parser, Subcommand};
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use serde_json::Value;
-use tokio::net::TcpStream;
 
 use crate::config::{Config, PipelineSpec, Secret};
 
@@ -307,7 +304,11 @@ impl ApiClient {
     }
 }
 
-/// One request to the daemon's API: (status, body).
+/// The most bytes of the daemon's answer read (a status of many pipelines is a few kilobytes).
+const MAX_ANSWER: usize = 16 << 20;
+
+/// One request to the daemon's API: (status, body). No request timeout: a disconnect waits for the pipeline
+/// to flush and commit.
 async fn call(
     api: &str,
     method: Method,
@@ -315,26 +316,29 @@ async fn call(
     body: Option<Vec<u8>>,
     token: Option<&Secret>,
 ) -> anyhow::Result<(u16, String)> {
-    let authority = api
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("--api must be an http:// URL, got {api}"))?
-        .trim_end_matches('/');
-    let stream = TcpStream::connect(authority)
-        .await
-        .with_context(|| format!("cannot reach the daemon at {api} (is `aurora-ingest run` running?)"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", authority)
-        .header("content-type", "application/json");
-    if let Some(Secret(token)) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+    if !api.starts_with("http://") {
+        bail!("--api must be an http:// URL, got {api}");
     }
-    let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    let options = http::Options {
+        max_answer: MAX_ANSWER,
+        ..http::Options::default()
+    };
+    let client = http::Client::new(api, options)?;
+    let mut request = client
+        .request(method, path)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .body(body.unwrap_or_default());
+    if let Some(Secret(token)) = token {
+        request = request.auth(&http::Auth::Bearer(token.clone()));
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(http::Error::Connect { error, .. }) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "cannot reach the daemon at {api} (is `aurora-ingest run` running?)"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((response.status.as_u16(), response.text().into_owned()))
 }

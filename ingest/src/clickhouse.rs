@@ -1,23 +1,14 @@
-//! A small client for ClickHouse's HTTP interface: statements, SELECTs read as TabSeparated, and inserts of
-//! RowBinary bodies. Credentials travel in `X-ClickHouse-User`/`X-ClickHouse-Key` headers (never in the URL,
-//! so they never reach a log); `https://` URLs use rustls with the configured CA.
+//! aurora-ingest's ClickHouse: statements, SELECTs read as TabSeparated, and inserts of RowBinary bodies,
+//! through the shared HTTP client ([`aurora_common::http`]). Credentials travel in
+//! `X-ClickHouse-User`/`X-ClickHouse-Key` headers (never in the URL, so they never reach a log); `https://`
+//! URLs trust only the configured CA (`ca_file`).
 //!
 //! One connection per request: a batch is large, so the handshake is noise, and a dead server costs nothing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use aurora_common::{codes, exception};
+use aurora_common::{codes, exception, http};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
-use tokio_rustls::TlsConnector;
 
 use crate::config::{ClickHouseConfig, Secret};
 
@@ -54,77 +45,49 @@ impl ChError {
     }
 }
 
+/// The most bytes of an answer read (an insert's is a line, a ledger or `system.columns` read a few rows).
+const MAX_ANSWER: usize = 64 << 20;
+
 #[derive(Clone)]
 pub struct ClickHouse {
-    host: String,
-    port: u16,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    client: http::Client,
+    auth: http::Auth,
     user: String,
-    password: Option<Secret>,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for ClickHouse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClickHouse({}:{}, user {})", self.host, self.port, self.user)
+        let endpoint = self.client.endpoint();
+        write!(
+            f,
+            "ClickHouse({}:{}, user {})",
+            endpoint.host, endpoint.port, self.user
+        )
     }
 }
 
 impl ClickHouse {
     pub fn new(config: &ClickHouseConfig, password: Option<Secret>) -> Result<ClickHouse, ChError> {
-        let (tls, rest) = if let Some(rest) = config.url.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = config.url.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(ChError::Config(format!(
-                "url must be http:// or https://: {}",
-                config.url
-            )));
+        let options = http::Options {
+            // The request timeout bounds the connection too, as it always has.
+            connect_timeout: config.request_timeout,
+            request_timeout: Some(config.request_timeout),
+            max_answer: MAX_ANSWER,
+            roots: http::Roots::PemFiles(config.ca_file.iter().cloned().collect()),
+            ports: http::DefaultPorts::CLICKHOUSE,
         };
-        let authority = rest.split('/').next().unwrap_or("");
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse::<u16>()
-                    .map_err(|_| ChError::Config(format!("bad port in {}", config.url)))?,
-            ),
-            None => (authority.to_string(), if tls { 8443 } else { 8123 }),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        if host.is_empty() {
-            return Err(ChError::Config(format!("no host in {}", config.url)));
-        }
-        let tls = if tls {
-            let mut roots = RootCertStore::empty();
-            if let Some(ca) = &config.ca_file {
-                let certs = CertificateDer::pem_file_iter(ca)
-                    .and_then(|c| c.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| ChError::Config(format!("ca_file {}: {e}", ca.display())))?;
-                for cert in certs {
-                    roots
-                        .add(cert)
-                        .map_err(|e| ChError::Config(format!("ca_file {}: {e}", ca.display())))?;
-                }
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let tls_config = ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| ChError::Config(e.to_string()))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let name = ServerName::try_from(host.clone())
-                .map_err(|e| ChError::Config(format!("server name {host}: {e}")))?;
-            Some((TlsConnector::from(Arc::new(tls_config)), name))
-        } else {
-            None
-        };
+        let client = http::Client::new(&config.url, options).map_err(|e| match e {
+            http::Error::Tls(reason) => ChError::Config(format!("ca_file {reason}")),
+            other => ChError::Config(other.to_string()),
+        })?;
         Ok(ClickHouse {
-            host,
-            port,
-            tls,
+            client,
+            auth: http::Auth::ClickHouse {
+                user: config.user.clone(),
+                key: password.map(|p| p.0),
+            },
             user: config.user.clone(),
-            password,
             timeout: config.request_timeout,
         })
     }
@@ -167,80 +130,48 @@ impl ClickHouse {
         Ok((parts.next().unwrap_or(0), parts.next().unwrap_or(0)))
     }
 
+    /// `sql` in the `query` parameter, `settings` (already a query string) after it, `body` as the body.
     async fn request(&self, sql: &str, settings: &str, body: Bytes) -> Result<Bytes, ChError> {
-        match tokio::time::timeout(self.timeout, self.request_inner(sql, settings, body)).await {
-            Ok(r) => r,
-            Err(_) => Err(ChError::Timeout(self.timeout)),
-        }
-    }
-
-    async fn request_inner(&self, sql: &str, settings: &str, body: Bytes) -> Result<Bytes, ChError> {
-        let addr = format!("{}:{}", self.host, self.port);
-        let tcp = TcpStream::connect(&addr).await.map_err(|e| ChError::Connect {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
-        let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => self.send(tcp, sql, settings, body).await,
-            Some((connector, name)) => {
-                let stream = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map_err(|e| ChError::Connect {
-                        addr,
-                        reason: format!("TLS: {e}"),
-                    })?;
-                self.send(stream, sql, settings, body).await
-            }
-        }
-    }
-
-    async fn send<S>(&self, stream: S, sql: &str, settings: &str, body: Bytes) -> Result<Bytes, ChError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let response = self
+            .client
+            .post("/")
+            .query("query", sql)
+            .query_encoded(settings)
+            .auth(&self.auth)
+            .body(body)
+            .send()
             .await
-            .map_err(|e| ChError::Http(e.to_string()))?;
-        let driver = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let mut uri = format!("/?query={}", percent_encode(sql));
-        if !settings.is_empty() {
-            uri.push('&');
-            uri.push_str(settings);
-        }
-        let mut request = Request::post(uri)
-            .header("host", &self.host)
-            .header("X-ClickHouse-User", &self.user)
-            .header("content-length", body.len());
-        if let Some(p) = &self.password {
-            request = request.header("X-ClickHouse-Key", &p.0);
-        }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|e| ChError::Http(e.to_string()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| ChError::Http(e.to_string()))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ChError::Http(e.to_string()))?
-            .to_bytes();
-        driver.abort();
-        if status != StatusCode::OK {
-            let message = String::from_utf8_lossy(&bytes).trim().to_string();
+            .map_err(|e| self.failed(e))?;
+        if response.status != http::StatusCode::OK {
+            let exception = http::Exception::read(response.status.as_u16(), None, &response.body);
             return Err(ChError::Server {
-                status: status.as_u16(),
-                message,
+                status: exception.status,
+                message: exception.text,
             });
         }
-        Ok(bytes)
+        Ok(response.body)
+    }
+
+    fn failed(&self, error: http::Error) -> ChError {
+        match error {
+            http::Error::Connect { addr, error } => ChError::Connect {
+                addr,
+                reason: error.to_string(),
+            },
+            http::Error::Handshake { addr, error } => ChError::Connect {
+                addr,
+                reason: format!("TLS: {error}"),
+            },
+            http::Error::ConnectTimeout { .. } | http::Error::Timeout { .. } => {
+                ChError::Timeout(self.timeout)
+            }
+            http::Error::Exception(exception) => ChError::Server {
+                status: exception.status,
+                message: exception.text,
+            },
+            http::Error::Send { reason, .. } | http::Error::Body { reason, .. } => ChError::Http(reason),
+            other => ChError::Http(other.to_string()),
+        }
     }
 }
 
@@ -268,46 +199,7 @@ fn unescape_tsv(field: &str) -> String {
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3 / 2);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A string literal for ClickHouse SQL.
-/// An identifier in backticks, with `\\` and `` ` `` escaped: how Aurora writes every database, table and
-/// column name into its SQL, whatever was checked before.
-pub fn quote_ident(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('`');
-    for c in s.chars() {
-        match c {
-            '`' => out.push_str("\\`"),
-            '\\' => out.push_str("\\\\"),
-            _ => out.push(c),
-        }
-    }
-    out.push('`');
-    out
-}
-
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("\\'"),
-            '\\' => out.push_str("\\\\"),
-            _ => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
+    http::percent_encode(s)
 }
 
 #[cfg(test)]
@@ -317,9 +209,6 @@ mod tests {
     #[test]
     fn encodings() {
         assert_eq!(percent_encode("SELECT 1+1 ='a'"), "SELECT%201%2B1%20%3D%27a%27");
-        assert_eq!(quote("it's \\"), "'it\\'s \\\\'");
-        assert_eq!(quote_ident("events"), "`events`");
-        assert_eq!(quote_ident("a`b\\"), "`a\\`b\\\\`");
         assert_eq!(unescape_tsv("a\\tb\\\\"), "a\tb\\");
     }
 

@@ -52,25 +52,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for spec in config.pipelines.clone() {
         manager.add(spec).await?;
     }
-    wait_for_signal().await;
+    aurora_common::telemetry::shutdown_signal().await;
     tracing::info!("shutting down: disconnecting pipelines");
     manager.remove_all().await;
     let _ = stop_tx.send(true);
     let _ = api_task.await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -11,5 +11,7 @@ pub mod kafka_options;
 pub mod metrics;
 pub mod pipeline;
 pub mod schema;
+pub mod sql;
+pub mod status;
 pub mod table_keys;
 pub mod worker;

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use aurora_common::telemetry;
 use aurora_ingest::cli::{Cli, Command};
 use aurora_ingest::config::{Config, LogFormat};
 
@@ -23,7 +24,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run => {
-            init_logging(config.log_format);
+            telemetry::init_logging(match config.log_format {
+                LogFormat::Text => telemetry::LogFormat::Text,
+                LogFormat::Json => telemetry::LogFormat::Json,
+            });
             runtime.block_on(aurora_ingest::daemon::run(config))
         }
         command => runtime.block_on(aurora_ingest::cli::client(command, &config)),
@@ -35,17 +39,5 @@ fn main() -> ExitCode {
             eprintln!("aurora-ingest: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

@@ -16,9 +16,10 @@
 
 use std::fmt;
 
-use crate::clickhouse::{quote, quote_ident, ChError, ClickHouse};
+use crate::clickhouse::{ChError, ClickHouse};
 use crate::columns::{Column, ColumnType};
 use crate::config::PipelineSpec;
+use crate::sql::{quote, quote_ident};
 
 /// A table (or view) of one database.
 #[derive(Debug, Clone, PartialEq, Eq)]

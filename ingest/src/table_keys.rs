@@ -14,7 +14,7 @@ use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
-use crate::clickhouse::quote_ident;
+use crate::sql::quote_ident;
 
 /// Functions a key may use: deterministic, of one row, without side effects. Names are case-sensitive in
 /// ClickHouse and compared exactly.

@@ -1,10 +1,12 @@
-//! A small client of ClickHouse's HTTP interface, used for what the engine reads itself: the catalog (with the
-//! asking user's credentials), sample values of low-cardinality columns, and, in the evaluation command, the
-//! generated and reference queries. Results come back as `JSONCompact`, which every supported server speaks.
-//! The proxy never sends a user's own SQL through here: that travels on the user's connection.
+//! The engine's client of ClickHouse's HTTP interface, on the shared [`aurora_common::http`] client, used for
+//! what the engine reads itself: the catalog (with the asking user's credentials), sample values of
+//! low-cardinality columns, and, in the evaluation command, the generated and reference queries. Results come
+//! back as `JSONCompact`, which every supported server speaks. The proxy never sends a user's own SQL through
+//! here: that travels on the user's connection.
 
 use std::time::Duration;
 
+use aurora_common::http;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -82,30 +84,31 @@ struct Meta {
 /// A ClickHouse HTTP endpoint.
 #[derive(Debug, Clone)]
 pub struct ClickHouseHttp {
-    client: reqwest::Client,
-    url: String,
+    client: http::Client,
 }
 
 /// The most bytes of an answer the engine reads (catalogs of thousands of columns fit easily).
 const MAX_ANSWER: usize = 64 << 20;
 
 impl ClickHouseHttp {
-    /// `url` is ClickHouse's HTTP interface, e.g. `http://127.0.0.1:8123`.
+    /// `url` is ClickHouse's HTTP interface, e.g. `http://127.0.0.1:8123` (`https://` checks the server's
+    /// certificate against the platform's CAs).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, ClickHouseError> {
         crate::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .build()
+        let options = http::Options {
+            connect_timeout: timeout.min(Duration::from_secs(10)),
+            request_timeout: Some(timeout),
+            max_answer: MAX_ANSWER,
+            roots: http::Roots::Platform,
+            ports: http::DefaultPorts::WEB,
+        };
+        let client = http::Client::new(url, options)
             .map_err(|e| ClickHouseError::unreachable(format!("cannot build an HTTP client: {e}")))?;
-        Ok(Self {
-            client,
-            url: url.trim_end_matches('/').to_string(),
-        })
+        Ok(Self { client })
     }
 
     pub fn url(&self) -> &str {
-        &self.url
+        self.client.url()
     }
 
     /// Runs `sql` (without a FORMAT clause) as `credentials`, with extra URL parameters (settings, `param_*`).
@@ -116,13 +119,15 @@ impl ClickHouseHttp {
         sql: &str,
         params: &[(String, String)],
     ) -> Result<QueryResult, ClickHouseError> {
-        let mut query: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut request = self
+            .client
+            .post("/")
+            .queries(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if let Some(db) = database.filter(|d| !d.is_empty()) {
-            query.push(("database", db));
+            request = request.query("database", db);
         }
         let body = format!("{sql}\nFORMAT JSONCompact");
-        let request = self.client.post(format!("{}/", self.url)).query(&query).body(body);
-        let bytes = self.send(request, credentials).await?;
+        let bytes = self.send(request.body(body), credentials).await?;
         let parsed: JsonCompact = serde_json::from_slice(&bytes).map_err(|e| {
             ClickHouseError::unreachable(format!(
                 "ClickHouse answered with JSON this client cannot read: {e}"
@@ -145,11 +150,11 @@ impl ClickHouseHttp {
         data: Vec<u8>,
     ) -> Result<(), ClickHouseError> {
         // Without rows the statement is the body (an empty POST body lacks the Content-Length 18.16 needs).
-        let request = self.client.post(format!("{}/", self.url));
+        let request = self.client.post("/");
         let request = if data.is_empty() {
             request.body(sql.to_string())
         } else {
-            request.query(&[("query", sql)]).body(data)
+            request.query("query", sql).body(data)
         };
         self.send(request, credentials).await.map(drop)
     }
@@ -158,42 +163,33 @@ impl ClickHouseHttp {
     /// exception when it refused.
     async fn send(
         &self,
-        request: reqwest::RequestBuilder,
+        request: http::RequestBuilder<'_>,
         credentials: &Credentials,
     ) -> Result<Vec<u8>, ClickHouseError> {
-        let response = request
-            .basic_auth(&credentials.user, Some(&credentials.password))
-            .send()
-            .await
-            .map_err(|e| {
-                ClickHouseError::unreachable(format!("cannot reach ClickHouse at {}: {e}", self.url))
-            })?;
-        let status = response.status();
-        let bytes = read_limited(response).await?;
-        if !status.is_success() {
-            return Err(ClickHouseError::from_body(&String::from_utf8_lossy(&bytes)));
-        }
-        Ok(bytes)
+        let auth = http::Auth::Basic {
+            user: credentials.user.clone(),
+            password: credentials.password.clone(),
+        };
+        let response = request.auth(&auth).send().await.map_err(|e| self.failed(e))?;
+        let response = response.error_for_status().map_err(|e| self.failed(e))?;
+        Ok(response.body.into())
     }
-}
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, ClickHouseError> {
-    let mut out = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if out.len() + chunk.len() > MAX_ANSWER {
-                    return Err(ClickHouseError::unreachable(format!(
-                        "ClickHouse's answer is larger than {MAX_ANSWER} bytes"
-                    )));
-                }
-                out.extend_from_slice(&chunk);
+    /// What went wrong, as the engine reports it.
+    fn failed(&self, error: http::Error) -> ClickHouseError {
+        match error {
+            http::Error::Exception(exception) => ClickHouseError {
+                code: exception.code,
+                message: exception.text,
+            },
+            http::Error::TooLarge { .. } => {
+                ClickHouseError::unreachable(format!("ClickHouse's answer is larger than {MAX_ANSWER} bytes"))
             }
-            Ok(None) => return Ok(out),
-            Err(e) => {
-                return Err(ClickHouseError::unreachable(format!(
-                    "ClickHouse's answer broke off: {e}"
-                )))
+            http::Error::Body { reason, .. } => {
+                ClickHouseError::unreachable(format!("ClickHouse's answer broke off: {reason}"))
+            }
+            other => {
+                ClickHouseError::unreachable(format!("cannot reach ClickHouse at {}: {other}", self.url()))
             }
         }
     }

@@ -167,7 +167,12 @@ fn render_user(
         for (value, columns) in &named {
             // The first two columns say enough (the others are usually the same key in other tables).
             let shown: Vec<&str> = columns.iter().take(2).map(String::as_str).collect();
-            let _ = writeln!(out, "- '{}' is a value of {}", value.replace('\'', "\\'"), shown.join(", "));
+            let _ = writeln!(
+                out,
+                "- '{}' is a value of {}",
+                value.replace('\'', "\\'"),
+                shown.join(", ")
+            );
         }
     }
     let _ = write!(out, "\nQuestion: {}\nJSON:", input.question);
@@ -185,7 +190,9 @@ fn named_values(input: &ContextInput<'_>, tables: &[&Table]) -> Vec<(String, Vec
     };
     let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for table in tables {
-        let Some(samples) = input.samples.get(&table.name.to_string()) else { continue };
+        let Some(samples) = input.samples.get(&table.name.to_string()) else {
+            continue;
+        };
         for (column, values) in samples.iter() {
             for value in values {
                 let lower = value.to_lowercase();
@@ -209,19 +216,19 @@ fn named_values(input: &ContextInput<'_>, tables: &[&Table]) -> Vec<(String, Vec
 
 /// The user part of a prompt for a question that refines an earlier one: the earlier question and its SQL go
 /// right before the new question.
-pub fn with_previous(user: &str, previous: &crate::engine::Previous) -> String {
+pub fn with_previous(user: &str, question: &str, sql: &str) -> String {
     before_question(
         user,
         &format!(
-            "\nPrevious question: {}\nIts SQL: {}\nThe next question refines the previous one: change the previous SQL to answer it.",
-            previous.question, previous.sql
+            "\nPrevious question: {question}\nIts SQL: {sql}\nThe next question refines the previous one: change the previous SQL to answer it."
         ),
     )
 }
 
 /// The user part of a prompt with the answers users marked wrong for this question, before the question.
 pub fn with_marked_wrong(user: &str, sql: &[&str]) -> String {
-    let mut block = String::from("\nA user marked these answers to the question as wrong; write a different query:");
+    let mut block =
+        String::from("\nA user marked these answers to the question as wrong; write a different query:");
     for wrong in sql {
         block.push_str("\n- ");
         block.push_str(wrong);
@@ -242,7 +249,10 @@ fn before_question(user: &str, block: &str) -> String {
 /// none of the tables it reads does (at most three). `None` for other errors, or when the column is nowhere.
 pub fn unknown_column_hint(catalog: &Catalog, reads: &[String], error: &str) -> Option<String> {
     let name = unknown_column(error)?;
-    let databases: Vec<&str> = reads.iter().filter_map(|t| t.split_once('.').map(|(db, _)| db)).collect();
+    let databases: Vec<&str> = reads
+        .iter()
+        .filter_map(|t| t.split_once('.').map(|(db, _)| db))
+        .collect();
     let holders: Vec<String> = catalog
         .tables
         .iter()
@@ -281,14 +291,19 @@ fn unknown_column(error: &str) -> Option<String> {
 fn inferred_joins(tables: &[&Table]) -> Vec<String> {
     let mut joins = Vec::new();
     for key_table in tables {
-        let Some(key) = key_table.columns.first() else { continue };
+        let Some(key) = key_table.columns.first() else {
+            continue;
+        };
         let lower = key.name.to_ascii_lowercase();
         if !(lower == "id" || lower.ends_with("_id") || lower.ends_with("id")) {
             continue;
         }
         for other in tables.iter().filter(|t| t.name != key_table.name) {
             if other.columns.iter().any(|c| c.name == key.name) {
-                joins.push(format!("- {}.{} = {}.{}", other.name, key.name, key_table.name, key.name));
+                joins.push(format!(
+                    "- {}.{} = {}.{}",
+                    other.name, key.name, key_table.name, key.name
+                ));
             }
         }
     }
@@ -368,11 +383,18 @@ mod tests {
             engine: "MergeTree".into(),
             columns: columns
                 .iter()
-                .map(|c| crate::catalog::Column { name: c.to_string(), ty: "String".into(), comment: String::new() })
+                .map(|c| crate::catalog::Column {
+                    name: c.to_string(),
+                    ty: "String".into(),
+                    comment: String::new(),
+                })
                 .collect(),
         };
         let catalog = Catalog::new(
-            vec![table("events", &["event_id", "event_type"]), table("purchases", &["event_id", "amount"])],
+            vec![
+                table("events", &["event_id", "event_type"]),
+                table("purchases", &["event_id", "amount"]),
+            ],
             "18.16.1".into(),
             0,
         );
@@ -388,9 +410,18 @@ mod tests {
         }
         // Read already, nowhere, or another error: nothing to add.
         let both = ["analytics.purchases".to_string(), "analytics.events".to_string()];
-        assert_eq!(unknown_column_hint(&catalog, &both, "Unknown identifier: event_type"), None);
-        assert_eq!(unknown_column_hint(&catalog, &reads, "Unknown identifier: colour"), None);
-        assert_eq!(unknown_column_hint(&catalog, &reads, "Code: 62. Syntax error"), None);
+        assert_eq!(
+            unknown_column_hint(&catalog, &both, "Unknown identifier: event_type"),
+            None
+        );
+        assert_eq!(
+            unknown_column_hint(&catalog, &reads, "Unknown identifier: colour"),
+            None
+        );
+        assert_eq!(
+            unknown_column_hint(&catalog, &reads, "Code: 62. Syntax error"),
+            None
+        );
     }
     use std::sync::Arc;
 

@@ -16,11 +16,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use serde_json::Value;
 
-use crate::clickhouse::{value_text, ClickHouseError, ClickHouseHttp, QueryResult};
+use crate::clickhouse::{ClickHouseError, ClickHouseHttp, QueryResult};
 use crate::engine::{AskOptions, Asker, Engine, Plan};
 use crate::llm::Usage;
+
+pub use crate::compare::same_result;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EvalQuestion {
@@ -168,41 +169,6 @@ pub async fn reference(
         .await
 }
 
-fn normalise_value(value: &Value) -> String {
-    let text = value_text(value);
-    match text.parse::<f64>() {
-        Ok(x) if x.is_finite() && !text.is_empty() => {
-            let rounded = (x * 100.0).round() / 100.0;
-            if rounded == 0.0 {
-                "0".into()
-            } else {
-                format!("{rounded}")
-            }
-        }
-        _ => text,
-    }
-}
-
-fn normalise_row(row: &[Value]) -> Vec<String> {
-    let mut values: Vec<String> = row.iter().map(normalise_value).collect();
-    values.sort();
-    values
-}
-
-/// Whether two results hold the same rows (see the module documentation for what "same" means).
-pub fn same_result(got: &QueryResult, reference: &QueryResult, ordered: bool) -> bool {
-    if got.rows.len() != reference.rows.len() {
-        return false;
-    }
-    let mut a: Vec<Vec<String>> = got.rows.iter().map(|r| normalise_row(r)).collect();
-    let mut b: Vec<Vec<String>> = reference.rows.iter().map(|r| normalise_row(r)).collect();
-    if !ordered {
-        a.sort();
-        b.sort();
-    }
-    a == b
-}
-
 /// Totals over outcomes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -248,7 +214,10 @@ pub fn summarize(outcomes: &[Outcome]) -> Summary {
                 .into_iter()
                 .map(|level| {
                     let total = outcomes.iter().filter(|o| o.difficulty == level).count();
-                    let correct = outcomes.iter().filter(|o| o.difficulty == level && o.correct).count();
+                    let correct = outcomes
+                        .iter()
+                        .filter(|o| o.difficulty == level && o.correct)
+                        .count();
                     (level, correct, total)
                 })
                 .filter(|(_, _, total)| *total > 0)
@@ -261,7 +230,10 @@ pub fn summarize(outcomes: &[Outcome]) -> Summary {
         prompt_tokens_p50: {
             let mut tokens: Vec<u64> = outcomes.iter().map(|o| o.usage.prompt_tokens).collect();
             tokens.sort_unstable();
-            tokens.get(tokens.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+            tokens
+                .get(tokens.len().saturating_sub(1) / 2)
+                .copied()
+                .unwrap_or(0)
         },
     }
 }
@@ -311,34 +283,6 @@ impl std::fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn result(rows: Vec<Vec<Value>>) -> QueryResult {
-        QueryResult {
-            columns: vec![],
-            rows,
-        }
-    }
-
-    #[test]
-    fn results_compare_as_rounded_multisets_or_in_order() {
-        let a = result(vec![
-            vec![json!("acme"), json!(10.004)],
-            vec![json!("globex"), json!("3")],
-        ]);
-        let b = result(vec![
-            vec![json!(3), json!("globex")],
-            vec![json!(10.0), json!("acme")],
-        ]);
-        assert!(same_result(&a, &b, false));
-        assert!(!same_result(&a, &b, true));
-        let c = result(vec![
-            vec![json!("acme"), json!(10.2)],
-            vec![json!("globex"), json!(3)],
-        ]);
-        assert!(!same_result(&a, &c, false));
-        assert!(!same_result(&a, &result(vec![]), false));
-    }
 
     #[test]
     fn summaries_count_and_take_percentiles() {
@@ -369,10 +313,22 @@ mod tests {
         ]);
         assert_eq!((s.questions, s.valid, s.correct), (3, 2, 1));
         assert_eq!(s.p50, Duration::from_millis(200));
-        assert_eq!(s.by_difficulty, [("easy".to_string(), 1, 2), ("hard".to_string(), 0, 1)]);
+        assert_eq!(
+            s.by_difficulty,
+            [("easy".to_string(), 1, 2), ("hard".to_string(), 0, 1)]
+        );
         let text = s.to_string();
-        assert!(text.starts_with("execution accuracy 1/3 (33%), valid 2/3 (67%)"), "{text}");
-        assert!(text.contains("; easy 1/2, hard 0/1; model time 2 s: prompt reading 2 s (75%), generation 1 s"), "{text}");
-        assert!(text.contains("prompt tokens p50 200 per question, 50% of all"), "{text}");
+        assert!(
+            text.starts_with("execution accuracy 1/3 (33%), valid 2/3 (67%)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("; easy 1/2, hard 0/1; model time 2 s: prompt reading 2 s (75%), generation 1 s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("prompt tokens p50 200 per question, 50% of all"),
+            "{text}"
+        );
     }
 }

@@ -22,7 +22,7 @@ use aurora_common::codes::{UNKNOWN_DATABASE, UNKNOWN_TABLE};
 
 use crate::bind::quoted_string;
 use crate::clickhouse::{value_text, ClickHouseError, ClickHouseHttp, Credentials};
-use crate::engine::normalize_question;
+use crate::compare::normalize_question;
 use crate::semantic::Example;
 use crate::validate::TableName;
 
@@ -130,7 +130,14 @@ impl Marks {
             if verdict == "bad" {
                 marks.bad.insert(key);
             } else if !good.iter().any(|(q, e)| (q, &e.sql) == (&key.0, &key.1)) {
-                good.push((key.0, Example { question, sql, params: Default::default() }));
+                good.push((
+                    key.0,
+                    Example {
+                        question,
+                        sql,
+                        params: Default::default(),
+                    },
+                ));
             }
         }
         marks.good = good
@@ -166,7 +173,11 @@ impl FeedbackStore {
 
     fn quoted_table(&self) -> String {
         let TableName { database, table } = &self.config.table;
-        format!("`{}`.`{}`", database.replace('`', "\\`"), table.replace('`', "\\`"))
+        format!(
+            "`{}`.`{}`",
+            database.replace('`', "\\`"),
+            table.replace('`', "\\`")
+        )
     }
 
     /// Stores `mark` (creating the database and the table the first time).
@@ -174,7 +185,9 @@ impl FeedbackStore {
         if mark.question.len() > MAX_MARK_TEXT || mark.sql.len() > MAX_MARK_TEXT {
             return Err(ClickHouseError {
                 code: None,
-                message: format!("a marked question or SQL is longer than {MAX_MARK_TEXT} bytes and is not stored"),
+                message: format!(
+                    "a marked question or SQL is longer than {MAX_MARK_TEXT} bytes and is not stored"
+                ),
             });
         }
         let table = self.quoted_table();
@@ -185,7 +198,8 @@ impl FeedbackStore {
             "sql": mark.sql,
             "verdict": mark.verdict.as_str(),
         });
-        let insert = format!("INSERT INTO {table} (database, user, question, sql, verdict) FORMAT JSONEachRow");
+        let insert =
+            format!("INSERT INTO {table} (database, user, question, sql, verdict) FORMAT JSONEachRow");
         let body = row.to_string().into_bytes();
         let credentials = &self.config.credentials;
         let first = self.clickhouse.command(credentials, &insert, body.clone()).await;
@@ -195,8 +209,12 @@ impl FeedbackStore {
                     "CREATE DATABASE IF NOT EXISTS `{}`",
                     self.config.table.database.replace('`', "\\`")
                 );
-                self.clickhouse.command(credentials, &database, Vec::new()).await?;
-                self.clickhouse.command(credentials, &self.create_sql(), Vec::new()).await?;
+                self.clickhouse
+                    .command(credentials, &database, Vec::new())
+                    .await?;
+                self.clickhouse
+                    .command(credentials, &self.create_sql(), Vec::new())
+                    .await?;
                 self.clickhouse.command(credentials, &insert, body).await?;
             }
             other => other?,
@@ -225,7 +243,11 @@ impl FeedbackStore {
             self.quoted_table(),
             quoted_string(database)
         );
-        let marks = match self.clickhouse.query(&self.config.credentials, None, &sql, &[]).await {
+        let marks = match self
+            .clickhouse
+            .query(&self.config.credentials, None, &sql, &[])
+            .await
+        {
             Ok(result) => Marks::from_rows(result.rows.iter().filter_map(|row| match row.as_slice() {
                 [q, s, v] => Some((value_text(q), value_text(s), value_text(v))),
                 _ => None,

@@ -10,11 +10,13 @@
 //!   literals of the model's SQL become typed query parameters.
 //! - [`engine`]: all of the above in order, with caches and self-correction.
 //! - [`feedback`]: users' marks of answers, stored in ClickHouse; good pairs become examples.
+//! - [`compare`]: how questions (cache keys, marks) and results (accuracy, candidates) compare.
 //! - [`eval`]: execution accuracy of the pipeline over a question set.
 
 pub mod bind;
 pub mod catalog;
 pub mod clickhouse;
+pub mod compare;
 pub mod context;
 pub mod embed;
 pub mod engine;
@@ -30,7 +32,8 @@ pub mod validate;
 
 pub use bind::{check_params, query_parameters, substitute_literals, BoundParam, BoundValue};
 pub use engine::{
-    is_follow_up, AskError, AskOptions, AskStats, Asker, CacheHit, Engine, EngineConfig, Executable, Plan, Previous,
+    is_follow_up, AskError, AskOptions, AskStats, Asker, CacheHit, Engine, EngineConfig, Executable, Plan,
+    Previous,
 };
 pub use error::{BindError, ValidationError};
 pub use feedback::{FeedbackConfig, Verdict};

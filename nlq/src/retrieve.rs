@@ -294,7 +294,9 @@ pub fn rank_tables(
 /// Tables Aurora keeps for itself (aurora-ingest's stages, ledgers and probes, dead letters, inner tables of
 /// views): never offered to the model.
 pub fn is_machinery(name: &TableName) -> bool {
-    name.table.starts_with("aurora_") || name.table.starts_with(".inner") || name.table.ends_with("_dead_letters")
+    name.table.starts_with("aurora_")
+        || name.table.starts_with(".inner")
+        || name.table.ends_with("_dead_letters")
 }
 
 /// Which tables a question may be offered: those of the request's `database` and of any database the
@@ -482,7 +484,17 @@ mod tests {
             .any(|t| t.name.table == "tenants" && t.reasons[0].starts_with("joins with")));
         assert!(!ranked.iter().any(|t| t.name.table == "deployments"));
 
-        let users = rank_tables(&catalog, &index, &semantic, "users per country", "analytics", None, None, 3).unwrap();
+        let users = rank_tables(
+            &catalog,
+            &index,
+            &semantic,
+            "users per country",
+            "analytics",
+            None,
+            None,
+            3,
+        )
+        .unwrap();
         assert_eq!(users[0].name.table, "users");
     }
 

@@ -473,9 +473,18 @@ fn every_placeholder_name_clickhouse_accepts_validates_with_byte_exact_sites() {
     // takes any identifier, so validation swaps such names for unused ones of the same length while parsing.
     for (sql, names) in [
         ("SELECT * FROM events WHERE event_type = {t:String}", vec!["t"]),
-        ("SELECT * FROM events WHERE timestamp > {d:DateTime('UTC')}", vec!["d"]),
-        ("SELECT * FROM events WHERE timestamp > {ts:DateTime} AND event_type = {fn:String}", vec!["ts", "fn"]),
-        ("SELECT * FROM events WHERE a = {t:String} AND b = {a:String} OR c = {t:String}", vec!["t", "a"]),
+        (
+            "SELECT * FROM events WHERE timestamp > {d:DateTime('UTC')}",
+            vec!["d"],
+        ),
+        (
+            "SELECT * FROM events WHERE timestamp > {ts:DateTime} AND event_type = {fn:String}",
+            vec!["ts", "fn"],
+        ),
+        (
+            "SELECT * FROM events WHERE a = {t:String} AND b = {a:String} OR c = {t:String}",
+            vec!["t", "a"],
+        ),
         ("SELECT * FROM events WHERE tenant_id = {FN:String}", vec!["FN"]),
     ] {
         let v = ok(sql);
@@ -483,7 +492,10 @@ fn every_placeholder_name_clickhouse_accepts_validates_with_byte_exact_sites() {
         let found: Vec<&str> = v.placeholders.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(found, names, "{sql}");
         for site in &v.sites {
-            assert!(sql[site.range.clone()].starts_with(&format!("{{{}:", site.name)), "{sql}");
+            assert!(
+                sql[site.range.clone()].starts_with(&format!("{{{}:", site.name)),
+                "{sql}"
+            );
         }
     }
 }
@@ -496,7 +508,12 @@ fn placeholders_without_a_type_are_kept_as_strings_for_typing() {
         "SELECT * FROM events WHERE tenant_id = {tenant:String} AND timestamp > {d:String}"
     );
     assert_eq!(v.untyped.iter().collect::<Vec<_>>(), ["d", "tenant"]);
-    assert_eq!(v.placeholder_comparands[&v.sites[1].range.start].column.as_deref(), Some("timestamp"));
+    assert_eq!(
+        v.placeholder_comparands[&v.sites[1].range.start]
+            .column
+            .as_deref(),
+        Some("timestamp")
+    );
 }
 
 #[test]

@@ -94,7 +94,17 @@ fn the_local_model_embeds_meaning_and_retrieval_uses_it() {
         let q = store.get(question).unwrap();
         let semantic = SemanticFile::default();
         let index = LexicalIndex::build(&catalog, &semantic);
-        let ranked = rank_tables(&catalog, &index, &semantic, question, "analytics", Some(&q), Some(&store), 3).unwrap();
+        let ranked = rank_tables(
+            &catalog,
+            &index,
+            &semantic,
+            question,
+            "analytics",
+            Some(&q),
+            Some(&store),
+            3,
+        )
+        .unwrap();
         eprintln!("{question}: {ranked:?}");
         assert_eq!(
             ranked[0].name,

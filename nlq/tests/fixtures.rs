@@ -11,7 +11,9 @@ fn the_semantic_files_and_the_question_sets_load() {
 }
 
 fn check_fixture(database: &str, table: &str, at_least: usize) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(database);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(database);
     let semantic =
         nlq::semantic::SemanticFile::load(&root.join("semantic.yaml")).expect("semantic.yaml loads");
     assert!(semantic.tables.contains_key(&format!("{database}.{table}")));
@@ -24,7 +26,11 @@ fn check_fixture(database: &str, table: &str, at_least: usize) {
         );
     }
     let questions = nlq::eval::load_questions(&root.join("questions.yaml")).expect("questions.yaml loads");
-    assert!(questions.len() >= at_least, "{database}: {} questions", questions.len());
+    assert!(
+        questions.len() >= at_least,
+        "{database}: {} questions",
+        questions.len()
+    );
     for level in ["easy", "medium", "hard"] {
         assert!(
             questions.iter().any(|q| q.tags.iter().any(|t| t == level)),

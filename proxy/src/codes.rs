@@ -36,8 +36,14 @@ mod tests {
     #[test]
     fn the_codes_the_proxy_sends_are_clickhouses() {
         // ClickHouse's own numbers (until 2026-12-03 the proxy sent 270 and 101 under these names).
-        assert_eq!((TOO_LARGE_SIZE_COMPRESSED, name(39)), (39, "TOO_LARGE_SIZE_COMPRESSED"));
-        assert_eq!((UNKNOWN_PACKET_FROM_CLIENT, name(99)), (99, "UNKNOWN_PACKET_FROM_CLIENT"));
+        assert_eq!(
+            (TOO_LARGE_SIZE_COMPRESSED, name(39)),
+            (39, "TOO_LARGE_SIZE_COMPRESSED")
+        );
+        assert_eq!(
+            (UNKNOWN_PACKET_FROM_CLIENT, name(99)),
+            (99, "UNKNOWN_PACKET_FROM_CLIENT")
+        );
         assert_eq!((UNKNOWN_TABLE, name(60)), (60, "UNKNOWN_TABLE"));
         assert_eq!(name(UNKNOWN_DATABASE), "UNKNOWN_EXCEPTION");
     }

@@ -70,7 +70,9 @@ pub fn http_error_body(dialect: Dialect, code: i32, name: &str, class: &str, mes
     let message = message.trim_end().trim_end_matches('.');
     match dialect {
         Dialect::Modern => format!("Code: {code}. {class}: {message}. ({name}) \n"),
-        Dialect::Legacy => format!("Code: {code}, e.displayText() = {class}: {message}, e.what() = {class}\n"),
+        Dialect::Legacy => {
+            format!("Code: {code}, e.displayText() = {class}: {message}, e.what() = {class}\n")
+        }
     }
 }
 
@@ -92,13 +94,25 @@ mod tests {
         let legacy = "Code: 62, e.displayText() = DB::Exception: Syntax error: failed at position 1, e.what() = DB::Exception\n";
         assert_eq!(Dialect::of_error_body(legacy), Some(Dialect::Legacy));
         assert_eq!(
-            http_error_body(Dialect::Legacy, 62, "SYNTAX_ERROR", "DB::Exception", "Syntax error: failed at position 1."),
+            http_error_body(
+                Dialect::Legacy,
+                62,
+                "SYNTAX_ERROR",
+                "DB::Exception",
+                "Syntax error: failed at position 1."
+            ),
             legacy
         );
         let modern = "Code: 516. DB::Exception: Authentication failed. (AUTHENTICATION_FAILED) (version 22.8.9.24 (official build))\n";
         assert_eq!(Dialect::of_error_body(modern), Some(Dialect::Modern));
         assert_eq!(
-            http_error_body(Dialect::Modern, 62, "SYNTAX_ERROR", "DB::Exception", "Aurora: bad ASK."),
+            http_error_body(
+                Dialect::Modern,
+                62,
+                "SYNTAX_ERROR",
+                "DB::Exception",
+                "Aurora: bad ASK."
+            ),
             "Code: 62. DB::Exception: Aurora: bad ASK. (SYNTAX_ERROR) \n"
         );
         assert_eq!(Dialect::of_error_body("Ok.\n"), None);

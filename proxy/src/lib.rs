@@ -6,6 +6,7 @@ pub mod codes;
 pub mod config;
 pub mod dialect;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod native;
 pub mod server;

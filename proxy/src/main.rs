@@ -1,6 +1,7 @@
 use clap::Parser;
 
-use aurora_proxy::config::{Cli, Config, LogFormat};
+use aurora_common::telemetry;
+use aurora_proxy::config::{Cli, Config};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -11,7 +12,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    telemetry::init_logging(config.log_format.into());
     if let Some(library) = &config.ort_library {
         // Before any thread starts: ONNX Runtime reads this when the embedding model loads.
         std::env::set_var("ORT_DYLIB_PATH", library);
@@ -30,17 +31,5 @@ fn main() -> std::process::ExitCode {
             eprintln!("aurora-proxy: {error:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

@@ -221,7 +221,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut shutdown: w
                     continue;
                 }
             },
-            _ = crate::server::stopped(&mut shutdown) => return,
+            _ = crate::listener::stopped(&mut shutdown) => return,
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {

@@ -96,7 +96,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let metrics_task = tokio::spawn(metrics::serve(metrics_listener, metrics.clone(), stop_rx.clone()));
 
-    wait_for_signal().await;
+    aurora_common::telemetry::shutdown_signal().await;
     tracing::info!(timeout = %humantime::format_duration(config.shutdown_timeout), "shutting down: draining running queries");
     let _ = stop_tx.send(true);
     let _ = native_task.await;
@@ -119,84 +119,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts clients on `listener` until `shutdown` turns true, at most `max_connections` served at once (more
-/// wait in the listen queue). Each connection runs `serve` on `tracker`, so shutdown can wait for it.
-pub async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    max_connections: usize,
-    mut shutdown: watch::Receiver<bool>,
-    tracker: TaskTracker,
-    what: &'static str,
-    serve: F,
-) where
-    F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let limit = Arc::new(tokio::sync::Semaphore::new(max_connections));
-    loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            _ = stopped(&mut shutdown) => return,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // Out of file descriptors and similar: back off briefly instead of spinning.
-                    tracing::warn!(%error, listener = what, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut shutdown) => return,
-        };
-        let connection = serve(stream, peer);
-        tracker.spawn(async move {
-            connection.await;
-            drop(permit);
-        });
-    }
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone).
-///
-/// # Cancellation safety
-/// Safe in `select!`: it only waits for a change.
-pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for {what} clients on {addr}"))
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

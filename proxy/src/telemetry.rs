@@ -97,7 +97,13 @@ pub fn connection_closed(m: &Metrics, protocol: Protocol, peer: std::net::Socket
     tracing::debug!(protocol = protocol.label(), %peer, reason, "connection closed");
 }
 
-pub fn query_finished(m: &Metrics, protocol: Protocol, kind: StatementKind, outcome: Outcome, elapsed: Duration) {
+pub fn query_finished(
+    m: &Metrics,
+    protocol: Protocol,
+    kind: StatementKind,
+    outcome: Outcome,
+    elapsed: Duration,
+) {
     m.queries_total
         .with_label_values(&[protocol.label(), kind.label(), outcome.label()])
         .inc();
@@ -223,7 +229,10 @@ impl LogLimiter {
     /// `Some(lines held back since the last one let through)` when this line may be written.
     pub fn allow(&self, key: &str) -> Option<u64> {
         let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if windows.len() >= Self::MAX_KEYS && !windows.contains_key(key) {
             windows.clear();
         }

@@ -268,3 +268,43 @@ def test_a_column_sought_in_the_wrong_table_is_pointed_to_the_right_one(proxy, d
     correction = last_user_message(scripted_llm.chat_requests()[1])
     assert "ClickHouse rejected that query" in correction
     assert f"Column country is not in {DB}.orders; it is a column of {DB}.customers" in correction
+
+
+@pytest.fixture(scope="module")
+def checking_proxy(clickhouse, scripted_llm_server, tmp_path_factory, shop):
+    """A proxy that runs an answer read-only first and sends one that finds nothing back to the model."""
+    if DIRECT_MODE:
+        pytest.skip("ASK is Aurora's own")
+    yield from scripted_ask_proxy(
+        clickhouse, scripted_llm_server, tmp_path_factory.mktemp("ask-checking-proxy"), "--ask-repair-empty", "true"
+    )
+
+
+def test_an_answer_that_finds_nothing_goes_back_to_the_model(checking_proxy, proxy, direct, scripted_llm):
+    misspelt = f"SELECT count() AS n FROM {DB}.orders WHERE status = 'Shipped'"
+    right = f"SELECT count() AS n FROM {DB}.orders WHERE status = 'shipped'"
+    assert connect(direct).execute(misspelt) == [(0,)] and connect(direct).execute(right) != [(0,)]
+    script = [
+        {"match": "That query ran but returned 0.", "responses": [plain(right)]},
+        {"match": "", "responses": [plain(misspelt)]},
+    ]
+    scripted_llm.script(script)
+    assert connect(checking_proxy, database=DB).execute("ASK 'how many orders were shipped'") == connect(direct).execute(right)
+    requests = scripted_llm.chat_requests()
+    assert len(requests) == 2
+    assert "If nothing is the right answer" in last_user_message(requests[1])
+    # Without --ask-repair-empty the count of nothing is the answer, and the model is asked once.
+    scripted_llm.reset()
+    scripted_llm.script(script)
+    assert connect(proxy, database=DB).execute("ASK 'how many orders were shipped'") == [(0,)]
+    assert len(scripted_llm.chat_requests()) == 1
+
+
+def test_an_empty_answer_whose_repair_is_refused_is_kept(checking_proxy, scripted_llm):
+    empty = f"SELECT order_id FROM {DB}.orders WHERE customer = 'nobody'"
+    scripted_llm.script([
+        {"match": "That query ran but returned no rows.", "responses": [plain(f"DROP TABLE {DB}.orders")]},
+        {"match": "", "responses": [plain(empty)]},
+    ])
+    assert connect(checking_proxy, database=DB).execute("ASK 'orders of nobody'") == []
+    assert len(scripted_llm.chat_requests()) == 2

@@ -74,3 +74,28 @@ def test_wrong_answers_are_scored_wrong(clickhouse, analytics, scripted_llm, tmp
     stdout, report = run_eval(clickhouse, scripted_llm, tmp_path, "--ids", ",".join(q["id"] for q in questions))
     assert "pipeline: execution accuracy 0/3 (0%), valid 3/3 (100%)" in stdout, stdout
     assert [o["correct"] for o in report["pipeline"]["outcomes"]] == [False, False, False]
+
+
+def test_an_answer_that_finds_nothing_is_repaired_only_with_repair_empty(clickhouse, analytics, scripted_llm, tmp_path):
+    """q05 counts refunds; the model first writes the value as 'Refund', which matches no row, so the count is 0.
+    With --repair-empty the engine runs the answer first, tells the model it returned 0, and the model's second
+    answer is kept; without the flag the count of nothing is what the user gets."""
+    reference = next(q for q in fixture.questions() if q["id"] == "q05")["sql"]
+    misspelt = reference.replace("'refund'", "'Refund'")
+    assert misspelt != reference
+    script = [
+        {"match": "That query ran but returned 0.", "responses": [{"content": {"sql": reference, "explanation": "refunds"}}]},
+        {"match": "", "responses": [{"content": {"sql": misspelt, "explanation": "refunds"}}]},
+    ]
+    scripted_llm.script(script)
+    stdout, report = run_eval(clickhouse, scripted_llm, tmp_path, "--ids", "q05")
+    assert "pipeline: execution accuracy 0/1 (0%), valid 1/1 (100%)" in stdout, stdout
+    assert len(scripted_llm.requests()) == 1
+
+    scripted_llm.reset()
+    scripted_llm.script(script)
+    stdout, report = run_eval(clickhouse, scripted_llm, tmp_path, "--ids", "q05", "--repair-empty")
+    assert "pipeline: execution accuracy 1/1 (100%), valid 1/1 (100%)" in stdout, stdout
+    requests = scripted_llm.requests()
+    assert len(requests) == 2, len(requests)
+    assert "If nothing is the right answer" in json.dumps(requests[1]["messages"][-1])

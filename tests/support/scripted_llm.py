@@ -15,7 +15,7 @@ Endpoints (OpenAI shape, as the `async-openai` Rust client and the `openai` Pyth
     "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}`.
   `response_format` (`json_object` or `json_schema`), `tools`, `temperature`, `max_tokens`… are accepted and
   recorded, not interpreted: the script decides the content. `"stream": true` is answered as server-sent events
-  (`chat.completion.chunk` objects, then `data: [DONE]`), the content in one chunk.
+  (`chat.completion.chunk` objects, then `data: [DONE]`), the content in pieces of 16 characters.
   Token counts are deterministic: prompt_tokens = whitespace-separated words over all messages,
   completion_tokens = words of the content.
 - `GET /v1/models`: `{"object": "list", "data": [{"id": "scripted", "object": "model", ...}]}`.
@@ -343,11 +343,10 @@ class Handler(BaseHTTPRequestHandler):
                 obj["usage"] = usage
             return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
-        events = [
-            chunk({"role": "assistant", "content": ""}, None),
-            chunk({"content": content}, None),
-            chunk({}, finish_reason),
-        ]
+        # The content in pieces of 16 characters, as a model server sends tokens.
+        events = [chunk({"role": "assistant", "content": ""}, None)]
+        events += [chunk({"content": content[i : i + 16]}, None) for i in range(0, len(content), 16)]
+        events.append(chunk({}, finish_reason))
         options = request.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
             events.append(chunk({}, None, with_usage=True))

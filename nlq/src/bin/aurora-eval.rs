@@ -71,6 +71,12 @@ struct Cli {
     /// Where --learn stores its marks; dropped at the start of every run with --learn.
     #[arg(long, default_value = "default.aurora_eval_feedback")]
     feedback_table: String,
+    /// Answers asked of the model per question; above 1 the one most of them agree with is kept.
+    #[arg(long, default_value_t = 1)]
+    candidates: u32,
+    /// An answer that runs but finds nothing (no rows, only NULLs) goes back to the model once.
+    #[arg(long)]
+    repair_empty: bool,
     /// Write every outcome as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -106,10 +112,14 @@ async fn run(cli: Cli) -> Result<(), String> {
     config.semantic_file = cli.semantic_file.clone();
     config.embed_model_dir = cli.embed_model_dir.clone();
     config.catalog_ttl = Duration::from_secs(3600);
+    config.candidates = cli.candidates.clamp(1, 5);
+    config.repair_empty = cli.repair_empty;
     let credentials = Credentials::new(cli.user.clone(), cli.password.clone());
     if cli.learn > 0 {
-        let table = FeedbackConfig::parse_table(&cli.feedback_table).map_err(|e| format!("--feedback-table: {e}"))?;
-        let ch = ClickHouseHttp::new(&cli.clickhouse_url, Duration::from_secs(60)).map_err(|e| e.to_string())?;
+        let table =
+            FeedbackConfig::parse_table(&cli.feedback_table).map_err(|e| format!("--feedback-table: {e}"))?;
+        let ch =
+            ClickHouseHttp::new(&cli.clickhouse_url, Duration::from_secs(60)).map_err(|e| e.to_string())?;
         ch.command(&credentials, &format!("DROP TABLE IF EXISTS {table}"), Vec::new())
             .await
             .map_err(|e| format!("cannot drop {table}: {e}"))?;
@@ -176,7 +186,10 @@ async fn learn(
     mut outcomes: Vec<Vec<Outcome>>,
 ) -> Result<(), String> {
     let first = &outcomes[0];
-    let marked: Vec<usize> = (0..first.len()).filter(|&i| first[i].correct).take(cli.learn).collect();
+    let marked: Vec<usize> = (0..first.len())
+        .filter(|&i| first[i].correct)
+        .take(cli.learn)
+        .collect();
     for &i in &marked {
         let sql = first[i].written_sql.as_deref().unwrap_or_default();
         engine
@@ -221,7 +234,11 @@ fn print_outcome(name: &str, i: usize, of: usize, question: &nlq::eval::EvalQues
     } else {
         "invalid"
     };
-    let sql = outcome.written_sql.as_deref().or(outcome.sql.as_deref()).unwrap_or("-");
+    let sql = outcome
+        .written_sql
+        .as_deref()
+        .or(outcome.sql.as_deref())
+        .unwrap_or("-");
     let error = outcome
         .error
         .as_deref()

@@ -70,8 +70,13 @@ impl Engine {
         stats: &mut AskStats,
     ) -> Result<Plan, AskError> {
         let mut repairs = 0;
+        // A plan that ran but found nothing, kept in case its repair is refused.
+        let mut empty: Option<Plan> = None;
         loop {
-            let (draft, answer) = self.ask_model(llm, &mut conversation, stats).await?;
+            let (draft, answer) = match self.ask_model(llm, &mut conversation, stats).await {
+                Err(_) if empty.is_some() => return Ok(empty.take().expect("checked")),
+                other => other?,
+            };
             let checked = self.check(
                 question,
                 asker,
@@ -88,7 +93,10 @@ impl Engine {
                 {
                     repairs += 1;
                     stats.repairs += 1;
-                    tracing::info!(code = error.code(), "refused answer; asking the model to repair it");
+                    tracing::info!(
+                        code = error.code(),
+                        "refused answer; asking the model to repair it"
+                    );
                     conversation.push(Message::Assistant(answer));
                     conversation.push(Message::User(format!(
                         "Aurora refused that query: {}\nWrite a corrected query for the question \"{}\", using only the tables and columns listed. Answer with only the JSON object.",
@@ -99,6 +107,24 @@ impl Engine {
                 Ok(plan) if self.config.candidates > 1 => {
                     return Ok(self.choose_candidate(llm, plan, asker, stats).await);
                 }
+                Ok(plan) if self.config.repair_empty && repairs < self.config.repair_attempts => {
+                    let Some(reason) = self.finds_nothing(&plan, asker).await else {
+                        return Ok(plan);
+                    };
+                    repairs += 1;
+                    stats.empty_repairs += 1;
+                    tracing::info!(
+                        reason,
+                        "the answer ran but found nothing; asking the model to check it"
+                    );
+                    conversation.push(Message::Assistant(answer));
+                    conversation.push(Message::User(format!(
+                        "That query ran but {reason}. Check the values it compares with (the sampled values show how the data writes them), its filters, joins and time window. If nothing is the right answer to \"{}\", repeat the same query; otherwise write a corrected one. Answer with only the JSON object.",
+                        shorten(question, 1000)
+                    )));
+                    empty = Some(plan);
+                }
+                Err(_) if empty.is_some() => return Ok(empty.take().expect("checked")),
                 other => return other,
             }
         }
@@ -113,7 +139,9 @@ impl Engine {
             let stage = Instant::now();
             let called = llm.complete_sampled(&plans[0].conversation, 0.7).await;
             stats.stages.push(("llm", stage.elapsed()));
-            let Ok((text, usage, elapsed)) = called else { continue };
+            let Ok((text, usage, elapsed)) = called else {
+                continue;
+            };
             stats.llm_durations.push(elapsed);
             stats.usage.add(&usage);
             let Ok(draft) = parse_draft(&text) else { continue };
@@ -142,7 +170,7 @@ impl Engine {
             match groups.iter_mut().find(|(g, _)| {
                 results[*g]
                     .as_ref()
-                    .is_some_and(|other| crate::eval::same_result(rows, other, false))
+                    .is_some_and(|other| crate::compare::same_result(rows, other, false))
             }) {
                 Some((_, votes)) => *votes += 1,
                 None => groups.push((i, 1)),
@@ -158,8 +186,21 @@ impl Engine {
             })
             .unwrap_or((0, 0));
         stats.candidates = Some((ran, votes));
-        tracing::debug!(candidates = plans.len(), ran, votes, "candidate chosen by agreement");
+        tracing::debug!(
+            candidates = plans.len(),
+            ran,
+            votes,
+            "candidate chosen by agreement"
+        );
         plans.swap_remove(winner)
+    }
+
+    /// Runs `plan` read-only on at most [`CANDIDATE_ROWS`] rows and says what is suspicious about the result
+    /// ([`nothing_found`]). `None` when it has values, and when it fails to run
+    /// (the proxy's correction handles errors).
+    async fn finds_nothing(&self, plan: &Plan, asker: &Asker) -> Option<&'static str> {
+        let result = self.execute(plan, asker, CANDIDATE_ROWS).await.ok()?;
+        nothing_found(&result)
     }
 
     /// Runs `plan` as the proxy would over HTTP, on at most `max_rows` rows: with the asker's credentials and
@@ -185,7 +226,12 @@ impl Engine {
             params.push(("readonly".into(), "1".into()));
         }
         self.clickhouse
-            .query(&asker.credentials, Some(&asker.database), &executable.sql, &params)
+            .query(
+                &asker.credentials,
+                Some(&asker.database),
+                &executable.sql,
+                &params,
+            )
             .await
     }
 
@@ -247,5 +293,66 @@ impl Engine {
             });
         stats.stages.push(("validate", stage.elapsed()));
         result
+    }
+}
+
+/// Why a result looks like the query found nothing: no rows, rows of NULLs only, or one row of zeros (a count
+/// or sum over rows that a misspelt value filtered away).
+pub(super) fn nothing_found(result: &crate::clickhouse::QueryResult) -> Option<&'static str> {
+    if result.rows.is_empty() {
+        return Some("returned no rows");
+    }
+    if result.rows.iter().flatten().all(Value::is_null) {
+        return Some("returned only NULL values");
+    }
+    // JSONCompact quotes 64-bit integers, so a count of nothing is "0".
+    let zero = |v: &Value| match v {
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s == "0",
+        Value::Null => true,
+        _ => false,
+    };
+    if let [row] = result.rows.as_slice() {
+        if row.iter().all(zero) {
+            return Some("returned 0");
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nothing_found;
+    use crate::clickhouse::QueryResult;
+    use serde_json::json;
+
+    fn result(rows: Vec<Vec<serde_json::Value>>) -> QueryResult {
+        QueryResult {
+            columns: vec![("n".into(), "Nullable(UInt64)".into())],
+            rows,
+        }
+    }
+
+    #[test]
+    fn empty_null_and_single_zero_results_are_suspicious() {
+        assert_eq!(nothing_found(&result(vec![])), Some("returned no rows"));
+        assert_eq!(
+            nothing_found(&result(vec![vec![json!(null)], vec![json!(null)]])),
+            Some("returned only NULL values")
+        );
+        assert_eq!(nothing_found(&result(vec![vec![json!("0")]])), Some("returned 0"));
+        assert_eq!(
+            nothing_found(&result(vec![vec![json!(0.0), json!(null)]])),
+            Some("returned 0")
+        );
+        assert_eq!(
+            nothing_found(&result(vec![vec![json!("0")], vec![json!("0")]])),
+            None
+        );
+        assert_eq!(nothing_found(&result(vec![vec![json!("12")]])), None);
+        assert_eq!(
+            nothing_found(&result(vec![vec![json!(null)], vec![json!("acme")]])),
+            None
+        );
     }
 }

@@ -8,16 +8,7 @@ use std::sync::Mutex;
 use super::{Asker, CacheHit, Plan};
 use crate::embed::{cosine, Vector};
 
-/// A question as cache keys see it: trimmed, lower-case, single spaces, no trailing punctuation.
-pub fn normalize_question(question: &str) -> String {
-    question
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-        .trim_end_matches(['?', '.', '!'])
-        .to_string()
-}
+pub use crate::compare::normalize_question;
 
 /// What a cached plan is stored and found by: (normalized question, catalog version, who asks in which database).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -185,7 +176,9 @@ mod tests {
         let plan = Plan::for_tests("Top 5 tenants?", "SELECT 1");
         cache.remember(&CacheKey::new("Top 5 tenants?", 7, &alice), &plan, None);
 
-        let hit = cache.exact(&CacheKey::new("  top 5   TENANTS ", 7, &alice)).expect("exact hit");
+        let hit = cache
+            .exact(&CacheKey::new("  top 5   TENANTS ", 7, &alice))
+            .expect("exact hit");
         assert_eq!(hit.cached, Some(CacheHit::Exact));
         assert_eq!(hit.sql, "SELECT 1");
         assert_eq!(hit.question, "Top 5 tenants?");
@@ -199,14 +192,24 @@ mod tests {
         cache.remember(&CacheKey::new("top tenants", 7, &asker("alice", "")), &plan, None);
 
         // An empty database is `default`.
-        assert!(cache.exact(&CacheKey::new("top tenants", 7, &asker("alice", "default"))).is_some());
-        assert!(cache.exact(&CacheKey::new("top tenants", 7, &asker("bob", "default"))).is_none());
-        assert!(cache.exact(&CacheKey::new("top tenants", 7, &asker("alice", "sales"))).is_none());
-        assert!(cache.exact(&CacheKey::new("top tenants", 8, &asker("alice", "default"))).is_none());
+        assert!(cache
+            .exact(&CacheKey::new("top tenants", 7, &asker("alice", "default")))
+            .is_some());
+        assert!(cache
+            .exact(&CacheKey::new("top tenants", 7, &asker("bob", "default")))
+            .is_none());
+        assert!(cache
+            .exact(&CacheKey::new("top tenants", 7, &asker("alice", "sales")))
+            .is_none());
+        assert!(cache
+            .exact(&CacheKey::new("top tenants", 8, &asker("alice", "default")))
+            .is_none());
         // The user and the database are kept apart, not run together.
         let cache = AnswerCache::new(10, None);
         cache.remember(&CacheKey::new("top tenants", 7, &asker("a", "bc")), &plan, None);
-        assert!(cache.exact(&CacheKey::new("top tenants", 7, &asker("ab", "c"))).is_none());
+        assert!(cache
+            .exact(&CacheKey::new("top tenants", 7, &asker("ab", "c")))
+            .is_none());
     }
 
     #[test]
@@ -243,10 +246,21 @@ mod tests {
         let alice = asker("alice", "analytics");
         let far = Plan::for_tests("revenue per tenant", "SELECT 1");
         let near = Plan::for_tests("revenue by tenant", "SELECT 2");
-        cache.remember(&CacheKey::new(&far.question, 7, &alice), &far, Some(vector(&[0.96, 0.28])));
-        cache.remember(&CacheKey::new(&near.question, 7, &alice), &near, Some(vector(&[1.0, 0.0])));
+        cache.remember(
+            &CacheKey::new(&far.question, 7, &alice),
+            &far,
+            Some(vector(&[0.96, 0.28])),
+        );
+        cache.remember(
+            &CacheKey::new(&near.question, 7, &alice),
+            &near,
+            Some(vector(&[1.0, 0.0])),
+        );
         let key = CacheKey::new("tenant revenue", 7, &alice);
-        assert_eq!(sql(cache.semantic(&key, Some(&vector(&[1.0, 0.0])))).as_deref(), Some("SELECT 2"));
+        assert_eq!(
+            sql(cache.semantic(&key, Some(&vector(&[1.0, 0.0])))).as_deref(),
+            Some("SELECT 2")
+        );
     }
 
     #[test]
@@ -268,9 +282,15 @@ mod tests {
         assert_eq!(exact("third").as_deref(), Some("SELECT 3"));
         // The first question's vector left too: the closest vector still cached is the third's.
         let key = CacheKey::new("one more", 7, &alice);
-        assert_eq!(sql(cache.semantic(&key, Some(&vector(&[1.0, 0.0, 0.0])))).as_deref(), Some("SELECT 3"));
+        assert_eq!(
+            sql(cache.semantic(&key, Some(&vector(&[1.0, 0.0, 0.0])))).as_deref(),
+            Some("SELECT 3")
+        );
         let caches = cache.caches.lock().unwrap();
-        assert_eq!((caches.exact.len(), caches.order.len(), caches.semantic.len()), (2, 2, 2));
+        assert_eq!(
+            (caches.exact.len(), caches.order.len(), caches.semantic.len()),
+            (2, 2, 2)
+        );
     }
 
     #[test]
@@ -303,7 +323,10 @@ mod tests {
         cache.forget(&key("first"));
         assert!(cache.exact(&key("first")).is_none());
         // The first question's vector is gone: the closest one left is the second's.
-        assert_eq!(sql(cache.semantic(&key("again"), Some(&vector(&[1.0, 0.0])))).as_deref(), Some("SELECT 2"));
+        assert_eq!(
+            sql(cache.semantic(&key("again"), Some(&vector(&[1.0, 0.0])))).as_deref(),
+            Some("SELECT 2")
+        );
         // It left the eviction order too: stored again, it does not push itself (or the second) out.
         cache.remember(&key("first"), &first, None);
         assert!(cache.exact(&key("first")).is_some());

@@ -34,6 +34,10 @@ pub struct EngineConfig {
     pub semantic_cache_threshold: Option<f32>,
     /// How many times an answer Aurora refuses (validation, parameters) goes back to the model with the reason.
     pub repair_attempts: u32,
+    /// Before a single answer is returned it runs read-only on [`CANDIDATE_ROWS`] rows; when it finds nothing
+    /// (no rows, only NULLs, one row of zeros) it goes back to the model once with that fact, within `repair_attempts`. A repair
+    /// that is refused keeps the first answer.
+    pub repair_empty: bool,
     /// Answers asked of the model per question: above 1, the valid ones run read-only on a few rows and the
     /// one most of them agree with is kept (self-consistency).
     pub candidates: u32,
@@ -59,6 +63,7 @@ impl EngineConfig {
             exact_cache_entries: 1_000,
             semantic_cache_threshold: Some(0.97),
             repair_attempts: 1,
+            repair_empty: false,
             candidates: 1,
             feedback: None,
         }

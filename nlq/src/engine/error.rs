@@ -10,8 +10,8 @@ use crate::semantic::SemanticError;
 /// ClickHouse error codes the engine answers with (the proxy shows them as ClickHouse exceptions).
 pub mod codes {
     pub use aurora_common::codes::{
-        ACCESS_DENIED, BAD_ARGUMENTS, INCORRECT_DATA, NETWORK_ERROR, NOT_IMPLEMENTED, SYNTAX_ERROR, TIMEOUT_EXCEEDED,
-        UNKNOWN_TABLE,
+        ACCESS_DENIED, BAD_ARGUMENTS, INCORRECT_DATA, NETWORK_ERROR, NOT_IMPLEMENTED, SYNTAX_ERROR,
+        TIMEOUT_EXCEEDED, UNKNOWN_TABLE,
     };
 }
 

@@ -182,7 +182,11 @@ impl Engine {
         let no_cache = options.no_cache || follows.is_some();
         let key = CacheKey::new(question, catalog.version, asker);
         if !no_cache {
-            if let Some(plan) = self.caches.exact(&key).filter(|plan| !marked_bad(&marks, question, plan)) {
+            if let Some(plan) = self
+                .caches
+                .exact(&key)
+                .filter(|plan| !marked_bad(&marks, question, plan))
+            {
                 stats.cache = Some(CacheHit::Exact);
                 stats.stages.push(("retrieval", stage.elapsed()));
                 return Ok(plan);
@@ -232,7 +236,7 @@ impl Engine {
         let stage = Instant::now();
         let mut prompt = self.prompt(question, &catalog, &chosen, &samples, &examples);
         if let Some(previous) = &follows {
-            prompt.user = crate::context::with_previous(&prompt.user, previous);
+            prompt.user = crate::context::with_previous(&prompt.user, &previous.question, &previous.sql);
         }
         let marked_wrong = marks.bad_for(question);
         if !marked_wrong.is_empty() {
@@ -366,11 +370,15 @@ impl Engine {
             .sessions
             .last(asker)
             .filter(|plan| normalize_question(&plan.question) == wanted)
-            .or_else(|| self.caches.exact(&CacheKey::new(question, catalog.version, asker)))
+            .or_else(|| {
+                self.caches
+                    .exact(&CacheKey::new(question, catalog.version, asker))
+            })
             .ok_or_else(|| AskError::NothingToMark {
                 question: question.to_string(),
             })?;
-        self.record_mark(&plan.question, &plan.example_sql(), asker, verdict).await?;
+        self.record_mark(&plan.question, &plan.example_sql(), asker, verdict)
+            .await?;
         if verdict == Verdict::Bad {
             self.forget(&plan, asker);
         }
@@ -402,7 +410,8 @@ impl Engine {
 
     /// Drops `plan`'s question from the caches (it failed in ClickHouse).
     pub fn forget(&self, plan: &Plan, asker: &Asker) {
-        self.caches.forget(&CacheKey::new(&plan.question, plan.catalog.version, asker));
+        self.caches
+            .forget(&CacheKey::new(&plan.question, plan.catalog.version, asker));
     }
 
     /// The lexical index of `catalog`, built once per catalog version (again when more tables were sampled).
@@ -466,16 +475,7 @@ impl Engine {
             store,
             self.config.examples,
         )
-        .or_else(|_| {
-            closest_examples(
-                &all,
-                catalog,
-                question,
-                None,
-                None,
-                self.config.examples,
-            )
-        })
+        .or_else(|_| closest_examples(&all, catalog, question, None, None, self.config.examples))
         .unwrap_or_default();
         (chosen, examples)
     }
@@ -492,7 +492,6 @@ impl Engine {
             Err(_) => None,
         }
     }
-
 
     fn prompt(
         &self,
@@ -546,7 +545,12 @@ fn marked_bad(marks: &Marks, question: &str, plan: &Plan) -> bool {
 
 /// The pairs marked good that the asker may see: those whose SQL validates against the asker's own catalog
 /// (so a pair over a table the asker cannot read is never shown to them).
-fn learned_examples(marks: &Marks, catalog: &Catalog, asker: &Asker, allow_system_tables: bool) -> Vec<Example> {
+fn learned_examples(
+    marks: &Marks,
+    catalog: &Catalog,
+    asker: &Asker,
+    allow_system_tables: bool,
+) -> Vec<Example> {
     if marks.good.is_empty() {
         return Vec::new();
     }
@@ -558,4 +562,3 @@ fn learned_examples(marks: &Marks, catalog: &Catalog, asker: &Asker, allow_syste
         .cloned()
         .collect()
 }
-

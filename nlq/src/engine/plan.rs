@@ -81,6 +81,8 @@ pub struct AskStats {
     pub malformed_retries: u32,
     /// Refused answers sent back to the model with the reason.
     pub repairs: u32,
+    /// Answers that ran but found nothing, sent back to the model with that fact (`repair_empty`).
+    pub empty_repairs: u32,
     /// With several candidates: how many ran, and how many of them agreed with the chosen one.
     pub candidates: Option<(usize, usize)>,
     pub cache: Option<CacheHit>,
@@ -154,7 +156,11 @@ impl Plan {
     /// The messages that produced the plan, as text (`role: content` blocks), for evaluation reports.
     pub fn transcript(&self) -> String {
         let mut out = String::new();
-        for message in self.conversation.iter().chain(std::iter::once(&Message::Assistant(self.answer.clone()))) {
+        for message in self
+            .conversation
+            .iter()
+            .chain(std::iter::once(&Message::Assistant(self.answer.clone())))
+        {
             let (role, text) = match message {
                 Message::System(t) => ("system", t),
                 Message::User(t) => ("user", t),
@@ -174,11 +180,13 @@ impl Plan {
     /// placeholders of its own, the lifted SQL with every value written in as a typed literal (examples are
     /// shown as plain SQL and stored without parameters).
     pub fn example_sql(&self) -> String {
-        let own_placeholders = validate(&self.written_sql, &self.policy).map_or(true, |v| !v.placeholders.is_empty());
+        let own_placeholders =
+            validate(&self.written_sql, &self.policy).map_or(true, |v| !v.placeholders.is_empty());
         if !own_placeholders {
             return self.written_sql.clone();
         }
-        substitute_literals(&self.validated, &self.bound, &self.policy).unwrap_or_else(|_| self.written_sql.clone())
+        substitute_literals(&self.validated, &self.bound, &self.policy)
+            .unwrap_or_else(|_| self.written_sql.clone())
     }
 
     /// A one-row SELECT of literals that says what a feedback ASK marked: columns feedback (`good`/`bad`),

@@ -13,9 +13,30 @@ use super::{Asker, Plan, Previous};
 /// question such as `count me` is a question of its own); `SETTINGS aurora_follow_up = 1` says otherwise.
 pub fn is_follow_up(question: &str) -> bool {
     const OPENERS: &[&str] = &[
-        "and", "but", "only", "now", "also", "same", "instead", "then", "just", "except", "without", "excluding",
-        "what about", "how about", "what if", "split", "break it down", "sort", "order by",
-        "limit it", "filter", "restrict", "exclude", "include",
+        "and",
+        "but",
+        "only",
+        "now",
+        "also",
+        "same",
+        "instead",
+        "then",
+        "just",
+        "except",
+        "without",
+        "excluding",
+        "what about",
+        "how about",
+        "what if",
+        "split",
+        "break it down",
+        "sort",
+        "order by",
+        "limit it",
+        "filter",
+        "restrict",
+        "exclude",
+        "include",
     ];
     let lower = normalize_question(question);
     let words: Vec<&str> = lower.split_whitespace().collect();
@@ -74,7 +95,11 @@ impl Sessions {
         if entries.len() >= Self::MAX {
             entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
             if entries.len() >= Self::MAX {
-                if let Some(oldest) = entries.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
+                if let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
+                {
                     entries.remove(&oldest);
                 }
             }
@@ -121,8 +146,15 @@ mod tests {
             question: "revenue per tenant".into(),
             sql: "SELECT tenant_id, sum(revenue) FROM analytics.events GROUP BY tenant_id".into(),
         };
-        let user = crate::context::with_previous("Tables:\nanalytics.events\n\nQuestion: and only acme?\nJSON:", &previous);
-        let at = |needle: &str| user.find(needle).unwrap_or_else(|| panic!("{needle} missing in {user}"));
+        let user = crate::context::with_previous(
+            "Tables:\nanalytics.events\n\nQuestion: and only acme?\nJSON:",
+            &previous.question,
+            &previous.sql,
+        );
+        let at = |needle: &str| {
+            user.find(needle)
+                .unwrap_or_else(|| panic!("{needle} missing in {user}"))
+        };
         assert!(at("Previous question: revenue per tenant") < at("Its SQL: SELECT tenant_id"));
         assert!(at("Its SQL: SELECT tenant_id") < at("Question: and only acme?"));
         assert!(user.starts_with("Tables:"));

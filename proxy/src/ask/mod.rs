@@ -153,12 +153,19 @@ impl AskService {
         clickhouse_error: &str,
     ) -> Result<Prepared, AskFailure> {
         self.metrics.ask_retries.with_label_values(&["sql_error"]).inc();
-        telemetry::ask_correcting(&self.log_limiter, &asker.credentials.user, &prepared.plan.sql, clickhouse_error);
+        telemetry::ask_correcting(
+            &self.log_limiter,
+            &asker.credentials.user,
+            &prepared.plan.sql,
+            clickhouse_error,
+        );
         let (result, stats) = self.engine.correct(&prepared.plan, asker, clickhouse_error).await;
         self.record_stats(&stats, true);
         let plan =
             result.map_err(|error| self.fail(error.outcome(), error.code(), format!("Aurora: {error}")))?;
-        let settings = split_settings(&ask.settings).map(|s| s.settings).unwrap_or_default();
+        let settings = split_settings(&ask.settings)
+            .map(|s| s.settings)
+            .unwrap_or_default();
         self.prepare(plan, ask, settings, mode, prepared.started)
     }
 

@@ -142,7 +142,7 @@ fn generated_request(
             headers.append(name, value.clone());
         }
     }
-    super::forward::append_forwarded_for(&mut headers, peer);
+    super::headers::append_forwarded_for(&mut headers, peer);
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=UTF-8"),
@@ -229,7 +229,9 @@ async fn run(
             Err(failure) => return Err((failure, sql)),
             Ok(Attempt::Accepted(response, lease)) => return Ok((run.accepted(&env.ask), response, lease)),
             Ok(Attempt::Rejected(code, message)) => {
-                run.rejected(&env.ask, asker, code, &message).await.map_err(|f| (f, sql))?;
+                run.rejected(&env.ask, asker, code, &message)
+                    .await
+                    .map_err(|f| (f, sql))?;
             }
         }
     }
@@ -251,7 +253,7 @@ pub async fn answer_statement(
     match run(env, &parts, &ask, &asker, ask.format.as_deref(), peer).await {
         Ok((_, response, lease)) => {
             let (mut head, incoming) = response.into_parts();
-            super::forward::strip_hop_by_hop(&mut head.headers);
+            super::headers::strip_hop_by_hop(&mut head.headers);
             let body = ClientBody::relay(
                 incoming,
                 lease,
@@ -456,13 +458,19 @@ fn json_answer(env: &HttpEnv, status: StatusCode, body: Value, started: Instant)
     )
 }
 
-async fn read_client_body(body: Incoming, limit: usize, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
+async fn read_client_body(
+    body: Incoming,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, String> {
     use http_body_util::BodyExt as _;
     let limited = http_body_util::Limited::new(body, limit);
     match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
         Ok(Err(e)) => Err(format!("cannot read the body (at most {limit} bytes): {e}")),
-        Err(_) => Err(format!("the body did not arrive within {timeout:?} (http_receive_timeout)")),
+        Err(_) => Err(format!(
+            "the body did not arrive within {timeout:?} (http_receive_timeout)"
+        )),
     }
 }
 

@@ -10,30 +10,16 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Request, Response, StatusCode};
 
-use super::classify::{self, Inspected};
 use super::body::{ClientBody, UpstreamBody};
+use super::classify::{self, Inspected};
 use super::error::{exception_body, HttpError};
+use super::headers::{append_forwarded_for, strip_hop_by_hop};
 use super::upstream::SendError;
 use super::HttpEnv;
 use crate::telemetry::{self, Protocol, StatementKind};
-
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `Expect`, which the proxy's
-/// own server side answers. None of them is forwarded in either direction.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "expect",
-];
 
 /// The header ClickHouse sets on error answers with the exception code.
 const EXCEPTION_CODE: &str = "x-clickhouse-exception-code";
@@ -110,7 +96,12 @@ async fn forward(
 }
 
 /// An error of the proxy's own, in ClickHouse's shape.
-fn error_answer(env: &HttpEnv, error: &HttpError, kind: StatementKind, started: Instant) -> Response<ClientBody> {
+fn error_answer(
+    env: &HttpEnv,
+    error: &HttpError,
+    kind: StatementKind,
+    started: Instant,
+) -> Response<ClientBody> {
     let body = exception_body(error.code(), error.class(), &error.to_string());
     local_answer(env, error.status(), error.code(), body, kind, started)
 }
@@ -133,79 +124,4 @@ fn local_answer(
     );
     headers.insert(EXCEPTION_CODE, HeaderValue::from(code));
     response
-}
-
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
-}
-
-/// Appends the client's address to `X-Forwarded-For` (ClickHouse logs it in `system.query_log`).
-pub(super) fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let ip = peer.ip().to_string();
-    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}, {ip}"),
-        _ => ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("x-forwarded-for", value);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_go_and_end_to_end_ones_stay() {
-        let mut headers = HeaderMap::new();
-        for (k, v) in [
-            ("connection", "keep-alive, x-private"),
-            ("keep-alive", "timeout=3"),
-            ("transfer-encoding", "chunked"),
-            ("x-private", "1"),
-            ("expect", "100-continue"),
-            ("content-encoding", "gzip"),
-            ("accept-encoding", "gzip"),
-            ("authorization", "Basic YWxpY2U6YWxpY2Utc2VjcmV0"),
-            ("x-clickhouse-user", "alice"),
-            ("content-length", "42"),
-        ] {
-            headers.append(k, HeaderValue::from_static(v));
-        }
-        strip_hop_by_hop(&mut headers);
-        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
-        left.sort();
-        assert_eq!(
-            left,
-            [
-                "accept-encoding",
-                "authorization",
-                "content-encoding",
-                "content-length",
-                "x-clickhouse-user"
-            ]
-        );
-    }
-
-    #[test]
-    fn forwarded_for_is_appended() {
-        let mut headers = HeaderMap::new();
-        append_forwarded_for(&mut headers, "10.0.0.7:5555".parse().unwrap());
-        assert_eq!(headers["x-forwarded-for"], "10.0.0.7");
-        append_forwarded_for(&mut headers, "[::1]:5555".parse().unwrap());
-        assert_eq!(headers["x-forwarded-for"], "10.0.0.7, ::1");
-    }
 }

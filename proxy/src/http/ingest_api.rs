@@ -16,22 +16,22 @@
 //! Answers the proxy gives itself are JSON in the shape of
 //! `/ask`'s errors, `{"error": {"code": N, "message": "…"}}`, with `"ingest": "not_configured" | "unreachable"`
 //! when the daemon cannot be asked, so that the page can say why. Bodies are small JSON documents in both
-//! directions and are read whole, within limits.
+//! directions and are read whole, within limits; the daemon is asked through the shared HTTP client
+//! ([`aurora_common::http`]), one connection per request.
 
 use std::time::{Duration, Instant};
 
+use aurora_common::http;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::body::{ClientBody, UpstreamBody};
 use super::ui::json;
-use super::upstream::{error_chain, SendError};
+use super::upstream::SendError;
 use super::HttpEnv;
 use crate::codes;
 use crate::telemetry::StatementKind;
@@ -149,13 +149,7 @@ async fn try_forward(
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
     let identity = Identity::of(request.headers())?;
     authenticate(env, &identity).await?;
-    if changes
-        && !env
-            .config
-            .pipeline_admins
-            .iter()
-            .any(|admin| *admin == identity.user)
-    {
+    if changes && !env.config.pipeline_admins.contains(&identity.user) {
         tracing::info!(user = %identity.user, "console request to change pipelines refused: not a pipeline admin");
         return Err(IngestApiError::NotAdmin { user: identity.user });
     }
@@ -166,78 +160,68 @@ async fn try_forward(
         .map_err(|_| IngestApiError::RequestBody)?
         .to_bytes();
     let target = target_uri(base, rest, parts.uri.query())?;
-    let mut outgoing = Request::builder()
-        .method(parts.method.clone())
-        .uri(target.path_and_query().map_or("/", |pq| pq.as_str()))
-        .body(Full::new(body))
-        .map_err(|_| IngestApiError::BadUrl(base.to_string()))?;
-    let headers = outgoing.headers_mut();
-    if let Some(authority) = target.authority() {
-        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-            headers.insert(HOST, host);
-        }
-    }
+    let bad_url = || IngestApiError::BadUrl(base.to_string());
+    let authority = target.authority().ok_or_else(bad_url)?;
+    let options = http::Options {
+        connect_timeout: env.config.connect_timeout,
+        request_timeout: Some(RESPONSE_TIMEOUT),
+        max_answer: RESPONSE_LIMIT,
+        ..http::Options::default()
+    };
+    let client = http::Client::new(&format!("http://{authority}"), options).map_err(|_| bad_url())?;
+    let mut outgoing = client
+        .request(
+            parts.method.clone(),
+            target.path_and_query().map_or("/", |pq| pq.as_str()),
+        )
+        .body(body);
     for name in [CONTENT_TYPE, ACCEPT] {
         if let Some(value) = parts.headers.get(&name) {
-            headers.insert(name, value.clone());
+            outgoing = outgoing.header(name, value.clone());
         }
     }
     if let Some(token) = &env.config.ingest_api_token {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.0))
-            .map_err(|_| IngestApiError::BadUrl(base.to_string()))?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
+        outgoing = outgoing.auth(&http::Auth::Bearer(token.0.clone()));
     }
-    let address = target
-        .authority()
-        .map(|a| format!("{}:{}", a.host(), a.port_u16().unwrap_or(80)))
-        .ok_or_else(|| IngestApiError::BadUrl(base.to_string()))?;
     let unreachable = |reason: String| IngestApiError::Unreachable {
         url: base.to_string(),
         reason,
     };
-    let exchange = async {
-        let stream = tokio::time::timeout(env.config.connect_timeout, TcpStream::connect(&address))
-            .await
-            .map_err(|_| unreachable("no connection within connect_timeout".into()))?
-            .map_err(|e| unreachable(format!("tcp connect error: {e}")))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(error_chain(&e)))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let response = sender
-            .send_request(outgoing)
-            .await
-            .map_err(|e| unreachable(error_chain(&e)))?;
-        let (head, body) = response.into_parts();
-        let bytes = Limited::new(body, RESPONSE_LIMIT)
-            .collect()
-            .await
-            .map_err(|e| unreachable(format!("the answer broke off or is too large: {e}")))?
-            .to_bytes();
-        Ok::<_, IngestApiError>((head, bytes))
-    };
-    let (head, bytes) = tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
-        .await
-        .map_err(|_| IngestApiError::Timeout {
+    let answer = outgoing.send().await.map_err(|e| match e {
+        http::Error::Timeout { .. } => IngestApiError::Timeout {
             url: base.to_string(),
             seconds: RESPONSE_TIMEOUT.as_secs(),
-        })??;
-    if matches!(head.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        },
+        http::Error::ConnectTimeout { .. } => unreachable("no connection within connect_timeout".into()),
+        http::Error::Connect { error, .. } => unreachable(format!("tcp connect error: {error}")),
+        http::Error::Request(_) => bad_url(),
+        http::Error::Send { reason, .. } => unreachable(reason),
+        http::Error::Body { reason, .. } => {
+            unreachable(format!("the answer broke off or is too large: {reason}"))
+        }
+        other @ http::Error::TooLarge { .. } => {
+            unreachable(format!("the answer broke off or is too large: {other}"))
+        }
+        other => unreachable(other.to_string()),
+    })?;
+    let http::Response {
+        status,
+        headers,
+        body: bytes,
+    } = answer;
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v["error"].as_str().map(String::from))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
         return Err(IngestApiError::DaemonRefused {
-            status: head.status.as_u16(),
+            status: status.as_u16(),
             detail,
         });
     }
     let mut response = Response::new(Full::new(bytes));
-    *response.status_mut() = head.status;
-    if let Some(value) = head.headers.get(CONTENT_TYPE) {
+    *response.status_mut() = status;
+    if let Some(value) = headers.get(CONTENT_TYPE) {
         response.headers_mut().insert(CONTENT_TYPE, value.clone());
     }
     response
@@ -284,7 +268,7 @@ impl Identity {
                 .filter_map(|name| {
                     headers
                         .get(*name)
-                        .map(|v| (HeaderName::from_static(*name), v.clone()))
+                        .map(|v| (HeaderName::from_static(name), v.clone()))
                 })
                 .collect::<Vec<_>>()
         };

@@ -1,23 +1,27 @@
 //! The ClickHouse HTTP interface of the proxy.
 //!
-//! Flow of one request: [`server`] accepts the connection and runs hyper on it → [`ui::handle`] keeps the web
-//! console's paths (`/ui`: embedded pages, and the ingest daemon's API through [`ingest_api`]) and hands every
+//! Flow of one request: [`server`] accepts the connection and runs hyper on it → [`service::handle`] sends the
+//! web console's paths to [`ui`] (embedded pages) and [`ingest_api`] (the ingest daemon's API), and hands every
 //! other request to [`forward`] → [`forward`] asks [`classify`] what the statement is (reading only the first
 //! bytes of the body) → an `ASK` (or `POST /ask`) is answered by [`answer`], in ClickHouse's error shape
 //! ([`error`]) when it fails; everything else goes to ClickHouse over a keep-alive connection of [`upstream`]
-//! (from [`pool`]), with both bodies streaming through [`body`] and nothing buffered whole; the request's own
-//! task drives that connection, so the answer is read and relayed without a hop between tasks. URL parameters
-//! are read by [`params`] and never rewritten: the upstream sees the query string the client sent.
+//! (from [`pool`]), with both bodies streaming ([`request_body`] up, [`body`] back) and nothing buffered whole;
+//! the request's own task drives that connection, so the answer is read and relayed without a hop between
+//! tasks. Both ways drop hop-by-hop headers (`headers`). URL parameters are read by [`params`] and never
+//! rewritten: the upstream sees the query string the client sent.
 
 pub mod answer;
-pub mod classify;
 pub mod body;
+pub mod classify;
 pub mod error;
 pub mod forward;
+mod headers;
 pub mod ingest_api;
 pub mod params;
 pub mod pool;
+pub mod request_body;
 pub mod server;
+pub mod service;
 pub mod ui;
 pub mod upstream;
 
@@ -46,10 +50,14 @@ impl HttpEnv {
     /// refusal, when the default user may not run it). `false` when ClickHouse could not be asked; the
     /// caller retries later.
     pub async fn probe_dialect(&self) -> bool {
-        let Ok(uri) = self.upstream.uri_for(&hyper::Uri::from_static("/?query=SELECT%20version()")) else {
+        let Ok(uri) = self
+            .upstream
+            .uri_for(&hyper::Uri::from_static("/?query=SELECT%20version()"))
+        else {
             return false;
         };
-        let Ok(request) = hyper::Request::get(uri).body(body::UpstreamBody::empty(self.metrics.clone())) else {
+        let Ok(request) = hyper::Request::get(uri).body(body::UpstreamBody::empty(self.metrics.clone()))
+        else {
             return false;
         };
         let Ok((response, lease)) = self.upstream.send(request).await else {

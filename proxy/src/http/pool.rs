@@ -23,7 +23,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::body::UpstreamBody;
+use super::request_body::UpstreamBody;
 
 /// How long an idle pooled connection is kept. ClickHouse closes idle keep-alive connections after its
 /// `keep_alive_timeout` (3 s by default in 18.x–22.x, longer since); staying below it keeps the proxy from

@@ -13,9 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use super::ui;
 use super::HttpEnv;
-use crate::server::{accept_loop, stopped};
+use crate::listener::{accept_loop, stopped};
 use crate::telemetry::{self, Protocol};
 
 /// Accepts HTTP clients until `shutdown` turns true. Connections are spawned on `tracker`, so the caller can
@@ -46,7 +45,7 @@ async fn connection(
     let service_env = env.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let env = service_env.clone();
-        async move { Ok::<_, Infallible>(ui::handle(&env, request, peer).await) }
+        async move { Ok::<_, Infallible>(super::service::handle(&env, request, peer).await) }
     });
     // A connection that sends no complete request head within `http_receive_timeout` (a new client that says
     // nothing, an idle keep-alive connection, a slow header) is closed: it must not hold a connection slot.

@@ -1,6 +1,6 @@
 //! The web console at `/ui/`: static pages embedded in the binary, the console's settings at
 //! `/ui/config.json`, and the ingest daemon's API reached through the proxy at `/ui/api/ingest/…`
-//! ([`super::ingest_api`]).
+//! ([`super::ingest_api`], which [`super::service`] hands those paths to).
 //!
 //! The pages are plain files under `proxy/ui/` compiled in with `include_bytes!`, so the binary serves them
 //! without a build step, a file system or the network. Each answer carries an `ETag` (a hash of the file) and
@@ -9,13 +9,12 @@
 //! browsers that accept it. The pages talk to the proxy only: SQL goes to `/` (the HTTP interface) and
 //! questions to `/ask`, with the user's credentials in headers.
 //!
-//! Every other path is not the console's and goes to [`forward::handle`] untouched.
+//! Every other path is not the console's and goes to [`super::forward::handle`] untouched.
 
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderMap, HeaderValue, ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG,
@@ -23,40 +22,16 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::body::ClientBody;
-use super::{forward, ingest_api, HttpEnv};
-use crate::telemetry::{self, Outcome};
+use super::HttpEnv;
 
 /// Where the console lives.
 pub const PREFIX: &str = "/ui/";
 /// The part of the console's paths that reaches the ingest daemon.
 pub const INGEST_PREFIX: &str = "/ui/api/ingest";
 
-/// An answer of the HTTP side: relayed from ClickHouse (or a local ClickHouse-shaped answer), or one of the
-/// console's.
-pub type Answer = Either<ClientBody, Full<Bytes>>;
-
-/// Answers one HTTP request: the console's paths here, everything else as the ClickHouse HTTP interface.
-pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr) -> Response<Answer> {
-    let path = request.uri().path();
-    if path == "/ui" || path.starts_with(PREFIX) {
-        let response = console(env, request).await;
-        // Console answers are small and sent whole; they count by status class like every HTTP answer.
-        let status = response.status();
-        let outcome = if status.is_client_error() || status.is_server_error() {
-            Outcome::Error
-        } else {
-            Outcome::Ok
-        };
-        telemetry::http_response_finished(&env.metrics, status.as_u16(), outcome);
-        return response.map(Either::Right);
-    }
-    forward::handle(env, request, peer).await.map(Either::Left)
-}
-
 /// What a path under `/ui` asks for.
 #[derive(Debug, PartialEq)]
-enum Route<'a> {
+pub(super) enum Route<'a> {
     /// The ingest daemon's API; the path after [`INGEST_PREFIX`].
     Ingest(&'a str),
     /// `/ui` without its slash.
@@ -69,7 +44,7 @@ enum Route<'a> {
     MethodNotAllowed,
 }
 
-fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
+pub(super) fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     if let Some(rest) = path.strip_prefix(INGEST_PREFIX) {
         if rest.is_empty() || rest.starts_with('/') {
             return Route::Ingest(rest);
@@ -91,11 +66,11 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     }
 }
 
-/// One request under `/ui`.
-async fn console(env: &HttpEnv, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = request.uri().path().to_string();
-    let response = match route(request.method(), &path) {
-        Route::Ingest(rest) => return ingest_api::forward(env, request, rest).await,
+/// One request under `/ui`, routed by [`route`]. The ingest daemon's API is not the console's to answer: its
+/// paths go to [`super::ingest_api`] before this (see [`super::service`]).
+pub(super) fn console(env: &HttpEnv, request: Request<Incoming>, route: Route<'_>) -> Response<Full<Bytes>> {
+    let response = match route {
+        Route::Ingest(_) => plain(StatusCode::NOT_FOUND, "no such page in the console\n"),
         Route::MethodNotAllowed => {
             let mut response = plain(
                 StatusCode::METHOD_NOT_ALLOWED,

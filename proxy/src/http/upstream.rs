@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST};
-use hyper::http::uri::{PathAndQuery, Scheme};
+use hyper::http::uri::PathAndQuery;
 use hyper::{Request, Response, Uri};
 use tokio::net::TcpStream;
 
-use super::body::UpstreamBody;
+use aurora_common::http::error_chain;
+
 use super::error::HttpError;
 use super::pool::{Closed, Lease, Pool, SendFailure};
+use super::request_body::UpstreamBody;
+use crate::config::upstream_url::UpstreamUrl;
 
 /// ClickHouse's HTTP interface and the connections that reach it.
 pub struct Upstream {
@@ -43,24 +46,14 @@ pub enum SendError {
 impl Upstream {
     /// Describes the upstream at `url` (`http://host:port[/prefix]`); connections open on first use.
     pub fn new(url: &str, connect_timeout: Duration) -> Result<Upstream, HttpError> {
-        let invalid = |reason: &str| HttpError::UpstreamUrl {
+        let UpstreamUrl {
+            address,
+            host,
+            base_path,
+        } = UpstreamUrl::parse(url).map_err(|reason| HttpError::UpstreamUrl {
             url: url.to_string(),
             reason: reason.to_string(),
-        };
-        let uri: Uri = url.parse().map_err(|_| invalid("not a URL"))?;
-        let scheme = uri.scheme().cloned().ok_or_else(|| invalid("no scheme"))?;
-        if scheme != Scheme::HTTP {
-            return Err(invalid(
-                "only http:// is supported; put a TLS terminator next to ClickHouse for https",
-            ));
-        }
-        let authority = uri.authority().cloned().ok_or_else(|| invalid("no host"))?;
-        if uri.query().is_some() {
-            return Err(invalid("a query string in the upstream URL is not supported"));
-        }
-        let base_path = uri.path().trim_end_matches('/').to_string();
-        let address = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
-        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| invalid("not a valid host"))?;
+        })?;
         Ok(Upstream {
             pool: Pool::default(),
             address,
@@ -157,21 +150,6 @@ impl Upstream {
 
 fn closed_reason(error: Option<&hyper::Error>) -> String {
     error.map_or_else(|| "connection closed".to_string(), |e| error_chain(e))
-}
-
-/// The error and its causes on one line ("connection error: Connection reset by peer").
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

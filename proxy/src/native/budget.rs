@@ -160,10 +160,16 @@ mod tests {
         assert_eq!(budget.used(), 4 << 20);
         // Nobody gives back: the wait ends after MAX_WAIT.
         let mut third = Reservation::new(budget.clone());
-        assert_eq!(third.grow_to(FREE_PER_CONNECTION + (8 << 20)).await, Grown::TimedOut);
+        assert_eq!(
+            third.grow_to(FREE_PER_CONNECTION + (8 << 20)).await,
+            Grown::TimedOut
+        );
         // More than the whole budget never waits.
         let started = tokio::time::Instant::now();
-        assert_eq!(third.grow_to(FREE_PER_CONNECTION + (11 << 20)).await, Grown::OverLimit);
+        assert_eq!(
+            third.grow_to(FREE_PER_CONNECTION + (11 << 20)).await,
+            Grown::OverLimit
+        );
         assert_eq!(started.elapsed(), Duration::ZERO);
         drop(second);
         assert_eq!(budget.used(), 0);

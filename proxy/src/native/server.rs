@@ -9,7 +9,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 use super::session::{self, SessionEnv};
-use crate::server::accept_loop;
+use crate::listener::accept_loop;
 use crate::tls::ClientStream;
 
 /// Accepts plain native clients until `shutdown` turns true. Sessions are spawned on `tracker` so the caller can

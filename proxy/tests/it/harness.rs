@@ -64,7 +64,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (shutdown, receiver) = watch::channel(false);
-        tokio::spawn(aurora_proxy::native::server::serve(listener, env, receiver, TaskTracker::new()));
+        tokio::spawn(aurora_proxy::native::server::serve(
+            listener,
+            env,
+            receiver,
+            TaskTracker::new(),
+        ));
         Proxy {
             addr,
             _shutdown: shutdown,
@@ -112,7 +117,9 @@ pub fn server_hello(revision: u64) -> Vec<u8> {
 /// Connects a client to `proxy`, accepts the proxied connection on `upstream`, and relays the golden Hello
 /// and the server's Hello: returns both ends ready for the first packet after the handshake.
 pub async fn connect(proxy: &Proxy, upstream: &TcpListener) -> (TcpStream, UpstreamConn) {
-    let mut client = TcpStream::connect(proxy.addr).await.expect("connect to the proxy");
+    let mut client = TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect to the proxy");
     let hello = golden("hello");
     client.write_all(&hello).await.expect("client hello");
     let (stream, _) = tokio::time::timeout(WAIT, upstream.accept())
@@ -122,11 +129,17 @@ pub async fn connect(proxy: &Proxy, upstream: &TcpListener) -> (TcpStream, Upstr
     let mut up = UpstreamConn { stream };
     // The proxy re-encodes the Hello with its own revision cap; clickhouse-driver's 54468 is under it.
     let forwarded = up.read_exact(hello.len()).await;
-    assert_eq!(forwarded, hello, "a Hello under the proxy's revision cap reaches ClickHouse unchanged");
+    assert_eq!(
+        forwarded, hello,
+        "a Hello under the proxy's revision cap reaches ClickHouse unchanged"
+    );
     let server = server_hello(54468);
     up.send(&server).await;
     let answered = read_exact(&mut client, server.len()).await;
-    assert_eq!(answered, server, "the server's Hello at the negotiated revision reaches the client unchanged");
+    assert_eq!(
+        answered, server,
+        "the server's Hello at the negotiated revision reaches the client unchanged"
+    );
     (client, up)
 }
 

@@ -50,7 +50,10 @@ async fn sql_travels_byte_for_byte_both_ways() {
     select_reaches_upstream(&mut client, &mut up).await;
 
     up.send(&[END_OF_STREAM]).await;
-    assert_eq!(read_for(&mut client, Duration::from_millis(300)).await, [END_OF_STREAM]);
+    assert_eq!(
+        read_for(&mut client, Duration::from_millis(300)).await,
+        [END_OF_STREAM]
+    );
 }
 
 #[tokio::test]
@@ -70,7 +73,11 @@ async fn an_ask_is_answered_by_the_proxy_and_never_reaches_clickhouse() {
     let mut r = Reader::new(&answer[1..]);
     let exception = decode_exception(&mut r).expect("a whole exception");
     assert_eq!(exception.code, 210, "{}", exception.message);
-    assert!(exception.message.contains("cannot read the catalog"), "{}", exception.message);
+    assert!(
+        exception.message.contains("cannot read the catalog"),
+        "{}",
+        exception.message
+    );
     // Only the addendum went upstream: the ASK's Query and its data block were kept back.
     assert_eq!(up.read_for(Duration::from_millis(300)).await, golden("addendum"));
 
@@ -89,7 +96,11 @@ async fn a_client_gone_mid_query_makes_the_proxy_cancel_it_upstream() {
     select_reaches_upstream(&mut client, &mut up).await;
 
     drop(client);
-    assert_eq!(up.read_for(WAIT).await, [CANCEL], "a Cancel, then the proxy closes the upstream connection");
+    assert_eq!(
+        up.read_for(WAIT).await,
+        [CANCEL],
+        "a Cancel, then the proxy closes the upstream connection"
+    );
 }
 
 #[tokio::test]
@@ -102,8 +113,14 @@ async fn a_malformed_packet_closes_that_connection_only() {
     bad.extend([1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f]);
     client.write_all(&bad).await.unwrap();
     let answer = read_for(&mut client, WAIT).await;
-    assert!(answer.is_empty() || answer[0] == 2, "closed, or an Exception first: {answer:?}");
-    assert!(!up.read_for(WAIT).await.contains(&1), "the broken Query never went upstream");
+    assert!(
+        answer.is_empty() || answer[0] == 2,
+        "closed, or an Exception first: {answer:?}"
+    );
+    assert!(
+        !up.read_for(WAIT).await.contains(&1),
+        "the broken Query never went upstream"
+    );
 
     // The listener still serves: a second client completes its handshake and a query.
     let (mut second, mut up2) = connect(&proxy, &listener).await;

@@ -97,7 +97,9 @@ pub fn next_frame<'a>(r: &mut Reader<'a>) -> Result<Frame<'a>, DecodeError> {
     if method == Method::None && payload_len != decompressed as usize {
         return Err(DecodeError::rejected(
             codes::CANNOT_DECOMPRESS,
-            format!("uncompressed frame at byte {start} declares {decompressed} bytes but holds {payload_len}"),
+            format!(
+                "uncompressed frame at byte {start} declares {decompressed} bytes but holds {payload_len}"
+            ),
         ));
     }
     let payload = r.take(payload_len)?;
@@ -123,7 +125,10 @@ impl Frame<'_> {
         let before = out.len();
         let start = self.start;
         let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-            DecodeError::rejected(codes::CANNOT_DECOMPRESS, format!("cannot decompress the {what} frame at byte {start}: {e}"))
+            DecodeError::rejected(
+                codes::CANNOT_DECOMPRESS,
+                format!("cannot decompress the {what} frame at byte {start}: {e}"),
+            )
         };
         let written = match self.method {
             Method::None => {
@@ -132,11 +137,13 @@ impl Frame<'_> {
             }
             Method::Lz4 => {
                 out.resize(before + self.decompressed_size, 0);
-                lz4_flex::block::decompress_into(self.payload, &mut out[before..]).map_err(|e| corrupt("LZ4", &e))
+                lz4_flex::block::decompress_into(self.payload, &mut out[before..])
+                    .map_err(|e| corrupt("LZ4", &e))
             }
             Method::Zstd => {
                 out.resize(before + self.decompressed_size, 0);
-                zstd::bulk::decompress_to_buffer(self.payload, &mut out[before..]).map_err(|e| corrupt("ZSTD", &e))
+                zstd::bulk::decompress_to_buffer(self.payload, &mut out[before..])
+                    .map_err(|e| corrupt("ZSTD", &e))
             }
         };
         match written {
@@ -329,7 +336,13 @@ mod tests {
             for input in [&bytes[..], header_only] {
                 let err = next_frame(&mut Reader::new(input)).unwrap_err();
                 assert!(
-                    matches!(err, DecodeError::Rejected { code: codes::CANNOT_DECOMPRESS, .. }),
+                    matches!(
+                        err,
+                        DecodeError::Rejected {
+                            code: codes::CANNOT_DECOMPRESS,
+                            ..
+                        }
+                    ),
                     "{method:?}: {err}"
                 );
             }

@@ -41,7 +41,12 @@ impl Session {
     }
 
     /// Sends a generated query (and the empty block that ends its external data) upstream.
-    async fn run_generated(&mut self, run: AskRun, query: Query, started: Instant) -> Result<(), SessionError> {
+    async fn run_generated(
+        &mut self,
+        run: AskRun,
+        query: Query,
+        started: Instant,
+    ) -> Result<(), SessionError> {
         let packet = match generated_query_packet(&query, run.prepared(), self.ctx.revision) {
             Ok(packet) => packet,
             Err(message) => {
@@ -100,7 +105,10 @@ impl Session {
     ) -> Result<(), SessionError> {
         let Generated { mut run, query } = generated;
         let started = self.query.as_ref().map_or(run.prepared().started, |q| q.started);
-        match run.rejected(&self.env.ask, &self.asker, Some(code), &message).await {
+        match run
+            .rejected(&self.env.ask, &self.asker, Some(code), &message)
+            .await
+        {
             Ok(()) => self.run_generated(run, query, started).await,
             Err(failure) => self.fail_ask(&failure, started).await,
         }
@@ -116,7 +124,11 @@ pub(super) fn decode_owned_query(packet: &[u8], revision: Revision) -> Option<Qu
 }
 
 /// The client's Query packet with the generated SQL, its parameters and the settings the ASK needs.
-fn generated_query_packet(original: &Query, prepared: &Prepared, revision: Revision) -> Result<Query, String> {
+fn generated_query_packet(
+    original: &Query,
+    prepared: &Prepared,
+    revision: Revision,
+) -> Result<Query, String> {
     let parameters: Vec<(String, Vec<u8>)> = prepared
         .parameters
         .iter()

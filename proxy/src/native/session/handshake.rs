@@ -28,7 +28,9 @@ pub(super) async fn handshake(
             Err(e) => {
                 if let DecodeError::Rejected { code, reason } = &e {
                     // As ClickHouse does: the client learns why before the connection closes.
-                    client.send(&encode_exception(*code, &format!("Aurora proxy: {reason}"))).await?;
+                    client
+                        .send(&encode_exception(*code, &format!("Aurora proxy: {reason}")))
+                        .await?;
                 }
                 return Err(SessionError::ClientProtocol(e));
             }
@@ -40,7 +42,9 @@ pub(super) async fn handshake(
     tracing::debug!(%peer, ?hello, "client hello");
 
     let upstream_addr = env.config.upstream_native.as_str();
-    let upstream_stream = match crate::native::upstream::connect(upstream_addr, env.config.connect_timeout).await {
+    let upstream_stream = match crate::native::upstream::connect(upstream_addr, env.config.connect_timeout)
+        .await
+    {
         Ok(stream) => stream,
         Err(error) => {
             telemetry::upstream_connect_failed(&env.metrics, Protocol::Native, upstream_addr, &error);
@@ -68,9 +72,13 @@ pub(super) async fn handshake(
                         server_hello.version_minor,
                     ));
                     client
-                        .send(&server_hello.encode_with_revision(
-                            server_hello.revision.min(crate::native::protocol::PROXY_MAX_REVISION),
-                        ))
+                        .send(
+                            &server_hello.encode_with_revision(
+                                server_hello
+                                    .revision
+                                    .min(crate::native::protocol::PROXY_MAX_REVISION),
+                            ),
+                        )
                         .await?;
                     tracing::debug!(%peer, server = %server_hello.server_name, %revision, "handshake done");
                     let expect_addendum = revision.has(crate::native::protocol::Feature::Addendum);
@@ -163,7 +171,10 @@ fn frame_handshake_client_packet(buf: &[u8]) -> Result<usize, DecodeError> {
     match ClientCode::from_u64(r.varuint()?) {
         Some(ClientCode::SshChallengeRequest) => Ok(r.position()),
         Some(ClientCode::SshChallengeResponse) => {
-            r.bytes_at_most(crate::native::protocol::hello::MAX_HELLO_STRING, "SSH challenge response")?;
+            r.bytes_at_most(
+                crate::native::protocol::hello::MAX_HELLO_STRING,
+                "SSH challenge response",
+            )?;
             Ok(r.position())
         }
         _ => Err(DecodeError::malformed(

@@ -1,8 +1,8 @@
 //! The relay loop of a native session: frames packets in both directions and forwards their original
 //! bytes, acting on the few it must (an ASK Query, the end of an answer, a Cancel, a client gone mid-query).
 
-use super::*;
 use super::ask::decode_owned_query;
+use super::*;
 
 impl Session {
     /// Relays packets until one side closes; returns why the connection ended.
@@ -53,7 +53,7 @@ impl Session {
                     return self.upstream_gone().await;
                 }
             }
-            _ = crate::server::stopped(shutdown), if !*draining => {
+            _ = crate::listener::stopped(shutdown), if !*draining => {
                 *draining = true;
             }
         }
