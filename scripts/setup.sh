@@ -56,6 +56,8 @@ need_cmd_pkg chromium chromium
 need_cmd_pkg node nodejs   # playwright-core needs Node >= 20; nodesource's nodejs brings npm along
 # promtool (checks and unit-tests the Prometheus rules, parses the dashboards' PromQL) ships in Debian's prometheus.
 need_cmd_pkg promtool prometheus
+# bench/http.sh drives the HTTP small-query benchmark with wrk.
+need_cmd_pkg wrk wrk
 # aurora-ingest builds librdkafka from rdkafka-sys's bundled sources (features ssl + libz): OpenSSL and zlib
 # headers; openssl also makes the test certificates of the SASL/TLS tests.
 need_lib_pkg() { # <package>
