@@ -65,6 +65,8 @@ need_lib_pkg() { # <package>
 }
 need_lib_pkg libssl-dev
 need_lib_pkg zlib1g-dev
+# scripts/cluster.sh runs a standalone ZooKeeper (3.8, /usr/share/java/zookeeper.jar; no command on PATH).
+need_lib_pkg zookeeper
 need_cmd_pkg make make
 # The venv module (and ensurepip) ships separately on Debian.
 if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
