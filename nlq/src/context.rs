@@ -52,13 +52,14 @@ Rules:
 - Use only the tables and columns listed below, tables written as database.table.
 - Write the values the question names as plain SQL literals (tenant_id = 'acme', timestamp >= '2026-10-01 00:00:00');
   Aurora turns them into query parameters. Filter only on what the question asks for.
-- Relative time is computed by the server: now() - INTERVAL 30 DAY, today() - 7, toStartOfMonth(today()).
+- Relative time is computed by the server: now() - INTERVAL 30 DAY, today() - 7, toStartOfMonth(today());
+  since the day N days ago: toDate(t) >= today() - N; last month: toYYYYMM(t) = toYYYYMM(today() - INTERVAL 1 MONTH).
 - Give result columns short readable aliases.
 - \"explanation\" is one short sentence saying what the query computes.
 ClickHouse idioms:
 - count() rows; uniqExact(x) distinct values; countIf(cond), sumIf(x, cond), avgIf(x, cond) conditional aggregates
 - argMax(x, y): x where y is largest; topK(3)(x): most frequent values
-- one day: toDate(t) = '2026-10-15'; one month: toStartOfMonth(t) = '2026-10-01'
+- one day: toDate(t) = '2026-10-15'; one month: toYYYYMM(t) = 202610
 - time buckets: toDate(t), toStartOfHour(t), toMonday(t) for weeks, toStartOfMonth(t), toYYYYMM(t)
 - ratios: round(countIf(cond) / count(), 4); money: round(sum(amount), 2)
 - top N: ORDER BY x DESC LIMIT N; top N per group: ORDER BY g, x DESC LIMIT N BY g
@@ -179,30 +180,44 @@ fn render_user(
     out
 }
 
+/// Whether `word` (lower case) occurs in `text` (lower case) as a whole word.
+fn has_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
 /// Sampled values of the shown tables that the question names (case-insensitively, as whole words), with the
 /// columns that hold them: schema linking by value, so `initech` is written as the tenant id it is.
+///
+/// A value that is also an ordinary word of the schema's own descriptions (`placed` in "When the order was
+/// placed", while `status` holds 'placed') is named only when the question also names its column ("the
+/// status placed"): otherwise "orders placed in October" would be offered as `status = 'placed'`.
 fn named_values(input: &ContextInput<'_>, tables: &[&Table]) -> Vec<(String, Vec<String>)> {
     let question = input.question.to_lowercase();
-    let is_word_at = |at: usize, len: usize| {
-        let before = question[..at].chars().next_back();
-        let after = question[at + len..].chars().next();
-        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-    };
     let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for table in tables {
         let Some(samples) = input.samples.get(&table.name.to_string()) else {
             continue;
         };
         for (column, values) in samples.iter() {
+            let names_column = column
+                .to_lowercase()
+                .split('_')
+                .any(|part| part.len() >= 3 && has_word(&question, part));
             for value in values {
                 let lower = value.to_lowercase();
-                if lower.chars().count() < 2 {
+                if lower.chars().count() < 2 || !has_word(&question, &lower) {
                     continue;
                 }
-                let named = question
-                    .match_indices(&lower)
-                    .any(|(at, _)| is_word_at(at, lower.len()));
-                if named {
+                let ordinary_word = tables
+                    .iter()
+                    .flat_map(|t| t.columns.iter().map(move |c| (t, c)))
+                    .filter(|(t, c)| !(t.name == table.name && &c.name == column))
+                    .any(|(_, c)| has_word(&c.comment.to_lowercase(), &lower));
+                if !ordinary_word || names_column {
                     found
                         .entry(value.clone())
                         .or_default()
@@ -488,5 +503,70 @@ mod tests {
             "named columns survive cuts"
         );
         assert!(tight.user.contains("more columns not shown"));
+    }
+
+    #[test]
+    fn a_value_that_is_also_an_ordinary_word_is_named_only_with_its_column() {
+        let column = |name: &str, comment: &str| Column {
+            name: name.into(),
+            ty: "String".into(),
+            comment: comment.into(),
+        };
+        let catalog = Catalog::new(
+            vec![Table {
+                name: TableName::new("shop", "orders"),
+                engine: "MergeTree".into(),
+                columns: vec![
+                    column("order_time", "When the order was placed"),
+                    column("status", "placed, shipped or cancelled"),
+                    column("carrier", "Parcel carrier"),
+                ],
+            }],
+            "18.16.1".into(),
+            0,
+        );
+        let ranked = vec![RankedTable {
+            name: TableName::new("shop", "orders"),
+            score: 1.0,
+            reasons: vec![],
+        }];
+        let mut values = BTreeMap::new();
+        values.insert(
+            "status".to_string(),
+            vec!["placed".to_string(), "shipped".to_string()],
+        );
+        values.insert("carrier".to_string(), vec!["DHL".to_string()]);
+        let mut samples = BTreeMap::new();
+        samples.insert("shop.orders".to_string(), Arc::new(values));
+        let semantic = SemanticFile::default();
+        let user = |question: &str| {
+            build_prompt(&ContextInput {
+                question,
+                catalog: &catalog,
+                semantic: &semantic,
+                tables: &ranked,
+                samples: &samples,
+                examples: &[],
+                max_rows: 100,
+                token_budget: 100_000,
+            })
+            .user
+        };
+        let placed_in_october = user("How many orders were placed in October via DHL?");
+        assert!(
+            !placed_in_october.contains("'placed' is a value"),
+            "{placed_in_october}"
+        );
+        assert!(placed_in_october.contains("'DHL' is a value of shop.orders.carrier"));
+        let the_status = user("How many orders have the status placed?");
+        assert!(
+            the_status.contains("'placed' is a value of shop.orders.status"),
+            "{the_status}"
+        );
+        let shipped = user("How many orders were shipped?");
+        assert!(
+            shipped.contains("'shipped' is a value of shop.orders.status"),
+            "{shipped}"
+        );
     }
 }

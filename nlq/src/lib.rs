@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod clickhouse;
 pub mod compare;
 pub mod context;
+pub mod dialect;
 pub mod embed;
 pub mod engine;
 pub mod error;

@@ -39,7 +39,7 @@ mod checker;
 mod param_type;
 mod placeholders;
 mod policy;
-mod source;
+pub(crate) mod source;
 mod validated;
 
 pub use crate::error::ValidationError;

@@ -2,6 +2,7 @@
 //! `ASK '…'` and `EXPLAIN ASK '…'` are answered by Aurora.
 
 pub mod ask;
+pub mod cluster;
 pub mod codes;
 pub mod config;
 pub mod dialect;

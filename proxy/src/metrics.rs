@@ -53,6 +53,10 @@ pub struct Metrics {
     /// `aurora_ask_stage_duration_seconds{stage}`: time per pipeline stage (catalog, retrieval, context, llm,
     /// validate, execute).
     pub ask_stage_duration: HistogramVec,
+    pub node_up: IntGaugeVec,
+    pub node_active: IntGaugeVec,
+    pub node_chosen: IntCounterVec,
+    pub node_probe_duration: HistogramVec,
 }
 
 impl Metrics {
@@ -111,7 +115,36 @@ impl Metrics {
                 120.0,
             ],
         );
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let node_probe_duration = histogram(
+            "aurora_proxy_node_probe_duration_seconds",
+            "Time of each health probe of a ClickHouse node (native Hello and Ping, then HTTP /ping), by result.",
+            &["node", "result"],
+            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0, 10.0],
+        );
         let metrics = Metrics {
+            node_up: gauge(
+                "aurora_proxy_node_up",
+                "1 while a ClickHouse node takes clients, 0 while health probes or a failed connect hold it out.",
+                &["node"],
+            ),
+            node_active: gauge(
+                "aurora_proxy_node_active",
+                "Native connections open and HTTP requests running on a ClickHouse node now.",
+                &["node", "protocol"],
+            ),
+            node_chosen: counter(
+                "aurora_proxy_node_chosen_total",
+                "Native connections and HTTP requests sent to a ClickHouse node (failovers count on each node tried).",
+                &["node", "protocol"],
+            ),
+            node_probe_duration,
             ask_total: counter(
                 "aurora_ask_total",
                 "ASK statements by outcome (ok, rejected, llm_error, sql_error, error).",
@@ -210,8 +243,16 @@ impl Metrics {
     }
 }
 
+/// What `/health` answers: whether the proxy can serve (200, else 503) and a text that says why.
+pub type HealthReport = Arc<dyn Fn() -> (bool, String) + Send + Sync>;
+
 /// Serves `/metrics` and `/health` until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    health: HealthReport,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -224,10 +265,12 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut shutdown: w
             _ = crate::listener::stopped(&mut shutdown) => return,
         };
         let metrics = metrics.clone();
+        let health = health.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(metrics_response(&req, &metrics)) }
+                let health = health.clone();
+                async move { Ok::<_, Infallible>(metrics_response(&req, &metrics, &health)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
@@ -237,10 +280,25 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut shutdown: w
     }
 }
 
-fn metrics_response(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+fn metrics_response(
+    req: &Request<hyper::body::Incoming>,
+    metrics: &Metrics,
+    health: &HealthReport,
+) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match req.uri().path() {
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", metrics.render()),
-        "/health" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        "/health" => {
+            let (serving, nodes) = health();
+            if serving {
+                (StatusCode::OK, "text/plain", format!("ok\n{nodes}"))
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("no ClickHouse node is up\n{nodes}"),
+                )
+            }
+        }
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",

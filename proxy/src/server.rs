@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::ask::AskService;
+use crate::cluster::{self, Cluster, Route};
 use crate::config::Config;
 use crate::http;
 use crate::metrics::{self, Metrics};
@@ -33,6 +34,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ask = Arc::new(
         AskService::new(&config, metrics.clone()).context("cannot set up the natural-language engine")?,
     );
+    let cluster = Cluster::new(&config.cluster, metrics.clone());
     let env = Arc::new(native::session::SessionEnv {
         config: config.clone(),
         metrics: metrics.clone(),
@@ -40,17 +42,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         framing_budget: native::budget::Budget::new(
             usize::try_from(config.max_framing_memory).unwrap_or(usize::MAX),
         ),
+        cluster: cluster.clone(),
+        route: Route::Any,
     });
     let http_env = Arc::new(
-        http::HttpEnv::new(config.clone(), metrics.clone(), ask)
+        http::HttpEnv::new(config.clone(), metrics.clone(), ask, cluster.clone())
             .context("cannot set up the HTTP interface")?,
+    );
+    // Each node on both its ports: the native Hello and Ping, then HTTP /ping.
+    let probe_env = http_env.clone();
+    let connect_timeout = config.cluster.health.timeout;
+    cluster::health::spawn(
+        cluster.clone(),
+        move |node| {
+            let env = probe_env.clone();
+            async move {
+                native::upstream::probe(&node.config.native, connect_timeout).await?;
+                env.router.ping(node.index).await
+            }
+        },
+        stop_rx.clone(),
     );
     tracing::info!(
         native = %config.native_listen,
         http = %config.http_listen,
         metrics = %config.metrics_listen,
-        upstream_native = %config.upstream_native,
-        upstream_http = %config.upstream_http,
+        nodes = %config
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| format!("{} (native {}, http {})", n.name, n.native, n.http))
+            .collect::<Vec<_>>()
+            .join(", "),
+        balance = ?config.cluster.balance,
         "aurora-proxy listening"
     );
     if let Some(tls) = &config.native_tls {
@@ -94,7 +118,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop_rx.clone(),
         tracker.clone(),
     ));
-    let metrics_task = tokio::spawn(metrics::serve(metrics_listener, metrics.clone(), stop_rx.clone()));
+    let report = cluster.clone();
+    let health: metrics::HealthReport = Arc::new(move || report.report());
+    let metrics_task = tokio::spawn(metrics::serve(
+        metrics_listener,
+        metrics.clone(),
+        health,
+        stop_rx.clone(),
+    ));
 
     aurora_common::telemetry::shutdown_signal().await;
     tracing::info!(timeout = %humantime::format_duration(config.shutdown_timeout), "shutting down: draining running queries");

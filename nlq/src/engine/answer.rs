@@ -249,9 +249,12 @@ impl Engine {
     ) -> Result<Plan, AskError> {
         let stage = Instant::now();
         let policy = catalog.policy(asker.current_database(), self.config.allow_system_tables);
-        let result = validate(&draft.sql, &policy)
+        // What the server's dialect rejects although its meaning is clear is fixed first (crate::dialect).
+        let adapted = crate::dialect::adapt(&draft.sql, catalog.server_major_minor(), &catalog);
+        let sql = adapted.as_deref().unwrap_or(&draft.sql);
+        let result = validate(sql, &policy)
             .map_err(|error| AskError::Rejected {
-                sql: draft.sql.clone(),
+                sql: sql.to_string(),
                 error,
             })
             .and_then(|written| {

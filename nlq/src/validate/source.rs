@@ -3,14 +3,14 @@
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
 /// The SQL text with its tokens, for turning line/column spans into byte offsets.
-pub(super) struct Source<'a> {
-    pub(super) sql: &'a str,
-    pub(super) tokens: Vec<TokenWithSpan>,
+pub(crate) struct Source<'a> {
+    pub(crate) sql: &'a str,
+    pub(crate) tokens: Vec<TokenWithSpan>,
     line_starts: Vec<usize>,
 }
 
 impl<'a> Source<'a> {
-    pub(super) fn new(sql: &'a str, tokens: Vec<TokenWithSpan>) -> Self {
+    pub(crate) fn new(sql: &'a str, tokens: Vec<TokenWithSpan>) -> Self {
         let line_starts = std::iter::once(0)
             .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
             .collect::<Vec<_>>();
@@ -22,7 +22,7 @@ impl<'a> Source<'a> {
     }
 
     /// Byte offset of a tokenizer location (1-based line; 1-based column counted in chars).
-    pub(super) fn offset(&self, location: Location) -> Option<usize> {
+    pub(crate) fn offset(&self, location: Location) -> Option<usize> {
         let start = *self.line_starts.get((location.line as usize).checked_sub(1)?)?;
         let column = (location.column as usize).checked_sub(1)?;
         let line = &self.sql[start..];
@@ -33,7 +33,7 @@ impl<'a> Source<'a> {
         }
     }
 
-    pub(super) fn is_trivia(token: &Token) -> bool {
+    pub(crate) fn is_trivia(token: &Token) -> bool {
         matches!(token, Token::Whitespace(_))
     }
 

@@ -42,9 +42,13 @@ impl Cli {
         Settings::augment_args(Command::new("keys"))
             .get_arguments()
             .map(|arg| arg.get_id().to_string())
+            .chain(FILE_ONLY_KEYS.iter().map(|key| key.to_string()))
             .collect()
     }
 }
+
+/// Keys the config file has and no flag: tables of their own.
+pub const FILE_ONLY_KEYS: &[&str] = &["nodes"];
 
 /// The keys of `matches` whose value a flag or an environment variable gave (not a default).
 fn given(matches: &ArgMatches) -> impl Iterator<Item = String> + '_ {

@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod error;
 mod file;
+pub mod nodes;
 mod resolve;
 pub mod settings;
 pub mod upstream_url;
@@ -46,7 +47,10 @@ pub struct Config {
     /// `host:port` of ClickHouse's native interface.
     pub upstream_native: String,
     /// Base URL of ClickHouse's HTTP interface (`http://`), without a trailing slash.
+    /// (With `[[nodes]]` these two are the first node's: what the natural-language engine reads the catalog from.)
     pub upstream_http: String,
+    /// The nodes behind the proxy, how they are chosen and probed.
+    pub cluster: nodes::ClusterConfig,
     pub llm_base_url: Option<String>,
     pub llm_model: Option<String>,
     /// Base URL of aurora-ingest's HTTP API (no trailing slash), for the console's pipelines page.

@@ -16,6 +16,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
     let Settings {
         listen,
         upstream,
+        cluster,
         llm,
         retrieval,
         ask,
@@ -53,12 +54,11 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
         }
     };
 
-    match upstream.upstream_native.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
-        _ => report(
+    if !super::nodes::is_host_port(&upstream.upstream_native) {
+        report(
             "upstream_native",
             format!("{:?} is not HOST:PORT", upstream.upstream_native),
-        ),
+        );
     }
     let upstream_http = upstream.upstream_http.trim_end_matches('/').to_string();
     // The same reading of the URL as the HTTP side's at start, so that what is accepted here runs.
@@ -68,6 +68,8 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
             format!("{upstream_http:?} cannot be used: {reason}"),
         );
     }
+
+    let cluster = super::nodes::resolve(cluster, &upstream.upstream_native, &upstream_http, &mut report);
 
     match (&llm.llm_base_url, &llm.llm_model) {
         (Some(_), None) => report("llm_model", "llm_base_url and llm_model are set together".into()),
@@ -183,6 +185,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
         metrics_listen: listen.metrics_listen,
         upstream_native: upstream.upstream_native,
         upstream_http,
+        cluster,
         llm_base_url: llm.llm_base_url,
         llm_model: llm.llm_model,
         ingest_api_url,

@@ -19,6 +19,10 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_UPSTREAM_NATIVE: &str = "127.0.0.1:9000";
 pub const DEFAULT_UPSTREAM_HTTP: &str = "http://127.0.0.1:8123";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DEFAULT_UNHEALTHY_AFTER: u32 = 2;
+pub const DEFAULT_HEALTHY_AFTER: u32 = 2;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -48,6 +52,9 @@ pub struct Settings {
     #[command(flatten)]
     #[serde(flatten)]
     pub upstream: Upstream,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cluster: Cluster,
     #[command(flatten)]
     #[serde(flatten)]
     pub llm: Llm,
@@ -106,6 +113,87 @@ pub struct Upstream {
     /// Time allowed to connect to ClickHouse, e.g. "5s".
     #[arg(long, env = "AURORA_CONNECT_TIMEOUT", default_value_t = Span(DEFAULT_CONNECT_TIMEOUT))]
     pub connect_timeout: Span,
+}
+
+/// Many ClickHouse nodes behind the proxy: how clients are spread over them and how their health is probed.
+/// Without `[[nodes]]` in the config file the one node is `upstream_native` + `upstream_http`.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+#[command(next_help_heading = "Cluster")]
+pub struct Cluster {
+    /// How a node is chosen for a native connection or an HTTP request among the healthy ones of the
+    /// listener's role.
+    #[arg(long, env = "AURORA_BALANCE", value_enum, default_value_t = Balance::LeastConnections)]
+    pub balance: Balance,
+    /// Time between two health probes of a node (native Hello + Ping, HTTP /ping).
+    #[arg(long, env = "AURORA_HEALTH_INTERVAL", default_value_t = Span(DEFAULT_HEALTH_INTERVAL))]
+    pub health_interval: Span,
+    /// Time one probe may take before it counts as failed.
+    #[arg(long, env = "AURORA_HEALTH_TIMEOUT", default_value_t = Span(DEFAULT_HEALTH_TIMEOUT))]
+    pub health_timeout: Span,
+    /// Consecutive failed probes after which a node is taken out (a failed connect takes it out at once).
+    #[arg(long, env = "AURORA_UNHEALTHY_AFTER", default_value_t = DEFAULT_UNHEALTHY_AFTER)]
+    pub unhealthy_after: u32,
+    /// Consecutive good probes after which a node that was out takes clients again.
+    #[arg(long, env = "AURORA_HEALTHY_AFTER", default_value_t = DEFAULT_HEALTHY_AFTER)]
+    pub healthy_after: u32,
+    /// The nodes (config file only, `[[nodes]]` tables).
+    #[arg(skip)]
+    #[serde(default)]
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// How a node is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// The node with the fewest open connections and running requests per unit of weight.
+    #[default]
+    LeastConnections,
+    /// Each node in turn, as often as its weight says.
+    RoundRobin,
+    /// A node at random, weighted.
+    Random,
+    /// The first healthy node in the order of the file.
+    FirstHealthy,
+    /// The same node for the same user (by a hash of the user name) while it is healthy.
+    HashUser,
+}
+
+/// What a node may serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads and writes.
+    #[default]
+    Any,
+    /// Reads only (a read replica): the read endpoints route here.
+    Read,
+    /// Writes (and reads): the write endpoints route here.
+    Write,
+}
+
+/// One `[[nodes]]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Unique; names the node in metrics and logs (letters, digits, `_`, `-`, `.`).
+    pub name: String,
+    /// Native port, HOST:PORT.
+    pub native: String,
+    /// HTTP interface, `http://host:port`.
+    pub http: String,
+    #[serde(default)]
+    pub role: Role,
+    /// Share of clients relative to the other nodes (1 to 1000).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Nodes of one shard are replicas of each other (informational today).
+    #[serde(default)]
+    pub shard: Option<u32>,
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 /// The model that answers ASK.

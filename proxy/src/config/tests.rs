@@ -360,7 +360,20 @@ fn every_key_is_a_flag_and_documented_in_the_example_and_the_readme() {
     }
     let example = include_str!("../../aurora-proxy.example.toml");
     let readme = include_str!("../../../README.md");
-    for key in &keys {
+    for key in super::cli::FILE_ONLY_KEYS {
+        assert!(
+            example.contains(&format!("[[{key}]]")),
+            "{key} is not in the example file"
+        );
+        assert!(
+            readme.contains(&format!("`[[{key}]]`")),
+            "{key} is not in the README"
+        );
+    }
+    for key in keys
+        .iter()
+        .filter(|k| !super::cli::FILE_ONLY_KEYS.contains(&k.as_str()))
+    {
         assert!(
             example.contains(&format!("{key} = ")),
             "{key} is not in the example file"
@@ -382,4 +395,69 @@ fn durations_read_and_print_as_people_write_them() {
     }
     let err = cli(&["--llm-timeout", "soon"]).unwrap_err().to_string();
     assert!(err.contains("--llm-timeout"), "{err}");
+}
+
+#[test]
+fn nodes_load_from_the_file_and_each_problem_names_its_node() {
+    let path = file(
+        "nodes",
+        "balance = \"round_robin\"\nhealthy_after = 3\n\
+         [[nodes]]\nname = \"ch1\"\nnative = \"127.0.0.1:9000\"\nhttp = \"http://127.0.0.1:8123/\"\n\
+         [[nodes]]\nname = \"ch2\"\nnative = \"127.0.0.1:9010\"\nhttp = \"http://127.0.0.1:8133\"\nrole = \"read\"\nweight = 3\nshard = 1\n",
+    );
+    let config = Config::load(cli(&["--config", path.to_str().unwrap()]).unwrap()).unwrap();
+    let cluster = &config.cluster;
+    assert_eq!(cluster.balance, Balance::RoundRobin);
+    assert_eq!(cluster.health.healthy_after, 3);
+    assert_eq!(cluster.health.unhealthy_after, DEFAULT_UNHEALTHY_AFTER);
+    let names: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["ch1", "ch2"]);
+    assert_eq!(
+        cluster.nodes[0].http, "http://127.0.0.1:8123",
+        "the trailing slash goes"
+    );
+    assert_eq!(
+        (
+            cluster.nodes[1].role,
+            cluster.nodes[1].weight,
+            cluster.nodes[1].shard
+        ),
+        (Role::Read, 3, Some(1))
+    );
+
+    // Without [[nodes]], the one node is the upstream_* keys'.
+    let single = Config::load(cli(&["--upstream-native", "10.0.0.1:9000"]).unwrap()).unwrap();
+    assert_eq!(single.cluster.nodes.len(), 1);
+    assert_eq!(single.cluster.nodes[0].native, "10.0.0.1:9000");
+
+    let path = file(
+        "bad-nodes",
+        "[[nodes]]\nname = \"ch 1\"\nnative = \"nohostport\"\nhttp = \"https://x:8443\"\nweight = 0\n\
+         [[nodes]]\nname = \"ch2\"\nnative = \"a:1\"\nhttp = \"http://a:2\"\n\
+         [[nodes]]\nname = \"ch2\"\nnative = \"b:1\"\nhttp = \"http://b:2\"\n",
+    );
+    let err = Config::load(cli(&["--config", path.to_str().unwrap()]).unwrap()).unwrap_err();
+    let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "nodes[0].name",
+            "nodes[0].native",
+            "nodes[0].http",
+            "nodes[0].weight",
+            "nodes[2].name"
+        ],
+        "{err}"
+    );
+
+    let path = file(
+        "node-typo",
+        "[[nodes]]\nname = \"ch1\"\nnative = \"a:1\"\nhttp = \"http://a:2\"\nrole = \"reader\"\nport = 1\n",
+    );
+    let err = Config::load(cli(&["--config", path.to_str().unwrap()]).unwrap()).unwrap_err();
+    assert_eq!(err.problems()[0].key, "nodes", "{err}");
+    assert!(
+        problem_keys(&["--healthy-after", "0", "--health-interval", "0s"]).len() == 2,
+        "zero counts and intervals are refused"
+    );
 }

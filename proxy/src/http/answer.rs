@@ -23,11 +23,10 @@ use serde_json::{json, Value};
 use super::body::{read_answer, ClientBody, UpstreamBody};
 use super::error::{exception_body, status_for_code};
 use super::params;
-use super::upstream::SendError;
 use super::HttpEnv;
 use crate::ask::{AskFailure, AskRun, ParamMode, Prepared, MAX_ERROR_BODY};
 use crate::codes;
-use crate::telemetry::{self, Protocol, StatementKind};
+use crate::telemetry::StatementKind;
 
 /// URL parameters the generated request does not inherit from the client's: the statement itself, Aurora's
 /// own `readonly`, and the client's query parameters (they belong to its SQL, not to the generated query).
@@ -122,10 +121,7 @@ fn generated_request(
         code: codes::BAD_ARGUMENTS,
         message: "Aurora: cannot build the request for the generated query".into(),
     })?;
-    let uri = env.upstream.uri_for(&client_uri).map_err(|e| AskFailure {
-        code: e.code(),
-        message: e.to_string(),
-    })?;
+    let uri = client_uri;
     let mut sql = prepared.sql.clone();
     if let Some(format) = format {
         sql.push_str("\nFORMAT ");
@@ -171,28 +167,19 @@ async fn attempt(
     peer: SocketAddr,
 ) -> Result<Attempt, AskFailure> {
     let request = generated_request(env, parts, prepared, format, peer)?;
-    let (response, lease) = match env.upstream.send(request).await {
-        Ok(answer) => answer,
-        Err(SendError::Connect(reason)) => {
-            telemetry::upstream_connect_failed(&env.metrics, Protocol::Http, &env.upstream.url, &reason);
-            return Err(AskFailure {
-                code: codes::NETWORK_ERROR,
-                message: format!(
-                    "Aurora proxy: cannot connect to ClickHouse at {}: {reason}",
-                    env.upstream.url
-                ),
-            });
-        }
-        Err(SendError::Failed(reason)) => {
-            return Err(AskFailure {
-                code: codes::NETWORK_ERROR,
-                message: format!(
-                    "Aurora proxy: ClickHouse at {} failed: {reason}",
-                    env.upstream.url
-                ),
-            })
-        }
+    let key = super::route::RouteKey {
+        user: asker(parts).credentials.user,
+        session: None,
     };
+    // Generated queries only read: a read replica may answer them.
+    let (response, lease) = env
+        .router
+        .send(crate::cluster::Route::Read, &key, request)
+        .await
+        .map_err(|error| AskFailure {
+            code: error.code(),
+            message: error.to_string(),
+        })?;
     if response.status().is_success() {
         return Ok(Attempt::Accepted(response, lease));
     }

@@ -38,6 +38,12 @@ pub enum HttpError {
     /// The body's first bytes (or an ASK statement's whole text) did not arrive within `http_receive_timeout`.
     #[error("Aurora proxy: Timeout exceeded while reading the request: the statement did not arrive within {0:?} (http_receive_timeout)")]
     ReceiveTimeout(std::time::Duration),
+    /// No node of the listener's route could take the request.
+    #[error("Aurora proxy: no ClickHouse node can take the request (every node of this endpoint is down or refused the connection)")]
+    NoNode,
+    /// The node that holds the request's `session_id` is down; the session cannot move.
+    #[error("Aurora proxy: ClickHouse node {node}, which holds this session_id's session, is down; ClickHouse sessions live on one server and cannot move to another, so start a new session")]
+    SessionNodeDown { node: String },
     /// The configured upstream URL cannot be used.
     #[error("Aurora proxy: upstream_http {url:?} cannot be used: {reason}")]
     UpstreamUrl { url: String, reason: String },
@@ -47,7 +53,10 @@ impl HttpError {
     /// The ClickHouse exception code of this error.
     pub fn code(&self) -> i32 {
         match self {
-            HttpError::Connect { .. } | HttpError::Upstream { .. } => codes::NETWORK_ERROR,
+            HttpError::Connect { .. }
+            | HttpError::Upstream { .. }
+            | HttpError::NoNode
+            | HttpError::SessionNodeDown { .. } => codes::NETWORK_ERROR,
             HttpError::ClientBody(_) => codes::CANNOT_READ_FROM_SOCKET,
             HttpError::ReceiveTimeout(_) => codes::SOCKET_TIMEOUT,
             HttpError::AskTooLarge { .. } => codes::QUERY_IS_TOO_LARGE,
@@ -59,7 +68,10 @@ impl HttpError {
     /// which is what load balancers and retrying clients look for; the rest follow ClickHouse's mapping.
     pub fn status(&self) -> StatusCode {
         match self {
-            HttpError::Connect { .. } | HttpError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            HttpError::Connect { .. }
+            | HttpError::Upstream { .. }
+            | HttpError::NoNode
+            | HttpError::SessionNodeDown { .. } => StatusCode::BAD_GATEWAY,
             HttpError::ClientBody(_) => StatusCode::BAD_REQUEST,
             HttpError::ReceiveTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             other => status_for_code(other.code()),
@@ -69,7 +81,10 @@ impl HttpError {
     /// The exception class ClickHouse would name: network trouble is a `DB::NetException`.
     pub fn class(&self) -> &'static str {
         match self {
-            HttpError::Connect { .. } | HttpError::Upstream { .. } => "DB::NetException",
+            HttpError::Connect { .. }
+            | HttpError::Upstream { .. }
+            | HttpError::NoNode
+            | HttpError::SessionNodeDown { .. } => "DB::NetException",
             _ => "DB::Exception",
         }
     }

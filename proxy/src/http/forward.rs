@@ -17,9 +17,10 @@ use super::body::{ClientBody, UpstreamBody};
 use super::classify::{self, Inspected};
 use super::error::{exception_body, HttpError};
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
-use super::upstream::SendError;
+use super::route::RouteKey;
 use super::HttpEnv;
-use crate::telemetry::{self, Protocol, StatementKind};
+use crate::cluster::Route;
+use crate::telemetry::StatementKind;
 
 /// The header ClickHouse sets on error answers with the exception code.
 const EXCEPTION_CODE: &str = "x-clickhouse-exception-code";
@@ -59,29 +60,17 @@ async fn forward(
     peer: SocketAddr,
     started: Instant,
 ) -> Result<Response<ClientBody>, HttpError> {
-    parts.uri = env.upstream.uri_for(&parts.uri)?;
+    let key = route_key(&parts, env);
     strip_hop_by_hop(&mut parts.headers);
-    // `Upstream::send` names the upstream in `Host`.
+    // The router names the node in `Host`.
     parts.headers.remove(HOST);
     append_forwarded_for(&mut parts.headers, peer);
     parts.version = hyper::Version::HTTP_11;
 
-    let (response, connection) = match env.upstream.send(Request::from_parts(parts, body)).await {
-        Ok(answer) => answer,
-        Err(SendError::Connect(reason)) => {
-            telemetry::upstream_connect_failed(&env.metrics, Protocol::Http, &env.upstream.url, &reason);
-            return Err(HttpError::Connect {
-                upstream: env.upstream.url.clone(),
-                reason,
-            });
-        }
-        Err(SendError::Failed(reason)) => {
-            return Err(HttpError::Upstream {
-                upstream: env.upstream.url.clone(),
-                reason,
-            })
-        }
-    };
+    let (response, connection) = env
+        .router
+        .send(Route::Any, &key, Request::from_parts(parts, body))
+        .await?;
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let body = ClientBody::relay(
@@ -93,6 +82,22 @@ async fn forward(
         env.metrics.clone(),
     );
     Ok(Response::from_parts(parts, body))
+}
+
+/// What routing needs of a request: its session, and its user when the session or `hash_user` needs it (the
+/// user is read only then, off the hot path of plain requests).
+fn route_key(parts: &hyper::http::request::Parts, env: &HttpEnv) -> RouteKey {
+    let query = parts.uri.query().unwrap_or("");
+    let session = super::params::param(query, "session_id")
+        .map(|id| String::from_utf8_lossy(&id).into_owned())
+        .filter(|id| !id.is_empty());
+    let by_user = env.config.cluster.balance == crate::config::Balance::HashUser;
+    let user = if session.is_some() || by_user {
+        super::answer::asker(parts).credentials.user
+    } else {
+        String::new()
+    };
+    RouteKey { user, session }
 }
 
 /// An error of the proxy's own, in ClickHouse's shape.

@@ -31,7 +31,6 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 
 use super::body::{ClientBody, UpstreamBody};
 use super::ui::json;
-use super::upstream::SendError;
 use super::HttpEnv;
 use crate::codes;
 use crate::telemetry::StatementKind;
@@ -321,14 +320,18 @@ async fn authenticate(env: &HttpEnv, identity: &Identity) -> Result<(), IngestAp
     for (name, value) in &identity.headers {
         request.headers_mut().insert(name.clone(), value.clone());
     }
-    *request.uri_mut() = env
-        .upstream
-        .uri_for(request.uri())
-        .map_err(|e| IngestApiError::ClickHouse(e.to_string()))?;
     let started = Instant::now();
-    let (response, lease) = env.upstream.send(request).await.map_err(|e| match e {
-        SendError::Connect(reason) | SendError::Failed(reason) => IngestApiError::ClickHouse(reason),
-    })?;
+    let key = super::route::RouteKey {
+        user: String::new(),
+        session: None,
+    };
+    let (response, lease) = env
+        .router
+        .send(crate::cluster::Route::Any, &key, request)
+        .await
+        .map_err(|e| {
+            IngestApiError::ClickHouse(e.to_string().trim_start_matches("Aurora proxy: ").to_string())
+        })?;
     let (parts, incoming) = response.into_parts();
     let code = parts
         .headers

@@ -20,6 +20,7 @@ pub mod ingest_api;
 pub mod params;
 pub mod pool;
 pub mod request_body;
+pub mod route;
 pub mod server;
 pub mod service;
 pub mod ui;
@@ -41,8 +42,8 @@ pub struct HttpEnv {
     pub metrics: Arc<Metrics>,
     /// Aurora's answer to ASK statements, shared with the native side.
     pub ask: Arc<AskService>,
-    /// ClickHouse's HTTP interface.
-    pub upstream: Upstream,
+    /// The nodes' HTTP interfaces and which one takes each request.
+    pub router: route::Router,
 }
 
 impl HttpEnv {
@@ -50,17 +51,16 @@ impl HttpEnv {
     /// refusal, when the default user may not run it). `false` when ClickHouse could not be asked; the
     /// caller retries later.
     pub async fn probe_dialect(&self) -> bool {
-        let Ok(uri) = self
-            .upstream
-            .uri_for(&hyper::Uri::from_static("/?query=SELECT%20version()"))
+        let Ok(request) = hyper::Request::get("/?query=SELECT%20version()")
+            .body(body::UpstreamBody::empty(self.metrics.clone()))
         else {
             return false;
         };
-        let Ok(request) = hyper::Request::get(uri).body(body::UpstreamBody::empty(self.metrics.clone()))
-        else {
-            return false;
+        let key = route::RouteKey {
+            user: "default".into(),
+            session: None,
         };
-        let Ok((response, lease)) = self.upstream.send(request).await else {
+        let Ok((response, lease)) = self.router.send(crate::cluster::Route::Any, &key, request).await else {
             return false;
         };
         let ok = response.status().is_success();
@@ -84,18 +84,19 @@ impl HttpEnv {
         learnt.is_some()
     }
 
-    /// Builds the environment, with the upstream from `config.upstream_http`.
+    /// Builds the environment, with one upstream per node of `cluster`.
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<Metrics>,
         ask: Arc<AskService>,
+        cluster: Arc<crate::cluster::Cluster>,
     ) -> Result<HttpEnv, HttpError> {
-        let upstream = Upstream::new(&config.upstream_http, config.connect_timeout)?;
+        let router = route::Router::new(cluster, config.connect_timeout, metrics.clone())?;
         Ok(HttpEnv {
             config,
             metrics,
             ask,
-            upstream,
+            router,
         })
     }
 }

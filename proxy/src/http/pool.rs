@@ -69,6 +69,8 @@ pub struct Lease {
     /// Taken from the pool (and so possibly closed by the server meanwhile), not freshly opened.
     pub reused: bool,
     pool: Pool,
+    /// The node this request runs on, counted there until the answer ends (set by [`super::route`]).
+    pub node: Option<crate::cluster::NodeLease>,
 }
 
 /// The connection closed (or failed, with the error) before a request was handed to it.
@@ -107,6 +109,7 @@ impl Pool {
             conn: Some(conn),
             reused: true,
             pool: self.clone(),
+            node: None,
         })
     }
 
@@ -117,6 +120,7 @@ impl Pool {
             conn: Some(Box::new(Conn { sender, driver })),
             reused: false,
             pool: self.clone(),
+            node: None,
         })
     }
 

@@ -95,21 +95,35 @@ impl Upstream {
     /// Not cancellation safe: a dropped future may have sent part of the request (its connection is closed).
     pub async fn send(
         &self,
-        mut request: Request<UpstreamBody>,
+        request: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
+        self.try_send(request).await.map_err(|(error, _)| error)
+    }
+
+    /// [`Upstream::send`], with the request given back when no connection could be opened (nothing of it was
+    /// sent, so another node may take it).
+    pub async fn try_send(
+        &self,
+        mut request: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, Lease), (SendError, Option<Request<UpstreamBody>>)> {
         request.headers_mut().insert(HOST, self.host.clone());
         let mut retried = false;
         loop {
             let pooled = if retried { None } else { self.pool.take() };
             let mut lease = match pooled {
                 Some(lease) => lease,
-                None => self.connect().await?,
+                None => match self.connect().await {
+                    Ok(lease) => lease,
+                    Err(error) => return Err((error, Some(request))),
+                },
             };
             match lease.ready().await {
                 Ok(()) => {}
                 // Closed while idle: nothing was sent, the next connection takes the request.
                 Err(Closed(_)) if lease.reused => continue,
-                Err(Closed(error)) => return Err(SendError::Failed(closed_reason(error.as_ref()))),
+                Err(Closed(error)) => {
+                    return Err((SendError::Failed(closed_reason(error.as_ref())), Some(request)))
+                }
             }
             match lease.send(request).await {
                 Ok(response) => return Ok((response, lease)),
@@ -118,9 +132,11 @@ impl Upstream {
                     retried = true;
                 }
                 Err(SendFailure::Unsent { error, .. }) => {
-                    return Err(SendError::Failed(closed_reason(error.as_ref())))
+                    return Err((SendError::Failed(closed_reason(error.as_ref())), None))
                 }
-                Err(SendFailure::Failed(error)) => return Err(SendError::Failed(error_chain(&error))),
+                Err(SendFailure::Failed(error)) => {
+                    return Err((SendError::Failed(error_chain(&error)), None))
+                }
             }
         }
     }

@@ -55,11 +55,14 @@ impl Proxy {
         let config = Arc::new(Config::load(cli).expect("config"));
         let metrics = Metrics::new();
         let ask = Arc::new(AskService::new(&config, metrics.clone()).expect("ask service"));
+        let cluster = aurora_proxy::cluster::Cluster::new(&config.cluster, metrics.clone());
         let env = Arc::new(SessionEnv {
             framing_budget: Budget::new(config.max_framing_memory as usize),
             config,
             metrics,
             ask,
+            cluster,
+            route: aurora_proxy::cluster::Route::Any,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");

@@ -41,20 +41,38 @@ pub(super) async fn handshake(
     };
     tracing::debug!(%peer, ?hello, "client hello");
 
-    let upstream_addr = env.config.upstream_native.as_str();
-    let upstream_stream = match crate::native::upstream::connect(upstream_addr, env.config.connect_timeout)
-        .await
-    {
-        Ok(stream) => stream,
-        Err(error) => {
-            telemetry::upstream_connect_failed(&env.metrics, Protocol::Native, upstream_addr, &error);
-            let message = format!("Aurora proxy: cannot connect to ClickHouse at {upstream_addr}: {error}");
+    // The node: the balance strategy's choice among the listener's healthy nodes; a node that refuses or does
+    // not answer the connect is taken out and the next one tried, before the client sees anything.
+    let user = String::from_utf8_lossy(&hello.user);
+    let mut tried = Vec::new();
+    let mut failures = Vec::new();
+    let (upstream_stream, node) = loop {
+        let Some(node) = env.cluster.choose(env.route, &user, &tried, Protocol::Native) else {
+            let message = format!(
+                "Aurora proxy: cannot connect to ClickHouse {}",
+                if failures.is_empty() {
+                    "no node serves this endpoint".to_string()
+                } else {
+                    failures.join("; ")
+                }
+            );
             client
                 .send(&encode_exception(codes::NETWORK_ERROR, &message))
                 .await?;
             return Ok(None);
+        };
+        let addr = node.node().config.native.as_str();
+        match crate::native::upstream::connect(addr, env.config.connect_timeout).await {
+            Ok(stream) => break (stream, node),
+            Err(error) => {
+                telemetry::upstream_connect_failed(&env.metrics, Protocol::Native, addr, &error);
+                env.cluster.connect_failed(node.node(), &error.to_string());
+                failures.push(format!("at {addr}: {error}"));
+                tried.push(node.node().index);
+            }
         }
     };
+    let upstream_addr = node.node().config.native.clone();
     let mut upstream = Peer::new(upstream_stream);
     let announced = hello.revision.min(crate::native::protocol::PROXY_MAX_REVISION);
     upstream.send(&hello.encode_with_revision(announced)).await?;
@@ -86,6 +104,7 @@ pub(super) async fn handshake(
                         peer,
                         client,
                         upstream,
+                        node,
                         ctx: Context {
                             revision,
                             compression: false,

@@ -48,6 +48,10 @@ pub struct SessionEnv {
     pub ask: Arc<AskService>,
     /// Memory shared by all client connections for packets still being framed (`max_framing_memory`).
     pub framing_budget: Arc<Budget>,
+    /// The ClickHouse nodes a connection may be bound to.
+    pub cluster: Arc<crate::cluster::Cluster>,
+    /// Which nodes this listener's clients go to.
+    pub route: crate::cluster::Route,
 }
 
 /// A statement whose answer has not ended yet.
@@ -101,6 +105,8 @@ pub struct Session {
     env: Arc<SessionEnv>,
     client: ClientPeer,
     upstream: Peer,
+    /// The node `upstream` is connected to, counted there while the connection lives.
+    node: crate::cluster::NodeLease,
     ctx: Context,
     /// The client still owes its addendum (quota key) after the handshake.
     expect_addendum: bool,

@@ -315,8 +315,9 @@ impl Session {
     async fn upstream_gone(&mut self) -> Result<Flow, SessionError> {
         if self.query.is_some() || !self.upstream.buf.is_empty() {
             let message = format!(
-                "Aurora proxy: ClickHouse at {} closed the connection before the query's answer ended",
-                self.env.config.upstream_native
+                "Aurora proxy: ClickHouse at {} ({}) closed the connection before the query's answer ended",
+                self.node.node().config.native,
+                self.node.node().name()
             );
             self.fail_in_flight_with(codes::NETWORK_ERROR, &message).await;
             return Ok(Flow::Close("upstream closed during a query"));
