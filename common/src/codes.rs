@@ -37,6 +37,8 @@ pub const TIMEOUT_EXCEEDED: i32 = 159;
 pub const SOCKET_TIMEOUT: i32 = 209;
 /// NETWORK_ERROR
 pub const NETWORK_ERROR: i32 = 210;
+/// The statement writes and the connection may only read.
+pub const READONLY: i32 = 164;
 /// QUERY_IS_TOO_LARGE
 pub const QUERY_IS_TOO_LARGE: i32 = 229;
 /// CANNOT_COMPRESS

@@ -39,7 +39,7 @@ pub use engine::{
 pub use error::{BindError, ValidationError};
 pub use feedback::{FeedbackConfig, Verdict};
 pub use statement::{
-    classify, classify_prefix, AskStatement, AskSyntaxError, Prefix, SettingValue, Statement,
+    classify, classify_prefix, reads_only, AskStatement, AskSyntaxError, Prefix, SettingValue, Statement,
 };
 pub use validate::{validate, ParamType, Placeholder, PlaceholderSite, Policy, TableName, ValidatedQuery};
 

@@ -192,6 +192,11 @@ fn typed_value(
                 Kind::DateTime if is_time(text) => {
                     (ParamType::DateTime, Value::String(text.replacen('T', " ", 1)))
                 }
+                // `toYYYYMM(t) = '202611'`: ClickHouse reads the quoted number as the number it is compared
+                // with; a String parameter there would be refused (code 43).
+                Kind::Integer if text.parse::<i64>().is_ok() => {
+                    (ParamType::Int64, Value::Number(text.parse::<i64>().ok()?.into()))
+                }
                 _ => (ParamType::String, Value::String(text.clone())),
             }
         }
@@ -419,6 +424,19 @@ mod tests {
             "SELECT count() FROM analytics.events WHERE tenant_id = {tenant:String} AND timestamp >= \
              {from:DateTime} AND schema_version = {n:Int64}"
         );
+    }
+
+    #[test]
+    fn a_quoted_number_compared_with_an_integer_becomes_an_integer() {
+        let out = lifted(
+            "SELECT count() FROM analytics.events WHERE toYYYYMM(timestamp) = '202611'",
+            Map::new(),
+        );
+        assert_eq!(
+            out.sql,
+            "SELECT count() FROM analytics.events WHERE toYYYYMM(timestamp) = {timestamp:Int64}"
+        );
+        assert_eq!(out.params["timestamp"], serde_json::json!(202611));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use nom::Parser;
 mod grammar;
 mod prefix;
 
-pub use prefix::classify_prefix;
+pub use prefix::{classify_prefix, reads_only};
 
 use grammar::ask_statement;
 

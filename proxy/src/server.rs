@@ -24,6 +24,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let native_listener = bind(config.native_listen, "native").await?;
     let http_listener = bind(config.http_listen, "HTTP").await?;
     let metrics_listener = bind(config.metrics_listen, "metrics").await?;
+    // The read and write endpoints, each off unless configured.
+    let mut native_routed = Vec::new();
+    let mut http_routed = Vec::new();
+    for (addr, route, what, native) in [
+        (config.native_read_listen, Route::Read, "native read", true),
+        (config.native_write_listen, Route::Write, "native write", true),
+        (config.http_read_listen, Route::Read, "HTTP read", false),
+        (config.http_write_listen, Route::Write, "HTTP write", false),
+    ] {
+        if let Some(addr) = addr {
+            let bound = (bind(addr, what).await?, route, what, addr);
+            if native {
+                native_routed.push(bound);
+            } else {
+                http_routed.push(bound);
+            }
+        }
+    }
     let tls = match &config.native_tls {
         Some(tls) => {
             let acceptor = crate::tls::acceptor(&tls.cert_file, &tls.key_file)?;
@@ -89,6 +107,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracker.clone(),
         ))
     });
+    let mut serving = Vec::new();
+    for (listener, route, what, addr) in native_routed {
+        tracing::info!(listen = %addr, "serving the {what} endpoint");
+        let env = Arc::new(native::session::SessionEnv {
+            route,
+            ..(*env).clone()
+        });
+        serving.push(tokio::spawn(native::server::serve(
+            listener,
+            env,
+            stop_rx.clone(),
+            tracker.clone(),
+        )));
+    }
     let native_task = tokio::spawn(native::server::serve(
         native_listener,
         env,
@@ -111,6 +143,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 }
             }
         });
+    }
+    for (listener, route, what, addr) in http_routed {
+        tracing::info!(listen = %addr, "serving the {what} endpoint");
+        serving.push(tokio::spawn(http::serve(
+            listener,
+            Arc::new(http_env.with_route(route)),
+            stop_rx.clone(),
+            tracker.clone(),
+        )));
     }
     let http_task = tokio::spawn(http::serve(
         http_listener,
@@ -135,6 +176,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = task.await;
     }
     let _ = http_task.await;
+    for task in serving {
+        let _ = task.await;
+    }
     tracker.close();
     if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
         .await

@@ -28,6 +28,32 @@ pub fn classify_prefix(text: &[u8], complete: bool) -> Prefix {
     }
 }
 
+/// Statements a read endpoint lets through: they read, or change only the session (`SET`, `USE`).
+const READING: &[&[u8]] = &[
+    b"select",
+    b"with",
+    b"show",
+    b"desc",
+    b"describe",
+    b"exists",
+    b"explain",
+    b"set",
+    b"use",
+    b"ask",
+];
+
+/// Whether a possibly incomplete text starts with a statement that only reads (see [`READING`]; a text
+/// that starts with `(` is a parenthesized SELECT, an empty one no statement at all). `None`: not enough bytes
+/// to tell yet. Used by the read endpoints, which refuse everything else before it reaches ClickHouse.
+pub fn reads_only(text: &[u8], complete: bool) -> Option<bool> {
+    match next_word(text, complete) {
+        Step::Word(b"", after) => Some(after.first() == Some(&b'(')),
+        Step::Word(word, _) => Some(READING.iter().any(|r| word.eq_ignore_ascii_case(r))),
+        Step::NeedMore => None,
+        Step::End => Some(true),
+    }
+}
+
 enum Step<'a> {
     /// A word (possibly empty: the next byte is punctuation) and what follows it.
     Word(&'a [u8], &'a [u8]),
@@ -99,5 +125,53 @@ fn skip_trivia(mut rest: &[u8]) -> Option<&[u8]> {
             [b'-'] | [b'/'] => return None,
             _ => return Some(rest),
         }
+    }
+}
+
+#[cfg(test)]
+mod read_only_tests {
+    use super::reads_only;
+
+    #[test]
+    fn reading_statements_are_told_from_writes_by_their_first_word() {
+        for text in [
+            &b"SELECT 1"[..],
+            b"  -- note\n with x AS (SELECT 1) SELECT * FROM x",
+            b"(SELECT 1) UNION ALL (SELECT 2)",
+            b"show tables",
+            b"DESCRIBE TABLE t",
+            b"EXISTS t",
+            b"SET max_threads = 1",
+            b"/* c */ EXPLAIN SELECT 1",
+            b"",
+        ] {
+            assert_eq!(
+                reads_only(text, true),
+                Some(true),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        for text in [
+            &b"INSERT INTO t VALUES (1)"[..],
+            b"ALTER TABLE t DELETE WHERE 1",
+            b"drop table t",
+            b"CREATE TABLE t (x UInt8) ENGINE = Memory",
+            b"TRUNCATE TABLE t",
+            b"OPTIMIZE TABLE t",
+            b"RENAME TABLE a TO b",
+            b"SYSTEM STOP MERGES",
+            b"KILL QUERY WHERE 1",
+            b"selector",
+        ] {
+            assert_eq!(
+                reads_only(text, true),
+                Some(false),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        assert_eq!(reads_only(b"SEL", false), None, "the word may go on");
+        assert_eq!(reads_only(b"  -- still a comment", false), None);
     }
 }

@@ -22,6 +22,11 @@ use crate::telemetry::Protocol;
 pub mod balance;
 pub mod health;
 
+/// What a read endpoint answers a statement that writes (with code 164, READONLY), on both protocols.
+pub const READ_ENDPOINT_REFUSAL: &str = "Aurora proxy: Cannot execute query in readonly mode: this is a read \
+     endpoint of aurora-proxy, which lets only SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN, SET and USE through; \
+     send writes to a write endpoint";
+
 /// What a listener routes: every node, or only those of one role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -34,6 +39,15 @@ pub enum Route {
 }
 
 impl Route {
+    /// Where this listener's own reads go (ASK's catalog and generated queries, credential checks): a write
+    /// endpoint keeps them on its nodes, the others may use read replicas.
+    pub fn for_reads(self) -> Route {
+        match self {
+            Route::Write => Route::Write,
+            Route::Any | Route::Read => Route::Read,
+        }
+    }
+
     fn serves(self, role: Role) -> bool {
         match self {
             Route::Any => true,

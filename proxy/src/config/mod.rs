@@ -44,6 +44,11 @@ pub struct Config {
     pub native_tls: Option<NativeTls>,
     pub http_listen: SocketAddr,
     pub metrics_listen: SocketAddr,
+    /// Read and write endpoints (each off unless set).
+    pub native_read_listen: Option<SocketAddr>,
+    pub http_read_listen: Option<SocketAddr>,
+    pub native_write_listen: Option<SocketAddr>,
+    pub http_write_listen: Option<SocketAddr>,
     /// `host:port` of ClickHouse's native interface.
     pub upstream_native: String,
     /// Base URL of ClickHouse's HTTP interface (`http://`), without a trailing slash.

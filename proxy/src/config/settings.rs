@@ -95,6 +95,19 @@ pub struct Listen {
     /// Address for ClickHouse HTTP-interface clients.
     #[arg(long, env = "AURORA_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
     pub http_listen: SocketAddr,
+    /// Read endpoint for native clients: routes only to nodes of role read or any, and refuses every statement
+    /// that writes with ClickHouse's READONLY error (code 164) before it reaches a node. Off unless set.
+    #[arg(long, env = "AURORA_NATIVE_READ_LISTEN")]
+    pub native_read_listen: Option<SocketAddr>,
+    /// Read endpoint for HTTP clients (as --native-read-listen). Off unless set.
+    #[arg(long, env = "AURORA_HTTP_READ_LISTEN")]
+    pub http_read_listen: Option<SocketAddr>,
+    /// Write endpoint for native clients: routes only to nodes of role write or any. Off unless set.
+    #[arg(long, env = "AURORA_NATIVE_WRITE_LISTEN")]
+    pub native_write_listen: Option<SocketAddr>,
+    /// Write endpoint for HTTP clients (as --native-write-listen). Off unless set.
+    #[arg(long, env = "AURORA_HTTP_WRITE_LISTEN")]
+    pub http_write_listen: Option<SocketAddr>,
     /// Address of the Prometheus /metrics endpoint.
     #[arg(long, env = "AURORA_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
     pub metrics_listen: SocketAddr,
@@ -311,7 +324,7 @@ pub struct Limits {
     /// On SIGTERM/SIGINT, how long running queries may finish before connections are closed.
     #[arg(long, env = "AURORA_SHUTDOWN_TIMEOUT", default_value_t = Span(DEFAULT_SHUTDOWN_TIMEOUT))]
     pub shutdown_timeout: Span,
-    /// Most client connections served at once per protocol; more wait in the listen queue.
+    /// Most client connections served at once per listener; more wait in the listen queue.
     #[arg(long, env = "AURORA_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// Largest native packet the proxy frames in memory; a larger one switches that connection to a plain byte

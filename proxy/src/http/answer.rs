@@ -174,7 +174,7 @@ async fn attempt(
     // Generated queries only read: a read replica may answer them.
     let (response, lease) = env
         .router
-        .send(crate::cluster::Route::Read, &key, request)
+        .send(env.route.for_reads(), &key, request, true)
         .await
         .map_err(|error| AskFailure {
             code: error.code(),

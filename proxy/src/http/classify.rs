@@ -33,6 +33,9 @@ pub enum Inspected {
     Sql {
         peeked: VecDeque<Frame<Bytes>>,
         rest: Incoming,
+        /// The statement only reads ([`nlq::reads_only`]); `false` when its text cannot be read (a compressed
+        /// body without a `query` parameter).
+        reads: bool,
     },
     /// An Aurora statement, parsed or not.
     Ask(Result<nlq::AskStatement, nlq::AskSyntaxError>),
@@ -120,7 +123,7 @@ impl Classifier {
 /// Not cancellation safe: frames read before the future is dropped are lost with it (and with the request).
 pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, HttpError> {
     if STATIC_PATHS.contains(&parts.uri.path()) {
-        return Ok(sql(VecDeque::new(), body));
+        return Ok(sql(VecDeque::new(), body, true));
     }
     let query_string = parts.uri.query().unwrap_or("");
     let query_param = params::param(query_string, "query")
@@ -132,7 +135,11 @@ pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, Htt
     let mut body_done = body.is_end_stream();
     loop {
         match classifier.verdict(body_done) {
-            Verdict::Sql => return Ok(sql(peeked, body)),
+            Verdict::Sql => {
+                let complete = body_done || !classifier.body_is_text();
+                let reads = nlq::reads_only(&classifier.text, complete).unwrap_or(false);
+                return Ok(sql(peeked, body, reads));
+            }
             Verdict::Ask => break,
             Verdict::NeedMore => match body.frame().await {
                 None => body_done = true,
@@ -164,8 +171,8 @@ pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, Htt
     Ok(Inspected::Ask(classifier.finish()))
 }
 
-fn sql(peeked: VecDeque<Frame<Bytes>>, rest: Incoming) -> Inspected {
-    Inspected::Sql { peeked, rest }
+fn sql(peeked: VecDeque<Frame<Bytes>>, rest: Incoming, reads: bool) -> Inspected {
+    Inspected::Sql { peeked, rest, reads }
 }
 
 /// Whether the body's bytes are the text itself: no `Content-Encoding` (other than identity) and no

@@ -16,6 +16,7 @@ pub fn status_for_code(code: i32) -> StatusCode {
         codes::SYNTAX_ERROR => StatusCode::BAD_REQUEST,
         codes::QUERY_IS_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
         codes::NOT_IMPLEMENTED => StatusCode::NOT_IMPLEMENTED,
+        codes::READONLY => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -42,8 +43,11 @@ pub enum HttpError {
     #[error("Aurora proxy: no ClickHouse node can take the request (every node of this endpoint is down or refused the connection)")]
     NoNode,
     /// The node that holds the request's `session_id` is down; the session cannot move.
-    #[error("Aurora proxy: ClickHouse node {node}, which holds this session_id's session, is down; ClickHouse sessions live on one server and cannot move to another, so start a new session")]
-    SessionNodeDown { node: String },
+    #[error("Aurora proxy: ClickHouse node {node}, which holds this session_id's session, is down ({reason}); ClickHouse sessions live on one server and cannot move to another, so start a new session")]
+    SessionNodeDown { node: String, reason: String },
+    /// A statement that writes, on a read endpoint.
+    #[error("{}", crate::cluster::READ_ENDPOINT_REFUSAL)]
+    ReadOnly,
     /// The configured upstream URL cannot be used.
     #[error("Aurora proxy: upstream_http {url:?} cannot be used: {reason}")]
     UpstreamUrl { url: String, reason: String },
@@ -61,6 +65,7 @@ impl HttpError {
             HttpError::ReceiveTimeout(_) => codes::SOCKET_TIMEOUT,
             HttpError::AskTooLarge { .. } => codes::QUERY_IS_TOO_LARGE,
             HttpError::UpstreamUrl { .. } => codes::UNSUPPORTED_URI_SCHEME,
+            HttpError::ReadOnly => codes::READONLY,
         }
     }
 

@@ -38,9 +38,12 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
         Err(_) => Err(HttpError::ReceiveTimeout(receive_timeout)),
     };
     match inspected {
-        Ok(Inspected::Sql { peeked, rest }) => {
+        Ok(Inspected::Sql { reads: false, .. }) if env.route == Route::Read => {
+            error_answer(env, &HttpError::ReadOnly, StatementKind::Sql, started)
+        }
+        Ok(Inspected::Sql { peeked, rest, reads }) => {
             let body = UpstreamBody::new(peeked, rest, receive_timeout, env.metrics.clone());
-            match forward(env, parts, body, peer, started).await {
+            match forward(env, parts, body, reads, peer, started).await {
                 Ok(response) => response,
                 Err(error) => error_answer(env, &error, StatementKind::Sql, started),
             }
@@ -57,6 +60,7 @@ async fn forward(
     env: &HttpEnv,
     mut parts: hyper::http::request::Parts,
     body: UpstreamBody,
+    reads: bool,
     peer: SocketAddr,
     started: Instant,
 ) -> Result<Response<ClientBody>, HttpError> {
@@ -69,7 +73,7 @@ async fn forward(
 
     let (response, connection) = env
         .router
-        .send(Route::Any, &key, Request::from_parts(parts, body))
+        .send(env.route, &key, Request::from_parts(parts, body), reads)
         .await?;
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);

@@ -327,7 +327,7 @@ async fn authenticate(env: &HttpEnv, identity: &Identity) -> Result<(), IngestAp
     };
     let (response, lease) = env
         .router
-        .send(crate::cluster::Route::Any, &key, request)
+        .send(env.route.for_reads(), &key, request, true)
         .await
         .map_err(|e| {
             IngestApiError::ClickHouse(e.to_string().trim_start_matches("Aurora proxy: ").to_string())

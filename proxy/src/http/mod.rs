@@ -42,8 +42,10 @@ pub struct HttpEnv {
     pub metrics: Arc<Metrics>,
     /// Aurora's answer to ASK statements, shared with the native side.
     pub ask: Arc<AskService>,
-    /// The nodes' HTTP interfaces and which one takes each request.
-    pub router: route::Router,
+    /// The nodes' HTTP interfaces and which one takes each request (shared by every HTTP listener).
+    pub router: Arc<route::Router>,
+    /// Which nodes this listener's requests go to (and, for a read endpoint, that writes are refused).
+    pub route: crate::cluster::Route,
 }
 
 impl HttpEnv {
@@ -60,7 +62,11 @@ impl HttpEnv {
             user: "default".into(),
             session: None,
         };
-        let Ok((response, lease)) = self.router.send(crate::cluster::Route::Any, &key, request).await else {
+        let Ok((response, lease)) = self
+            .router
+            .send(self.route.for_reads(), &key, request, true)
+            .await
+        else {
             return false;
         };
         let ok = response.status().is_success();
@@ -91,12 +97,28 @@ impl HttpEnv {
         ask: Arc<AskService>,
         cluster: Arc<crate::cluster::Cluster>,
     ) -> Result<HttpEnv, HttpError> {
-        let router = route::Router::new(cluster, config.connect_timeout, metrics.clone())?;
+        let router = Arc::new(route::Router::new(
+            cluster,
+            config.connect_timeout,
+            metrics.clone(),
+        )?);
         Ok(HttpEnv {
             config,
             metrics,
             ask,
             router,
+            route: crate::cluster::Route::Any,
         })
+    }
+
+    /// The same environment for a listener of another route.
+    pub fn with_route(&self, route: crate::cluster::Route) -> HttpEnv {
+        HttpEnv {
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            ask: self.ask.clone(),
+            router: self.router.clone(),
+            route,
+        }
     }
 }

@@ -78,6 +78,28 @@ impl UpstreamBody {
         }
     }
 
+    /// A copy to send again, when the whole body is in memory (the client's stream has ended, or there is
+    /// none): what lets a read that failed on a connection the server had dropped go to another one.
+    pub fn replay(&self) -> Option<UpstreamBody> {
+        let ended = self.rest.as_ref().is_none_or(|rest| rest.is_end_stream());
+        if !ended || self.bytes > 0 {
+            return None;
+        }
+        let peeked = self
+            .peeked
+            .iter()
+            .map(|frame| frame.data_ref().cloned().map(Frame::data))
+            .collect::<Option<VecDeque<_>>>()?;
+        Some(UpstreamBody {
+            peeked,
+            rest: None,
+            bytes: 0,
+            metrics: self.metrics.clone(),
+            receive_timeout: self.receive_timeout,
+            idle: None,
+        })
+    }
+
     fn peeked_len(&self) -> u64 {
         self.peeked
             .iter()

@@ -90,11 +90,14 @@ impl Router {
 
     /// Sends `request` (its URI the client's, in origin form) to a node of `route` and returns the answer's
     /// head with the connection it came on (which counts the request on its node until the answer ends).
+    /// `reads`: the request only reads, so it may be sent again when a pooled connection fails under it
+    /// ([`Upstream::try_send`]).
     pub async fn send(
         &self,
         route: Route,
         key: &RouteKey,
         mut request: Request<UpstreamBody>,
+        reads: bool,
     ) -> Result<(Response<Incoming>, Lease), HttpError> {
         let client_uri: Uri = request.uri().clone();
         let session_key = key.session.as_ref().map(|s| (key.user.clone(), s.clone()));
@@ -109,6 +112,7 @@ impl Router {
                     if !node.is_up() {
                         return Err(HttpError::SessionNodeDown {
                             node: node.name().to_string(),
+                            reason: "health probes fail or a connect was refused".into(),
                         });
                     }
                     self.cluster.lease(index, Protocol::Http)
@@ -121,7 +125,7 @@ impl Router {
             let index = lease.node().index;
             let upstream = &self.upstreams[index];
             *request.uri_mut() = upstream.uri_for(&client_uri)?;
-            match upstream.try_send(request).await {
+            match upstream.try_send(request, reads).await {
                 Ok((response, mut connection)) => {
                     if let Some(k) = session_key {
                         if pinned.is_none() {
@@ -162,6 +166,12 @@ impl Router {
                             request = back;
                             tried.push(index);
                             last = Some(error);
+                        }
+                        Some(_) if connect => {
+                            return Err(HttpError::SessionNodeDown {
+                                node: lease.node().name().to_string(),
+                                reason: error.to_string().trim_start_matches("Aurora proxy: ").to_string(),
+                            })
                         }
                         _ => return Err(error),
                     }

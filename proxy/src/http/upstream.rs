@@ -97,14 +97,19 @@ impl Upstream {
         &self,
         request: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
-        self.try_send(request).await.map_err(|(error, _)| error)
+        self.try_send(request, false).await.map_err(|(error, _)| error)
     }
 
     /// [`Upstream::send`], with the request given back when no connection could be opened (nothing of it was
     /// sent, so another node may take it).
+    ///
+    /// A request that only reads (`reads`) and whose body is all in memory is also sent again when a pooled
+    /// connection fails under it before the answer's head: the server dropped that connection (it died or
+    /// restarted) and a fresh one, or another node, answers. Writes are never sent twice.
     pub async fn try_send(
         &self,
         mut request: Request<UpstreamBody>,
+        reads: bool,
     ) -> Result<(Response<Incoming>, Lease), (SendError, Option<Request<UpstreamBody>>)> {
         request.headers_mut().insert(HOST, self.host.clone());
         let mut retried = false;
@@ -116,6 +121,11 @@ impl Upstream {
                     Ok(lease) => lease,
                     Err(error) => return Err((error, Some(request))),
                 },
+            };
+            let spare = if lease.reused && reads && !retried {
+                copy(&request)
+            } else {
+                None
             };
             match lease.ready().await {
                 Ok(()) => {}
@@ -134,9 +144,14 @@ impl Upstream {
                 Err(SendFailure::Unsent { error, .. }) => {
                     return Err((SendError::Failed(closed_reason(error.as_ref())), None))
                 }
-                Err(SendFailure::Failed(error)) => {
-                    return Err((SendError::Failed(error_chain(&error)), None))
-                }
+                Err(SendFailure::Failed(error)) => match spare {
+                    Some(spare) => {
+                        tracing::debug!(upstream = %self.url, error = %error_chain(&error), "a pooled connection failed under a read; sending it again");
+                        request = spare;
+                        retried = true;
+                    }
+                    None => return Err((SendError::Failed(error_chain(&error)), None)),
+                },
             }
         }
     }
@@ -162,6 +177,17 @@ impl Upstream {
             .await
             .map_err(|error| SendError::Connect(error_chain(&error)))
     }
+}
+
+/// A copy of `request` when its body can be sent again.
+fn copy(request: &Request<UpstreamBody>) -> Option<Request<UpstreamBody>> {
+    let body = request.body().replay()?;
+    let mut copy = Request::new(body);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }
 
 fn closed_reason(error: Option<&hyper::Error>) -> String {

@@ -13,9 +13,18 @@ impl Session {
         };
         let ask = match pending.statement {
             Ok(ask) => ask,
-            Err(syntax) => {
+            Err(Refusal::Syntax(syntax)) => {
                 let failure = self.env.ask.syntax_error(&syntax);
                 return self.fail_ask(&failure, pending.started).await;
+            }
+            Err(Refusal::ReadOnly) => {
+                let failure = AskFailure {
+                    code: codes::READONLY,
+                    message: crate::cluster::READ_ENDPOINT_REFUSAL.into(),
+                };
+                return self
+                    .fail_statement(&failure, StatementKind::Sql, pending.started)
+                    .await;
             }
         };
         let Some(query) = pending.query else {
@@ -82,6 +91,16 @@ impl Session {
 
     /// Answers the ASK with an exception and closes its metrics.
     async fn fail_ask(&mut self, failure: &AskFailure, started: Instant) -> Result<(), SessionError> {
+        self.fail_statement(failure, StatementKind::Ask, started).await
+    }
+
+    /// Answers an intercepted statement with an exception and closes its metrics.
+    async fn fail_statement(
+        &mut self,
+        failure: &AskFailure,
+        kind: StatementKind,
+        started: Instant,
+    ) -> Result<(), SessionError> {
         self.client
             .send(&encode_exception(failure.code, &failure.message))
             .await?;
@@ -89,7 +108,7 @@ impl Session {
         telemetry::query_finished(
             &self.env.metrics,
             Protocol::Native,
-            StatementKind::Ask,
+            kind,
             Outcome::Error,
             in_flight.map_or(started, |q| q.started).elapsed(),
         );

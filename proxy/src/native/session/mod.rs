@@ -42,6 +42,7 @@ use handshake::handshake;
 const HTTP_ON_NATIVE_PORT: &[u8] = b"HTTP/1.0 400 Bad Request\r\n\r\nThis is the ClickHouse native protocol port of aurora-proxy.\r\nUse the HTTP port for HTTP requests.\r\n";
 
 /// Everything a session needs from the server around it.
+#[derive(Clone)]
 pub struct SessionEnv {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
@@ -64,9 +65,17 @@ struct InFlight {
 /// An ASK statement waiting for the client's end of external data before it is answered.
 struct PendingAsk {
     started: Instant,
-    statement: Result<nlq::AskStatement, nlq::AskSyntaxError>,
+    statement: Result<nlq::AskStatement, Refusal>,
     /// The client's Query packet (settings, client info, compression), reused for the generated query.
     query: Option<Query>,
+}
+
+/// Why an intercepted statement is answered with an exception.
+enum Refusal {
+    /// An ASK that does not parse.
+    Syntax(nlq::AskSyntaxError),
+    /// SQL that writes, on a read endpoint.
+    ReadOnly,
 }
 
 /// A generated query running upstream, watched until its first block: an exception before it means ClickHouse
@@ -93,7 +102,7 @@ enum ClientAction {
         query: Option<StatementKind>,
         cancel: bool,
     },
-    StartAsk(Result<nlq::AskStatement, nlq::AskSyntaxError>),
+    StartAsk(Result<nlq::AskStatement, Refusal>),
     /// Swallowed because it belongs to an intercepted ASK; `ends_data` when it is the empty block.
     SwallowForAsk {
         ends_data: bool,
@@ -161,7 +170,13 @@ fn log_session_error(metrics: &Metrics, peer: SocketAddr, error: &SessionError) 
 }
 
 /// Decides what to do with a client packet; `ask_pending` when an intercepted ASK awaits its end of data.
-fn client_action(ask_pending: bool, ctx: &mut Context, packet: ClientPacket<'_>) -> ClientAction {
+/// On a read endpoint (`read_only`), a Query that writes is refused before it reaches ClickHouse.
+fn client_action(
+    ask_pending: bool,
+    read_only: bool,
+    ctx: &mut Context,
+    packet: ClientPacket<'_>,
+) -> ClientAction {
     if ask_pending {
         // Until the empty block that ends external data, everything belongs to the ASK.
         let ends_data = matches!(packet, ClientPacket::Data(shape) if shape.is_empty());
@@ -171,12 +186,15 @@ fn client_action(ask_pending: bool, ctx: &mut Context, packet: ClientPacket<'_>)
         ClientPacket::Query(query) => {
             ctx.compression = query.compression;
             match nlq::classify(query.query) {
+                Ok(Statement::Sql) if read_only && nlq::reads_only(query.query, true) != Some(true) => {
+                    ClientAction::StartAsk(Err(Refusal::ReadOnly))
+                }
                 Ok(Statement::Sql) => ClientAction::Forward {
                     query: Some(StatementKind::Sql),
                     cancel: false,
                 },
                 Ok(Statement::Ask(ask)) => ClientAction::StartAsk(Ok(ask)),
-                Err(syntax) => ClientAction::StartAsk(Err(syntax)),
+                Err(syntax) => ClientAction::StartAsk(Err(Refusal::Syntax(syntax))),
             }
         }
         ClientPacket::Cancel => ClientAction::Forward {

@@ -92,7 +92,15 @@ impl Session {
             let framed = frame_client_packet(buf, &self.ctx, &mut self.client_frame);
             let limit = self.env.config.max_framed_packet;
             let (action, len) = match framed {
-                Ok((packet, len)) => (client_action(self.ask.is_some(), &mut self.ctx, packet), len),
+                Ok((packet, len)) => (
+                    client_action(
+                        self.ask.is_some(),
+                        self.env.route == crate::cluster::Route::Read,
+                        &mut self.ctx,
+                        packet,
+                    ),
+                    len,
+                ),
                 Err(e) => match stop(e, limit, self.client_frame.held(), "client") {
                     Stop::Wait(needed) => {
                         self.client.needed = pending + needed;
