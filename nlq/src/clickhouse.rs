@@ -81,10 +81,13 @@ struct Meta {
     ty: String,
 }
 
-/// A ClickHouse HTTP endpoint.
+/// A ClickHouse HTTP endpoint, or several replicas of one: a request whose connect fails goes to the next,
+/// which then takes the following requests too.
 #[derive(Debug, Clone)]
 pub struct ClickHouseHttp {
-    client: http::Client,
+    clients: Vec<http::Client>,
+    /// The replica tried first.
+    preferred: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The most bytes of an answer the engine reads (catalogs of thousands of columns fit easily).
@@ -94,6 +97,11 @@ impl ClickHouseHttp {
     /// `url` is ClickHouse's HTTP interface, e.g. `http://127.0.0.1:8123` (`https://` checks the server's
     /// certificate against the platform's CAs).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, ClickHouseError> {
+        Self::replicated(&[url], timeout)
+    }
+
+    /// Replicas of one database, tried in this order (at least one URL).
+    pub fn replicated(urls: &[&str], timeout: Duration) -> Result<Self, ClickHouseError> {
         crate::install_crypto_provider();
         let options = http::Options {
             connect_timeout: timeout.min(Duration::from_secs(10)),
@@ -102,13 +110,32 @@ impl ClickHouseHttp {
             roots: http::Roots::Platform,
             ports: http::DefaultPorts::WEB,
         };
-        let client = http::Client::new(url, options)
-            .map_err(|e| ClickHouseError::unreachable(format!("cannot build an HTTP client: {e}")))?;
-        Ok(Self { client })
+        let clients = urls
+            .iter()
+            .map(|url| {
+                http::Client::new(url, options.clone())
+                    .map_err(|e| ClickHouseError::unreachable(format!("cannot build an HTTP client: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if clients.is_empty() {
+            return Err(ClickHouseError::unreachable(
+                "no ClickHouse URL configured".into(),
+            ));
+        }
+        Ok(Self {
+            clients,
+            preferred: Default::default(),
+        })
     }
 
+    /// The URL requests go to now.
     pub fn url(&self) -> &str {
-        self.client.url()
+        self.client().url()
+    }
+
+    fn client(&self) -> &http::Client {
+        let at = self.preferred.load(std::sync::atomic::Ordering::Relaxed);
+        &self.clients[at % self.clients.len()]
     }
 
     /// Runs `sql` (without a FORMAT clause) as `credentials`, with extra URL parameters (settings, `param_*`).
@@ -119,15 +146,18 @@ impl ClickHouseHttp {
         sql: &str,
         params: &[(String, String)],
     ) -> Result<QueryResult, ClickHouseError> {
-        let mut request = self
-            .client
-            .post("/")
-            .queries(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        if let Some(db) = database.filter(|d| !d.is_empty()) {
-            request = request.query("database", db);
-        }
         let body = format!("{sql}\nFORMAT JSONCompact");
-        let bytes = self.send(request.body(body), credentials).await?;
+        let bytes = self
+            .send(credentials, |client| {
+                let mut request = client
+                    .post("/")
+                    .queries(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                if let Some(db) = database.filter(|d| !d.is_empty()) {
+                    request = request.query("database", db);
+                }
+                request.body(body.clone())
+            })
+            .await?;
         let parsed: JsonCompact = serde_json::from_slice(&bytes).map_err(|e| {
             ClickHouseError::unreachable(format!(
                 "ClickHouse answered with JSON this client cannot read: {e}"
@@ -150,33 +180,53 @@ impl ClickHouseHttp {
         data: Vec<u8>,
     ) -> Result<(), ClickHouseError> {
         // Without rows the statement is the body (an empty POST body lacks the Content-Length 18.16 needs).
-        let request = self.client.post("/");
-        let request = if data.is_empty() {
-            request.body(sql.to_string())
-        } else {
-            request.query("query", sql).body(data)
-        };
-        self.send(request, credentials).await.map(drop)
+        let data = bytes::Bytes::from(data);
+        self.send(credentials, |client| {
+            let request = client.post("/");
+            if data.is_empty() {
+                request.body(sql.to_string())
+            } else {
+                request.query("query", sql).body(data.clone())
+            }
+        })
+        .await
+        .map(drop)
     }
 
-    /// Sends `request` as `credentials` and reads the answer (at most [`MAX_ANSWER`] bytes); ClickHouse's
-    /// exception when it refused.
-    async fn send(
-        &self,
-        request: http::RequestBuilder<'_>,
+    /// Sends the request `build` makes as `credentials` and reads the answer (at most [`MAX_ANSWER`] bytes);
+    /// ClickHouse's exception when it refused. A replica that cannot be connected to passes the request to the
+    /// next (nothing was sent to it).
+    async fn send<'a>(
+        &'a self,
         credentials: &Credentials,
+        build: impl Fn(&'a http::Client) -> http::RequestBuilder<'a>,
     ) -> Result<Vec<u8>, ClickHouseError> {
         let auth = http::Auth::Basic {
             user: credentials.user.clone(),
             password: credentials.password.clone(),
         };
-        let response = request.auth(&auth).send().await.map_err(|e| self.failed(e))?;
-        let response = response.error_for_status().map_err(|e| self.failed(e))?;
-        Ok(response.body.into())
+        let first = self.preferred.load(std::sync::atomic::Ordering::Relaxed);
+        let mut last = None;
+        for k in 0..self.clients.len() {
+            let at = (first + k) % self.clients.len();
+            let client = &self.clients[at];
+            match build(client).auth(&auth).send().await {
+                Ok(response) => {
+                    self.preferred.store(at, std::sync::atomic::Ordering::Relaxed);
+                    let response = response.error_for_status().map_err(|e| self.failed(client, e))?;
+                    return Ok(response.body.into());
+                }
+                Err(e @ (http::Error::Connect { .. } | http::Error::ConnectTimeout { .. })) => {
+                    last = Some(self.failed(client, e));
+                }
+                Err(e) => return Err(self.failed(client, e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| ClickHouseError::unreachable("no ClickHouse URL configured".into())))
     }
 
     /// What went wrong, as the engine reports it.
-    fn failed(&self, error: http::Error) -> ClickHouseError {
+    fn failed(&self, client: &http::Client, error: http::Error) -> ClickHouseError {
         match error {
             http::Error::Exception(exception) => ClickHouseError {
                 code: exception.code,
@@ -189,7 +239,7 @@ impl ClickHouseHttp {
                 ClickHouseError::unreachable(format!("ClickHouse's answer broke off: {reason}"))
             }
             other => {
-                ClickHouseError::unreachable(format!("cannot reach ClickHouse at {}: {other}", self.url()))
+                ClickHouseError::unreachable(format!("cannot reach ClickHouse at {}: {other}", client.url()))
             }
         }
     }

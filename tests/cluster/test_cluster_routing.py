@@ -351,3 +351,66 @@ def test_the_read_endpoint_refuses_writes_and_the_write_endpoint_writes(ch_clust
     # And the read endpoint reads them from a replica.
     assert Client(HOST, port=read.native_port).execute("SELECT sum(x) FROM endpoints.t") == [(24,)]
     ch_cluster.query(1, "DROP DATABASE endpoints ON CLUSTER aurora")
+
+
+def test_ask_through_the_read_endpoint_reads_replicas_and_survives_one_going_away(
+    ch_cluster, cluster_proxy, scripted_llm
+):
+    """The catalog, the sampled values and the generated query come from the read replicas (ch2, then ch3);
+    with ch2 killed the same ASK is answered from ch3, on both protocols."""
+    from support.llm import sql_answer
+    from support.servers import free_port
+
+    ch_cluster.query(1, "CREATE DATABASE IF NOT EXISTS asked ON CLUSTER aurora")
+    ch_cluster.query(
+        1,
+        "CREATE TABLE IF NOT EXISTS asked.orders ON CLUSTER aurora (id UInt64, country String) "
+        "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/asked/orders', '{replica}') ORDER BY id",
+    )
+    ch_cluster.query(1, "INSERT INTO asked.orders VALUES (1, 'DE'), (2, 'FR'), (3, 'DE')")
+    wait_for(
+        lambda: all(ch_cluster.query(n, "SELECT count() FROM asked.orders").strip() == "3" for n in (2, 3)),
+        10,
+        "the rows replicated",
+    )
+    scripted_llm.script(
+        [{"match": "orders from DE", "responses": [sql_answer("SELECT count() FROM asked.orders WHERE country = 'DE'")]}]
+    )
+    ports = {"nr": free_port(), "hr": free_port()}
+    cluster_proxy(
+        "first_healthy",
+        roles={1: "write", 2: "read", 3: "read"},
+        native_read_listen=f"{HOST}:{ports['nr']}",
+        http_read_listen=f"{HOST}:{ports['hr']}",
+        llm_base_url=scripted_llm.base_url,
+        llm_model="scripted",
+        llm_timeout="5s",
+        ask_semantic_cache_threshold=0,
+        catalog_ttl="1s",
+    )
+
+    def ask_both(round: int):
+        client = Client(HOST, port=ports["nr"], database="asked")
+        try:
+            native = client.execute(f"ASK 'how many orders from DE? ({round})'")
+        finally:
+            client.disconnect()
+        conn = http.client.HTTPConnection(HOST, ports["hr"], timeout=30)
+        try:
+            conn.request("POST", "/?database=asked", body=f"ASK 'how many orders from DE, over HTTP? ({round})'".encode())
+            response = conn.getresponse()
+            text = response.read().decode()
+        finally:
+            conn.close()
+        assert response.status == 200, text
+        return native, text.strip()
+
+    assert ask_both(1) == ([(2,)], "2")
+    ch_cluster.kill(2)
+    try:
+        # New questions, after the catalog's TTL: the catalog is read again, from ch3.
+        time.sleep(1.5)
+        assert ask_both(2) == ([(2,)], "2")
+    finally:
+        ch_cluster.restart(2)
+    ch_cluster.query(1, "DROP DATABASE asked ON CLUSTER aurora")

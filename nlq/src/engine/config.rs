@@ -14,6 +14,8 @@ pub const CANDIDATE_ROWS: u64 = 100;
 pub struct EngineConfig {
     /// ClickHouse's HTTP interface, for the catalog and sampled values.
     pub clickhouse_url: String,
+    /// Replicas tried, in order, when `clickhouse_url` cannot be connected to.
+    pub clickhouse_replicas: Vec<String>,
     pub clickhouse_timeout: Duration,
     /// `None`: ASK answers that no model is configured.
     pub llm: Option<LlmConfig>,
@@ -49,6 +51,7 @@ impl EngineConfig {
     pub fn new(clickhouse_url: impl Into<String>) -> Self {
         Self {
             clickhouse_url: clickhouse_url.into(),
+            clickhouse_replicas: Vec::new(),
             clickhouse_timeout: Duration::from_secs(30),
             llm: None,
             embed_model_dir: None,

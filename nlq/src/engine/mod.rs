@@ -95,7 +95,10 @@ impl Engine {
         semantic: SemanticFile,
         store: Option<Arc<EmbeddingStore>>,
     ) -> Result<Engine, EngineError> {
-        let clickhouse = ClickHouseHttp::new(&config.clickhouse_url, config.clickhouse_timeout)?;
+        let urls: Vec<&str> = std::iter::once(config.clickhouse_url.as_str())
+            .chain(config.clickhouse_replicas.iter().map(String::as_str))
+            .collect();
+        let clickhouse = ClickHouseHttp::replicated(&urls, config.clickhouse_timeout)?;
         let llm = config.llm.clone().map(Llm::new).transpose()?;
         let feedback = config
             .feedback

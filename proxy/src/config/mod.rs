@@ -145,7 +145,15 @@ impl Config {
 
     /// The natural-language engine's settings.
     pub fn engine_config(&self) -> nlq::EngineConfig {
-        let mut engine = nlq::EngineConfig::new(self.upstream_http.clone());
+        // The catalog, sampled values and feedback are read from the nodes that serve reads, in the file's order.
+        let mut readers = self
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| n.role != Role::Write)
+            .map(|n| n.http.clone());
+        let mut engine = nlq::EngineConfig::new(readers.next().unwrap_or_else(|| self.upstream_http.clone()));
+        engine.clickhouse_replicas = readers.collect();
         engine.clickhouse_timeout = self.connect_timeout.max(Duration::from_secs(30));
         engine.llm = match (&self.llm_base_url, &self.llm_model) {
             (Some(base_url), Some(model)) => Some(nlq::llm::LlmConfig {
