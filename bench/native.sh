@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Native-protocol benchmark: aurora-proxy against ClickHouse directly, in one run, on this machine.
 #
-#   bench/native.sh [--rows N] [--runs N] [--seconds S]
+#   bench/native.sh [--rows N] [--runs N] [--seconds S] [--cluster]
+#
+# --cluster: three ClickHouse nodes (scripts/cluster.sh: ZooKeeper and three replicas) behind the proxy, balanced
+# by least connections, against the first node directly.
 #
 # Prints, for each measurement, the direct and proxied numbers and their ratio (proxy / direct, higher is
 # better, 1.00 = no overhead):
@@ -18,8 +21,10 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 ROWS=50000000
 RUNS=5
 SECONDS_PER_QPS=6
+CLUSTER=0
 while [ $# -gt 0 ]; do
     case "$1" in
+        --cluster) CLUSTER=1; shift ;;
         --rows) ROWS="$2"; shift 2 ;;
         --runs) RUNS="$2"; shift 2 ;;
         --seconds) SECONDS_PER_QPS="$2"; shift 2 ;;
@@ -35,23 +40,47 @@ PROXY_PID=""
 cleanup() {
     [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null || true
     "$ROOT/scripts/clickhouse.sh" stop "$WORK/ch" >/dev/null 2>&1 || true
+    [ "$CLUSTER" = 1 ] && "$ROOT/scripts/cluster.sh" stop "$WORK/cluster" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 [ -x "$ROOT/target/release/aurora-proxy" ] || (cd "$ROOT" && cargo build --release -p aurora-proxy)
-mkdir -p "$WORK/ch"
-"$ROOT/scripts/clickhouse.sh" start "$WORK/ch" "$CH_TCP" "$CH_HTTP"
+NODES_CONFIG=()
+if [ "$CLUSTER" = 1 ]; then
+    BASE=$(python3 -c 'import socket,sys
+for base in range(41000, 60000, 97):
+    try:
+        socks = []
+        for p in [base] + [base + 10 * i + k for i in (1, 2, 3) for k in range(3)]:
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); sys.exit(0)
+    except OSError:
+        pass')
+    "$ROOT/scripts/cluster.sh" start "$WORK/cluster" "$BASE"
+    CH_TCP=$((BASE + 10)); CH_HTTP=$((BASE + 11))
+    {
+        echo 'balance = "least_connections"'
+        for i in 1 2 3; do
+            printf '[[nodes]]\nname = "ch%s"\nnative = "127.0.0.1:%s"\nhttp = "http://127.0.0.1:%s"\n' \
+                "$i" "$((BASE + 10 * i))" "$((BASE + 10 * i + 1))"
+        done
+    } > "$WORK/nodes.toml"
+    NODES_CONFIG=(--config "$WORK/nodes.toml")
+else
+    mkdir -p "$WORK/ch"
+    "$ROOT/scripts/clickhouse.sh" start "$WORK/ch" "$CH_TCP" "$CH_HTTP"
+fi
 RUST_LOG=warn "$ROOT/target/release/aurora-proxy" --native-listen "127.0.0.1:$PX_NATIVE" --http-listen "127.0.0.1:$PX_HTTP" \
     --metrics-listen "127.0.0.1:$PX_METRICS" --upstream-native "127.0.0.1:$CH_TCP" \
-    --upstream-http "http://127.0.0.1:$CH_HTTP" 2>"$WORK/proxy.log" &
+    --upstream-http "http://127.0.0.1:$CH_HTTP" "${NODES_CONFIG[@]}" 2>"$WORK/proxy.log" &
 PROXY_PID=$!
 for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$PX_NATIVE") 2>/dev/null && break; sleep 0.05; done
 
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status"; }
 ratio() { python3 -c "import sys; d,p=float(sys.argv[1]),float(sys.argv[2]); print(f'{p/d:.3f}' if d else 'n/a')" "$1" "$2"; }
 
-echo "aurora-proxy native benchmark — $(nproc) cores, ClickHouse $(clickhouse-client --port "$CH_TCP" -q 'SELECT version()')"
+echo "aurora-proxy native benchmark — $(nproc) cores, ClickHouse $(clickhouse-client --port "$CH_TCP" -q 'SELECT version()')$([ "$CLUSTER" = 1 ] && echo ', proxy over three nodes, direct to one')"
 echo
 
 qps() { # <port> <concurrency>
