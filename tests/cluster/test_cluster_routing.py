@@ -462,3 +462,34 @@ def test_ask_through_the_read_endpoint_reads_replicas_and_survives_one_going_awa
     finally:
         ch_cluster.restart(2)
     ch_cluster.query(1, "DROP DATABASE asked ON CLUSTER aurora")
+
+
+def test_kill_query_over_http_reaches_the_node_running_the_query(cluster_proxy):
+    """Three long queries land on the three nodes (round robin); each one's KILL, sent through the proxy, finds
+    it (a KILL that reached another node would answer with no row: by chance all three would, 1 time in 27)."""
+    proxy = cluster_proxy("round_robin")
+    outcomes = {}
+
+    def long_query(query_id):
+        started = time.monotonic()
+        answer = http_request(
+            proxy, "SELECT count() FROM system.numbers_mt", query_id=query_id, max_execution_time="60"
+        )
+        outcomes[query_id] = (answer, time.monotonic() - started)
+
+    ids = [f"cluster-kill-{i}" for i in range(3)]
+    runners = [threading.Thread(target=long_query, args=(query_id,)) for query_id in ids]
+    for runner in runners:
+        runner.start()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    for query_id in ids:
+        killed = http_request(proxy, f"KILL QUERY WHERE query_id = '{query_id}' SYNC FORMAT TSV")
+        assert killed.status == 200, killed.text
+        assert query_id in killed.text, (query_id, killed.text)
+    for runner in runners:
+        runner.join(timeout=20)
+        assert not runner.is_alive()
+    for query_id, (answer, took) in outcomes.items():
+        assert took < 15, (query_id, took)
+        assert answer.status != 200 or "Exception" in answer.text, answer.text

@@ -11,8 +11,9 @@
 //! Each choice returns a [`NodeLease`] that counts the connection (native) or request (HTTP) on its node for as
 //! long as it lives: least-connections balancing and the per-node gauges read these counts.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::nodes::{ClusterConfig, HealthConfig, NodeConfig};
 use crate::config::{Balance, Role};
@@ -92,13 +93,21 @@ pub struct Cluster {
     /// Round-robin position.
     turn: AtomicU64,
     metrics: Arc<Metrics>,
+    /// The node of each running query the client named (`query_id`), for `KILL QUERY … WHERE query_id = …`.
+    running: Arc<Mutex<HashMap<String, usize>>>,
 }
+
+/// Running queries with a client-given id, at most; past it, new ones are not remembered (their KILL goes
+/// where the balance strategy sends it).
+const MAX_RUNNING: usize = 65_536;
 
 /// A node chosen for one native connection or one HTTP request; counted on the node while it lives.
 pub struct NodeLease {
     node: Arc<Node>,
     protocol: Protocol,
     metrics: Arc<Metrics>,
+    /// The query id this lease's query runs under, remembered in `running` until the lease ends.
+    query: Option<(String, Arc<Mutex<HashMap<String, usize>>>)>,
 }
 
 impl NodeLease {
@@ -115,6 +124,12 @@ impl std::fmt::Debug for NodeLease {
 
 impl Drop for NodeLease {
     fn drop(&mut self) {
+        if let Some((id, running)) = self.query.take() {
+            let mut running = running.lock().expect("running lock");
+            if running.get(&id) == Some(&self.node.index) {
+                running.remove(&id);
+            }
+        }
         self.node.active.fetch_sub(1, Ordering::Relaxed);
         self.metrics
             .node_active
@@ -156,7 +171,26 @@ impl Cluster {
             health: config.health,
             turn: AtomicU64::new(0),
             metrics,
+            running: Default::default(),
         })
+    }
+
+    /// Remembers that the query `id` runs on `lease`'s node, until the lease ends.
+    pub fn running(&self, lease: &mut NodeLease, id: &str) {
+        if id.is_empty() || id.len() > 256 {
+            return;
+        }
+        let mut running = self.running.lock().expect("running lock");
+        if running.len() >= MAX_RUNNING && !running.contains_key(id) {
+            return;
+        }
+        running.insert(id.to_string(), lease.node.index);
+        lease.query = Some((id.to_string(), self.running.clone()));
+    }
+
+    /// The node running the query `id`, if a client started it through this proxy and it has not ended.
+    pub fn running_on(&self, id: &str) -> Option<usize> {
+        self.running.lock().expect("running lock").get(id).copied()
     }
 
     pub fn nodes(&self) -> &[Arc<Node>] {
@@ -198,6 +232,7 @@ impl Cluster {
             node,
             protocol,
             metrics: self.metrics.clone(),
+            query: None,
         })
     }
 

@@ -169,7 +169,7 @@ async fn attempt(
     let request = generated_request(env, parts, prepared, format, peer)?;
     let key = super::route::RouteKey {
         user: asker(parts).credentials.user,
-        session: None,
+        ..Default::default()
     };
     // Generated queries only read: a read replica may answer them.
     let (response, lease) = env

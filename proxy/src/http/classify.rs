@@ -36,6 +36,8 @@ pub enum Inspected {
         /// The statement only reads ([`nlq::reads_only`]); `false` when its text cannot be read (a compressed
         /// body without a `query` parameter).
         reads: bool,
+        /// `KILL QUERY … WHERE query_id = '<id>'`: the id.
+        kills: Option<String>,
     },
     /// An Aurora statement, parsed or not.
     Ask(Result<nlq::AskStatement, nlq::AskSyntaxError>),
@@ -123,7 +125,7 @@ impl Classifier {
 /// Not cancellation safe: frames read before the future is dropped are lost with it (and with the request).
 pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, HttpError> {
     if STATIC_PATHS.contains(&parts.uri.path()) {
-        return Ok(sql(VecDeque::new(), body, true));
+        return Ok(sql(VecDeque::new(), body, true, None));
     }
     let query_string = parts.uri.query().unwrap_or("");
     let query_param = params::param(query_string, "query")
@@ -138,7 +140,12 @@ pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, Htt
             Verdict::Sql => {
                 let complete = body_done || !classifier.body_is_text();
                 let reads = nlq::reads_only(&classifier.text, complete).unwrap_or(false);
-                return Ok(sql(peeked, body, reads));
+                let kills = if reads {
+                    None
+                } else {
+                    killed_query_id(&classifier.text)
+                };
+                return Ok(sql(peeked, body, reads, kills));
             }
             Verdict::Ask => break,
             Verdict::NeedMore => match body.frame().await {
@@ -171,8 +178,40 @@ pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, Htt
     Ok(Inspected::Ask(classifier.finish()))
 }
 
-fn sql(peeked: VecDeque<Frame<Bytes>>, rest: Incoming, reads: bool) -> Inspected {
-    Inspected::Sql { peeked, rest, reads }
+fn sql(peeked: VecDeque<Frame<Bytes>>, rest: Incoming, reads: bool, kills: Option<String>) -> Inspected {
+    Inspected::Sql {
+        peeked,
+        rest,
+        reads,
+        kills,
+    }
+}
+
+/// The id in `KILL QUERY … WHERE query_id = '<id>'` (the first such comparison; quotes escaped with a
+/// backslash or doubled are read as ClickHouse reads them). `None` for any other statement.
+pub fn killed_query_id(text: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(text).ok()?;
+    let lower = text.to_ascii_lowercase();
+    let mut words = lower.split_ascii_whitespace();
+    if words.next() != Some("kill") || words.next() != Some("query") {
+        return None;
+    }
+    let at = lower.find("query_id")? + "query_id".len();
+    let rest = text[at..].trim_start().strip_prefix('=')?.trim_start();
+    let mut chars = rest.strip_prefix('\'')?.chars();
+    let mut id = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => id.push(chars.next()?),
+            '\'' if chars.as_str().starts_with('\'') => {
+                chars.next();
+                id.push('\'');
+            }
+            '\'' => return Some(id),
+            c => id.push(c),
+        }
+    }
+    None
 }
 
 /// Whether the body's bytes are the text itself: no `Content-Encoding` (other than identity) and no
@@ -186,4 +225,33 @@ fn body_is_plain(parts: &Parts, query_string: &str) -> bool {
     let decompress =
         params::param(query_string, "decompress").is_some_and(|v| matches!(v.as_ref(), b"1" | b"true"));
     !encoded && !decompress
+}
+
+#[cfg(test)]
+mod kill_tests {
+    use super::killed_query_id;
+
+    #[test]
+    fn the_query_id_of_a_kill_statement_is_read_as_clickhouse_reads_it() {
+        assert_eq!(
+            killed_query_id(b"KILL QUERY WHERE query_id = 'abc-1'").as_deref(),
+            Some("abc-1")
+        );
+        assert_eq!(
+            killed_query_id(b"kill  query where user = 'x' and query_id='it''s' SYNC").as_deref(),
+            Some("it's")
+        );
+        assert_eq!(
+            killed_query_id(br"KILL QUERY WHERE query_id = 'a\'b'").as_deref(),
+            Some("a'b")
+        );
+        for other in [
+            &b"KILL MUTATION WHERE query_id = 'x'"[..],
+            b"SELECT 'KILL QUERY WHERE query_id = 1'",
+            b"KILL QUERY WHERE query_id = 'unterminated",
+            b"KILL QUERY WHERE user = 'x'",
+        ] {
+            assert_eq!(killed_query_id(other), None, "{}", String::from_utf8_lossy(other));
+        }
+    }
 }

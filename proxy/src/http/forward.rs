@@ -41,9 +41,14 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
         Ok(Inspected::Sql { reads: false, .. }) if env.route == Route::Read => {
             error_answer(env, &HttpError::ReadOnly, StatementKind::Sql, started)
         }
-        Ok(Inspected::Sql { peeked, rest, reads }) => {
+        Ok(Inspected::Sql {
+            peeked,
+            rest,
+            reads,
+            kills,
+        }) => {
             let body = UpstreamBody::new(peeked, rest, receive_timeout, env.metrics.clone());
-            match forward(env, parts, body, reads, peer, started).await {
+            match forward(env, parts, body, reads, kills, peer, started).await {
                 Ok(response) => response,
                 Err(error) => error_answer(env, &error, StatementKind::Sql, started),
             }
@@ -61,10 +66,11 @@ async fn forward(
     mut parts: hyper::http::request::Parts,
     body: UpstreamBody,
     reads: bool,
+    kills: Option<String>,
     peer: SocketAddr,
     started: Instant,
 ) -> Result<Response<ClientBody>, HttpError> {
-    let key = route_key(&parts, env);
+    let key = route_key(&parts, env, kills);
     strip_hop_by_hop(&mut parts.headers);
     // The router names the node in `Host`.
     parts.headers.remove(HOST);
@@ -90,7 +96,7 @@ async fn forward(
 
 /// What routing needs of a request: its session, and its user when the session or `hash_user` needs it (the
 /// user is read only then, off the hot path of plain requests).
-fn route_key(parts: &hyper::http::request::Parts, env: &HttpEnv) -> RouteKey {
+fn route_key(parts: &hyper::http::request::Parts, env: &HttpEnv, kills: Option<String>) -> RouteKey {
     let query = parts.uri.query().unwrap_or("");
     let session = super::params::param(query, "session_id")
         .map(|id| String::from_utf8_lossy(&id).into_owned())
@@ -101,7 +107,15 @@ fn route_key(parts: &hyper::http::request::Parts, env: &HttpEnv) -> RouteKey {
     } else {
         String::new()
     };
-    RouteKey { user, session }
+    let query_id = super::params::param(query, "query_id")
+        .map(|id| String::from_utf8_lossy(&id).into_owned())
+        .filter(|id| !id.is_empty());
+    RouteKey {
+        user,
+        session,
+        query_id,
+        kills,
+    }
 }
 
 /// An error of the proxy's own, in ClickHouse's shape.

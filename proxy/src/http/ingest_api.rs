@@ -323,7 +323,7 @@ async fn authenticate(env: &HttpEnv, identity: &Identity) -> Result<(), IngestAp
     let started = Instant::now();
     let key = super::route::RouteKey {
         user: String::new(),
-        session: None,
+        ..Default::default()
     };
     let (response, lease) = env
         .router

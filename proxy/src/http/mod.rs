@@ -60,7 +60,7 @@ impl HttpEnv {
         };
         let key = route::RouteKey {
             user: "default".into(),
-            session: None,
+            ..Default::default()
         };
         let Ok((response, lease)) = self
             .router

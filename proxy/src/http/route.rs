@@ -54,11 +54,16 @@ impl Sessions {
 }
 
 /// Who asks and in which session, as far as routing needs it.
+#[derive(Default)]
 pub struct RouteKey {
     /// The ClickHouse user (for `hash_user` and to keep sessions of different users apart).
     pub user: String,
     /// The `session_id` parameter, if any.
     pub session: Option<String>,
+    /// The request's `query_id` parameter: the query is remembered on its node while it runs.
+    pub query_id: Option<String>,
+    /// `KILL QUERY … WHERE query_id = '<this>'`: the request goes to the node running that query.
+    pub kills: Option<String>,
 }
 
 /// The nodes' HTTP interfaces, in the cluster's order, and the session placements.
@@ -101,7 +106,14 @@ impl Router {
     ) -> Result<(Response<Incoming>, Lease), HttpError> {
         let client_uri: Uri = request.uri().clone();
         let session_key = key.session.as_ref().map(|s| (key.user.clone(), s.clone()));
-        let pinned = session_key.as_ref().and_then(|k| self.sessions.get(k));
+        // A KILL goes where its query runs (while that node is up); a session stays where it started.
+        let kill_node = key
+            .kills
+            .as_deref()
+            .and_then(|id| self.cluster.running_on(id))
+            .filter(|&node| self.cluster.nodes()[node].is_up());
+        let in_session = kill_node.is_none();
+        let pinned = kill_node.or_else(|| session_key.as_ref().and_then(|k| self.sessions.get(k)));
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<HttpError> = None;
         loop {
@@ -119,16 +131,20 @@ impl Router {
                 }
                 None => self.cluster.choose(route, &key.user, &tried, Protocol::Http),
             };
-            let Some(lease) = lease else {
+            let Some(mut lease) = lease else {
                 return Err(last.unwrap_or(HttpError::NoNode));
             };
+            // Known from now on: ClickHouse may send the answer's head only when the query ends.
+            if let Some(id) = &key.query_id {
+                self.cluster.running(&mut lease, id);
+            }
             let index = lease.node().index;
             let upstream = &self.upstreams[index];
             *request.uri_mut() = upstream.uri_for(&client_uri)?;
             match upstream.try_send(request, reads).await {
                 Ok((response, mut connection)) => {
                     if let Some(k) = session_key {
-                        if pinned.is_none() {
+                        if pinned.is_none() && in_session {
                             self.sessions.remember(k, index);
                         }
                     }
@@ -167,7 +183,7 @@ impl Router {
                             tried.push(index);
                             last = Some(error);
                         }
-                        Some(_) if connect => {
+                        Some(_) if connect && in_session => {
                             return Err(HttpError::SessionNodeDown {
                                 node: lease.node().name().to_string(),
                                 reason: error.to_string().trim_start_matches("Aurora proxy: ").to_string(),
