@@ -94,8 +94,11 @@ pub struct Cluster {
     turn: AtomicU64,
     metrics: Arc<Metrics>,
     /// The node of each running query the client named (`query_id`), for `KILL QUERY … WHERE query_id = …`.
-    running: Arc<Mutex<HashMap<String, usize>>>,
+    running: Running,
 }
+
+/// Query id → the index of the node running it.
+type Running = Arc<Mutex<HashMap<String, usize>>>;
 
 /// Running queries with a client-given id, at most; past it, new ones are not remembered (their KILL goes
 /// where the balance strategy sends it).
@@ -107,7 +110,7 @@ pub struct NodeLease {
     protocol: Protocol,
     metrics: Arc<Metrics>,
     /// The query id this lease's query runs under, remembered in `running` until the lease ends.
-    query: Option<(String, Arc<Mutex<HashMap<String, usize>>>)>,
+    query: Option<(String, Running)>,
 }
 
 impl NodeLease {
