@@ -17,30 +17,29 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 use crate::catalog::Catalog;
 use crate::validate::source::Source;
 
-/// Functions that take a `DateTime` only on servers before 20.1 (a `Date` is code 43 there).
-const TIME_OF_DAY: &[&str] = &[
+/// The `toStartOf…` functions of a time of day: their result is a `DateTime`, and before 20.1 so must their
+/// argument be (a `Date` is code 43 there).
+const STARTS_OF_TIME: &[&str] = &[
     "tostartofday",
     "tostartofhour",
     "tostartofminute",
     "tostartoffiveminute",
     "tostartoftenminutes",
     "tostartoffifteenminutes",
-    "tohour",
-    "tominute",
-    "tosecond",
 ];
 
-/// Functions whose result is a `DateTime` whatever their argument.
-const DATETIME_RESULT: &[&str] = &[
-    "now",
-    "todatetime",
-    "tostartofday",
-    "tostartofhour",
-    "tostartofminute",
-    "tostartoffiveminute",
-    "tostartoftenminutes",
-    "tostartoffifteenminutes",
-];
+/// Other functions that take a `DateTime` only on servers before 20.1.
+const PARTS_OF_TIME: &[&str] = &["tohour", "tominute", "tosecond"];
+
+/// Whether a time-of-day function (argument `DateTime` only, before 20.1).
+fn time_of_day(name: &str) -> bool {
+    STARTS_OF_TIME.contains(&name) || PARTS_OF_TIME.contains(&name)
+}
+
+/// Whether a function whose result is a `DateTime` whatever its argument.
+fn datetime_result(name: &str) -> bool {
+    name == "now" || name == "todatetime" || STARTS_OF_TIME.contains(&name)
+}
 
 /// Functions of a date or time that refuse a string on every server.
 const CALENDAR: &[&str] = &[
@@ -108,7 +107,7 @@ pub fn adapt(sql: &str, version: (u32, u32), catalog: &Catalog) -> Option<String
         let wrapper = wrapper.or_else(|| {
             let old = version < (20, 1);
             let known_time = is_datetime(&significant, &source, args.clone(), catalog);
-            (old && TIME_OF_DAY.contains(&name.as_str()) && !known_time).then_some("toDateTime")
+            (old && time_of_day(&name) && !known_time).then_some("toDateTime")
         });
         if let Some(wrapper) = wrapper {
             inserts.push((open_at, format!("{wrapper}(")));
@@ -179,7 +178,7 @@ fn is_datetime(
         [Token::Word(function), Token::LParen, ..]
             if closing_paren(significant, source, args.start + 1) == Some(args.end - 1) =>
         {
-            DATETIME_RESULT.contains(&function.value.to_ascii_lowercase().as_str())
+            datetime_result(&function.value.to_ascii_lowercase())
         }
         [.., Token::Word(column)] if tokens.iter().all(|t| matches!(t, Token::Word(_) | Token::Period)) => {
             let mut types = catalog
