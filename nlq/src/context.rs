@@ -52,14 +52,13 @@ Rules:
 - Use only the tables and columns listed below, tables written as database.table.
 - Write the values the question names as plain SQL literals (tenant_id = 'acme', timestamp >= '2026-10-01 00:00:00');
   Aurora turns them into query parameters. Filter only on what the question asks for.
-- Relative time is computed by the server: now() - INTERVAL 30 DAY, today() - 7, toStartOfMonth(today());
-  since the day N days ago: toDate(t) >= today() - N; last month: toYYYYMM(t) = toYYYYMM(today() - INTERVAL 1 MONTH).
+- Relative time is computed by the server: now() - INTERVAL 30 DAY, today() - 7, toStartOfMonth(today()).
 - Give result columns short readable aliases.
 - \"explanation\" is one short sentence saying what the query computes.
 ClickHouse idioms:
 - count() rows; uniqExact(x) distinct values; countIf(cond), sumIf(x, cond), avgIf(x, cond) conditional aggregates
 - argMax(x, y): x where y is largest; topK(3)(x): most frequent values
-- one day: toDate(t) = '2026-10-15'; one month: toYYYYMM(t) = 202610
+- one day: toDate(t) = '2026-10-15'; one month: toStartOfMonth(t) = '2026-10-01'
 - time buckets: toDate(t), toStartOfHour(t), toMonday(t) for weeks, toStartOfMonth(t), toYYYYMM(t)
 - ratios: round(countIf(cond) / count(), 4); money: round(sum(amount), 2)
 - top N: ORDER BY x DESC LIMIT N; top N per group: ORDER BY g, x DESC LIMIT N BY g
