@@ -3,8 +3,12 @@
 //! `X-ClickHouse-User`/`X-ClickHouse-Key` headers (never in the URL, so they never reach a log); `https://`
 //! URLs trust only the configured CA (`ca_file`).
 //!
+//! Several nodes (`urls`): see [`ClickHouse`] for how requests move between them.
+//!
 //! One connection per request: a batch is large, so the handshake is noise, and a dead server costs nothing.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aurora_common::{codes, exception, http};
@@ -48,22 +52,37 @@ impl ChError {
 /// The most bytes of an answer read (an insert's is a line, a ledger or `system.columns` read a few rows).
 const MAX_ANSWER: usize = 64 << 20;
 
-#[derive(Clone)]
-pub struct ClickHouse {
+/// One node of `[clickhouse] url`/`urls`.
+struct Node {
     client: http::Client,
+    /// `host:port`, for logs.
+    label: String,
+}
+
+struct Inner {
+    nodes: Vec<Node>,
+    /// The node unpinned requests go to; moves on (round the list) after a transient failure.
+    current: AtomicUsize,
     auth: http::Auth,
     user: String,
     timeout: Duration,
+    /// `[clickhouse] cluster`: the tables that store data are Replicated.
+    cluster: Option<String>,
+}
+
+/// The ClickHouse nodes of the configuration. Requests go to the current node; a transient failure moves the
+/// current node to the next one (round the list, logged once per switch), so the caller's retry goes there. A
+/// handle from [`ClickHouse::on_node`] is pinned to one node and never moves.
+#[derive(Clone)]
+pub struct ClickHouse {
+    inner: Arc<Inner>,
+    pinned: Option<usize>,
 }
 
 impl std::fmt::Debug for ClickHouse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let endpoint = self.client.endpoint();
-        write!(
-            f,
-            "ClickHouse({}:{}, user {})",
-            endpoint.host, endpoint.port, self.user
-        )
+        let labels: Vec<&str> = self.inner.nodes.iter().map(|n| n.label.as_str()).collect();
+        write!(f, "ClickHouse({}, user {})", labels.join(", "), self.inner.user)
     }
 }
 
@@ -77,19 +96,88 @@ impl ClickHouse {
             roots: http::Roots::PemFiles(config.ca_file.iter().cloned().collect()),
             ports: http::DefaultPorts::CLICKHOUSE,
         };
-        let client = http::Client::new(&config.url, options).map_err(|e| match e {
-            http::Error::Tls(reason) => ChError::Config(format!("ca_file {reason}")),
-            other => ChError::Config(other.to_string()),
-        })?;
+        let mut nodes = Vec::new();
+        for url in config.node_urls() {
+            let client = http::Client::new(&url, options.clone()).map_err(|e| match e {
+                http::Error::Tls(reason) => ChError::Config(format!("ca_file {reason}")),
+                other => ChError::Config(other.to_string()),
+            })?;
+            let endpoint = client.endpoint();
+            let label = format!("{}:{}", endpoint.host, endpoint.port);
+            nodes.push(Node { client, label });
+        }
+        if nodes.is_empty() {
+            return Err(ChError::Config("no ClickHouse URL".into()));
+        }
         Ok(ClickHouse {
-            client,
-            auth: http::Auth::ClickHouse {
+            inner: Arc::new(Inner {
+                nodes,
+                current: AtomicUsize::new(0),
+                auth: http::Auth::ClickHouse {
+                    user: config.user.clone(),
+                    key: password.map(|p| p.0),
+                },
                 user: config.user.clone(),
-                key: password.map(|p| p.0),
-            },
-            user: config.user.clone(),
-            timeout: config.request_timeout,
+                timeout: config.request_timeout,
+                cluster: config.cluster.clone(),
+            }),
+            pinned: None,
         })
+    }
+
+    /// How many nodes the configuration lists.
+    pub fn node_count(&self) -> usize {
+        self.inner.nodes.len()
+    }
+
+    /// `host:port` of node `i`.
+    pub fn node_label(&self, i: usize) -> &str {
+        &self.inner.nodes[i % self.inner.nodes.len()].label
+    }
+
+    /// The node this handle's requests go to now.
+    pub fn current(&self) -> usize {
+        self.pinned
+            .unwrap_or_else(|| self.inner.current.load(Ordering::SeqCst) % self.inner.nodes.len())
+    }
+
+    /// A handle whose requests all go to node `i` (no failover).
+    pub fn on_node(&self, i: usize) -> ClickHouse {
+        ClickHouse {
+            inner: self.inner.clone(),
+            pinned: Some(i % self.inner.nodes.len()),
+        }
+    }
+
+    /// `[clickhouse] cluster`, when set.
+    pub fn cluster(&self) -> Option<&str> {
+        self.inner.cluster.as_deref()
+    }
+
+    /// After a transient failure on node `failed`: the next node becomes current, unless another request
+    /// already moved it. Returns the new node when this call moved it (and logged the switch).
+    pub fn fail_over(&self, failed: usize, error: &ChError) -> Option<usize> {
+        let n = self.inner.nodes.len();
+        if n < 2 {
+            return None;
+        }
+        let next = (failed + 1) % n;
+        let moved = self
+            .inner
+            .current
+            .compare_exchange(failed, next, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if moved {
+            tracing::warn!(
+                from = self.node_label(failed),
+                to = self.node_label(next),
+                error = %error,
+                "ClickHouse node failed; switching to the next node"
+            );
+            Some(next)
+        } else {
+            None
+        }
     }
 
     /// Runs a statement that returns nothing of interest.
@@ -132,12 +220,29 @@ impl ClickHouse {
 
     /// `sql` in the `query` parameter, `settings` (already a query string) after it, `body` as the body.
     async fn request(&self, sql: &str, settings: &str, body: Bytes) -> Result<Bytes, ChError> {
-        let response = self
+        let node = self.current();
+        let result = self.request_on(node, sql, settings, body).await;
+        if let Err(e) = &result {
+            if self.pinned.is_none() && e.is_transient() {
+                self.fail_over(node, e);
+            }
+        }
+        result
+    }
+
+    async fn request_on(
+        &self,
+        node: usize,
+        sql: &str,
+        settings: &str,
+        body: Bytes,
+    ) -> Result<Bytes, ChError> {
+        let response = self.inner.nodes[node]
             .client
             .post("/")
             .query("query", sql)
             .query_encoded(settings)
-            .auth(&self.auth)
+            .auth(&self.inner.auth)
             .body(body)
             .send()
             .await
@@ -163,7 +268,7 @@ impl ClickHouse {
                 reason: format!("TLS: {error}"),
             },
             http::Error::ConnectTimeout { .. } | http::Error::Timeout { .. } => {
-                ChError::Timeout(self.timeout)
+                ChError::Timeout(self.inner.timeout)
             }
             http::Error::Exception(exception) => ChError::Server {
                 status: exception.status,

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
     /// `aurora_ingest_retries_total{pipeline}`: failed inserts that will be tried again.
     pub retries: IntCounterVec,
+    /// `aurora_ingest_clickhouse_failovers_total{pipeline}`: inserts that moved to the next ClickHouse node.
+    pub failovers: IntCounterVec,
     /// `aurora_ingest_rebalances_total{pipeline}`: partition assignments and revocations.
     pub rebalances: IntCounterVec,
     /// `aurora_ingest_pipelines{state}`
@@ -96,6 +98,11 @@ impl Metrics {
                 p,
             ),
             retries: counter("aurora_ingest_retries_total", "Failed inserts tried again.", p),
+            failovers: counter(
+                "aurora_ingest_clickhouse_failovers_total",
+                "Inserts whose retry went to the next ClickHouse node after a transient failure.",
+                p,
+            ),
             rebalances: counter(
                 "aurora_ingest_rebalances_total",
                 "Partition assignments and revocations.",

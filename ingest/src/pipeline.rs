@@ -134,7 +134,7 @@ async fn run_pipeline(env: Arc<WorkerEnv>, shared: Arc<Shared>) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        match schema::prepare(&env.ch, &shared.spec, &columns).await {
+        match schema::prepare_all(&env.ch, &shared.spec, &columns, &shared.prepared).await {
             Ok(()) => break,
             Err(ChError::Config(reason)) => {
                 tracing::error!(pipeline = %shared.name(), error = %reason, "pipeline cannot start");

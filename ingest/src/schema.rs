@@ -101,7 +101,12 @@ pub fn stage_insert_columns(columns: &[Column]) -> String {
 
 /// The target's CREATE TABLE. Its keys were checked by [`PipelineSpec::validate`]; a spec that skipped it gets
 /// a configuration error here, never its text in the SQL.
-fn target_ddl(spec: &PipelineSpec, o: &Objects, columns: &[Column]) -> Result<String, ChError> {
+fn target_ddl(
+    spec: &PipelineSpec,
+    o: &Objects,
+    columns: &[Column],
+    replicated: bool,
+) -> Result<String, ChError> {
     let defs = columns
         .iter()
         .map(|c| format!("{} {}", quote_ident(&c.name), c.ty.sql()))
@@ -137,28 +142,111 @@ fn target_ddl(spec: &PipelineSpec, o: &Objects, columns: &[Column]) -> Result<St
         }
     };
     Ok(format!(
-        "CREATE TABLE IF NOT EXISTS {} ({defs}) ENGINE = MergeTree{partition} ORDER BY ({order})",
-        o.target.sql()
+        "CREATE TABLE IF NOT EXISTS {} ({defs}) ENGINE = {}{partition} ORDER BY ({order})",
+        o.target.sql(),
+        engine("MergeTree", &o.target, replicated)
     ))
+}
+
+/// `kind` (MergeTree, ReplacingMergeTree, SummingMergeTree), or with `replicated` its Replicated form: one
+/// ZooKeeper path per table of the shard, `{shard}` and `{replica}` from the server's macros.
+fn engine(kind: &str, table: &TableName, replicated: bool) -> String {
+    if !replicated {
+        return kind.to_string();
+    }
+    let path = format!("/clickhouse/tables/{{shard}}/{}/{}", table.database, table.name);
+    format!("Replicated{kind}({}, '{{replica}}')", quote(&path))
+}
+
+/// What [`prepare_all`] leaves: the nodes prepared for one pipeline (a node down then is prepared later, by
+/// [`ensure_prepared`], before anything is inserted into it).
+pub type PreparedNodes = tokio::sync::Mutex<Vec<bool>>;
+
+/// [`prepare`] on every node: those that answer are prepared; a configuration error (on any node) is returned;
+/// transient failures leave the node for later, unless no node could be prepared (then the last error).
+pub async fn prepare_all(
+    ch: &ClickHouse,
+    spec: &PipelineSpec,
+    columns: &[Column],
+    prepared: &PreparedNodes,
+) -> Result<(), ChError> {
+    let mut done = prepared.lock().await;
+    done.resize(ch.node_count(), false);
+    let mut last_error = None;
+    for node in 0..ch.node_count() {
+        if done[node] {
+            continue;
+        }
+        match prepare(&ch.on_node(node), spec, columns).await {
+            Ok(()) => done[node] = true,
+            Err(e @ ChError::Config(_)) => return Err(e),
+            Err(e) => {
+                if ch.node_count() > 1 {
+                    tracing::warn!(pipeline = %spec.name, node = ch.node_label(node), error = %e,
+                        "cannot prepare this ClickHouse node now; it is prepared before its first insert");
+                }
+                last_error = Some(e);
+            }
+        }
+    }
+    match last_error {
+        Some(e) if !done.iter().any(|d| *d) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Prepares node `node` for the pipeline unless that was done: the stage and its views must exist on a node
+/// before a batch is inserted into it.
+pub async fn ensure_prepared(
+    ch: &ClickHouse,
+    node: usize,
+    spec: &PipelineSpec,
+    columns: &[Column],
+    prepared: &PreparedNodes,
+) -> Result<(), ChError> {
+    let mut done = prepared.lock().await;
+    done.resize(ch.node_count(), false);
+    if done[node] {
+        return Ok(());
+    }
+    prepare(&ch.on_node(node), spec, columns).await?;
+    tracing::info!(pipeline = %spec.name, node = ch.node_label(node), "ClickHouse node prepared");
+    done[node] = true;
+    Ok(())
 }
 
 /// Creates (when asked and missing) and checks everything the pipeline writes to.
 pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -> Result<(), ChError> {
     let o = Objects::new(spec);
+    let replicated = ch.cluster().is_some();
+    if let Some(cluster) = ch.cluster() {
+        let rows = ch
+            .query_rows(&format!(
+                "SELECT count() FROM system.clusters WHERE cluster = {}",
+                quote(cluster)
+            ))
+            .await?;
+        if rows.first().and_then(|r| r.first()).map(String::as_str) == Some("0") {
+            return Err(ChError::Config(format!(
+                "clickhouse.cluster: the server has no cluster {cluster} (system.clusters)"
+            )));
+        }
+    }
     if spec.create_table {
         ch.execute(&format!(
             "CREATE DATABASE IF NOT EXISTS {}",
             quote_ident(&o.database)
         ))
         .await?;
-        ch.execute(&target_ddl(spec, &o, columns)?).await?;
+        ch.execute(&target_ddl(spec, &o, columns, replicated)?).await?;
     }
     check_target(ch, &o, columns).await?;
     if spec.dead_letters == crate::config::DeadLetters::Table {
         ch.execute(&format!(
             "CREATE TABLE IF NOT EXISTS {} (`topic` String, `partition` Int32, `offset` Int64, `error` String, \
-             `raw` String, `time` DateTime) ENGINE = ReplacingMergeTree ORDER BY (`topic`, `partition`, `offset`)",
-            o.dead_letters.sql()
+             `raw` String, `time` DateTime) ENGINE = {} ORDER BY (`topic`, `partition`, `offset`)",
+            o.dead_letters.sql(),
+            engine("ReplacingMergeTree", &o.dead_letters, replicated)
         ))
         .await?;
     }
@@ -166,9 +254,10 @@ pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -
     if spec.rollup {
         ch.execute(&format!(
             "CREATE TABLE IF NOT EXISTS {} (`minute` DateTime, `tenant_id` String, `event_type` String, \
-             `events` UInt64, `revenue` Float64) ENGINE = SummingMergeTree PARTITION BY toYYYYMM(`minute`) \
+             `events` UInt64, `revenue` Float64) ENGINE = {} PARTITION BY toYYYYMM(`minute`) \
              ORDER BY (`tenant_id`, `event_type`, `minute`)",
-            o.rollup.sql()
+            o.rollup.sql(),
+            engine("SummingMergeTree", &o.rollup, replicated)
         ))
         .await?;
         ch.execute(&format!(
@@ -182,9 +271,10 @@ pub async fn prepare(ch: &ClickHouse, spec: &PipelineSpec, columns: &[Column]) -
     }
     ch.execute(&format!(
         "CREATE TABLE IF NOT EXISTS {} (`pipeline` String, `topic` String, `partition` Int32, \
-         `first_offset` Int64, `last_offset` Int64, `rows` UInt64, `inserted_at` DateTime) ENGINE = MergeTree \
+         `first_offset` Int64, `last_offset` Int64, `rows` UInt64, `inserted_at` DateTime) ENGINE = {} \
          ORDER BY (`pipeline`, `topic`, `partition`, `last_offset`)",
-        o.ledger.sql()
+        o.ledger.sql(),
+        engine("MergeTree", &o.ledger, replicated)
     ))
     .await?;
     prepare_stage(ch, spec, &o, columns, rollup_from_stage).await
@@ -384,8 +474,40 @@ async fn check_target(ch: &ClickHouse, o: &Objects, columns: &[Column]) -> Resul
     Ok(())
 }
 
-/// The highest offset recorded per (topic, partition) for this pipeline.
+/// The highest offset recorded per (topic, partition) for this pipeline. With several nodes: the highest any
+/// node that answers records (a replica may not have fetched the newest ledger part yet); an error only when
+/// no node answers.
 pub async fn ledger_positions(
+    ch: &ClickHouse,
+    spec: &PipelineSpec,
+) -> Result<Vec<(String, i32, i64)>, ChError> {
+    if ch.node_count() == 1 {
+        return ledger_positions_on(ch, spec).await;
+    }
+    let mut merged: Vec<(String, i32, i64)> = Vec::new();
+    let mut answered = false;
+    let mut last_error = None;
+    for node in 0..ch.node_count() {
+        match ledger_positions_on(&ch.on_node(node), spec).await {
+            Ok(positions) => {
+                answered = true;
+                for (t, p, o) in positions {
+                    match merged.iter_mut().find(|(mt, mp, _)| *mt == t && *mp == p) {
+                        Some(entry) => entry.2 = entry.2.max(o),
+                        None => merged.push((t, p, o)),
+                    }
+                }
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match (answered, last_error) {
+        (false, Some(e)) => Err(e),
+        _ => Ok(merged),
+    }
+}
+
+async fn ledger_positions_on(
     ch: &ClickHouse,
     spec: &PipelineSpec,
 ) -> Result<Vec<(String, i32, i64)>, ChError> {
@@ -418,7 +540,7 @@ mod tests {
     #[test]
     fn the_created_table_quotes_every_name_and_prints_checked_keys() {
         let s = spec(r#"{"name":"p","topics":["t"],"table":"db.events"}"#);
-        let ddl = target_ddl(&s, &Objects::new(&s), &s.columns()).unwrap();
+        let ddl = target_ddl(&s, &Objects::new(&s), &s.columns(), false).unwrap();
         assert!(
             ddl.starts_with("CREATE TABLE IF NOT EXISTS `db`.`events` (`event_id` UUID, "),
             "{ddl}"
@@ -434,7 +556,7 @@ mod tests {
                 "order_by":["tenant_id","intDiv(schema_version, 10)"]}"#,
         );
         s.validate("pipeline").unwrap();
-        let ddl = target_ddl(&s, &Objects::new(&s), &s.columns()).unwrap();
+        let ddl = target_ddl(&s, &Objects::new(&s), &s.columns(), false).unwrap();
         assert!(
             ddl.ends_with(
                 "PARTITION BY toYYYYMMDD(`timestamp`) ORDER BY (`tenant_id`, intDiv(`schema_version`, 10))"
@@ -444,13 +566,35 @@ mod tests {
     }
 
     #[test]
+    fn with_a_cluster_the_tables_that_store_data_are_replicated() {
+        let s = spec(r#"{"name":"p","topics":["t"],"table":"db.events"}"#);
+        let o = Objects::new(&s);
+        let ddl = target_ddl(&s, &o, &s.columns(), true).unwrap();
+        assert!(
+            ddl.contains(
+                "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/events', '{replica}') PARTITION BY"
+            ),
+            "{ddl}"
+        );
+        assert_eq!(
+            engine("ReplacingMergeTree", &o.dead_letters, true),
+            "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/events_dead_letters', '{replica}')"
+        );
+        assert_eq!(
+            engine("SummingMergeTree", &o.rollup, true),
+            "ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/db/events_per_minute', '{replica}')"
+        );
+        assert_eq!(engine("MergeTree", &o.ledger, false), "MergeTree");
+    }
+
+    #[test]
     fn an_unchecked_spec_never_reaches_the_sql() {
         let s = spec(
             r#"{"name":"p","topics":["t"],"table":"db.events",
                 "partition_by":"tuple() ORDER BY tuple() SETTINGS index_granularity = 3 --"}"#,
         );
         assert!(matches!(
-            target_ddl(&s, &Objects::new(&s), &s.columns()),
+            target_ddl(&s, &Objects::new(&s), &s.columns(), false),
             Err(ChError::Config(_))
         ));
     }

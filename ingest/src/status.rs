@@ -71,6 +71,8 @@ pub struct Shared {
     pub lag: Mutex<BTreeMap<(String, i32), i64>>,
     /// Set by `disconnect`/shutdown: workers flush, commit and leave.
     pub stop: AtomicBool,
+    /// The ClickHouse nodes whose stage and views exist for this pipeline (see [`crate::schema::prepare_all`]).
+    pub prepared: crate::schema::PreparedNodes,
 }
 
 impl Shared {
@@ -89,6 +91,7 @@ impl Shared {
             rate_samples: Mutex::new(std::collections::VecDeque::new()),
             lag: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
+            prepared: tokio::sync::Mutex::new(Vec::new()),
         })
     }
 

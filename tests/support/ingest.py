@@ -82,12 +82,15 @@ class IngestDaemon:
     STOP_TIMEOUT_S = 60.0
 
     def __init__(self, workdir: Path, clickhouse_http: str, kafka: dict, pipelines: list, env: Optional[dict] = None,
-                 token: Optional[str] = AUTO, extra_config: Optional[list] = None):
+                 token: Optional[str] = AUTO, extra_config: Optional[list] = None,
+                 clickhouse_config: Optional[list] = None):
         self.workdir = workdir
         self.api_port = free_port()
         self.token = secrets.token_hex(24) if token == AUTO else token
         self.token_path = workdir / f"ingest-{self.api_port}.token"
         self.extra_config = list(extra_config or [])
+        # More `[clickhouse]` lines (e.g. `cluster = "aurora"`); a list as `clickhouse_http` becomes `urls`.
+        self.clickhouse_config = list(clickhouse_config or [])
         self.clickhouse_http = clickhouse_http
         self.kafka = kafka
         self.pipelines = pipelines
@@ -110,9 +113,11 @@ class IngestDaemon:
         lines += self.extra_config
         lines += [
             "[clickhouse]",
-            f"url = {toml_value(self.clickhouse_http)}",
+            (f"urls = {toml_value(self.clickhouse_http)}" if isinstance(self.clickhouse_http, (list, tuple))
+             else f"url = {toml_value(self.clickhouse_http)}"),
             'retry_initial = "100ms"',
             'retry_max = "1s"',
+            *self.clickhouse_config,
             "[kafka]",
         ]
         options = dict(self.kafka.get("options", {}))

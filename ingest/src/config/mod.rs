@@ -74,9 +74,18 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClickHouseConfig {
-    /// HTTP interface of ClickHouse; `https://` for TLS.
-    #[serde(default = "default_ch_url")]
-    pub url: String,
+    /// HTTP interface of ClickHouse; `https://` for TLS. At most one of `url` and `urls`; neither:
+    /// `http://127.0.0.1:8123`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The HTTP interfaces of the replicas of one shard, tried in this order: inserts go to one node and fail
+    /// over to the next on a transient error. More than one needs `cluster`.
+    #[serde(default)]
+    pub urls: Option<Vec<String>>,
+    /// Name of the ClickHouse cluster (`remote_servers`) the nodes belong to: the tables that store data are
+    /// created Replicated (`/clickhouse/tables/{shard}/<db>/<table>`, `{replica}`), on every node.
+    #[serde(default)]
+    pub cluster: Option<String>,
     #[serde(default = "default_ch_user")]
     pub user: String,
     #[serde(default)]
@@ -100,6 +109,17 @@ pub struct ClickHouseConfig {
 
 fn default_ch_url() -> String {
     "http://127.0.0.1:8123".into()
+}
+
+impl ClickHouseConfig {
+    /// The nodes' URLs: `urls`, else `url`, else the default.
+    pub fn node_urls(&self) -> Vec<String> {
+        match (&self.urls, &self.url) {
+            (Some(urls), _) => urls.clone(),
+            (None, Some(url)) => vec![url.clone()],
+            (None, None) => vec![default_ch_url()],
+        }
+    }
 }
 fn default_ch_user() -> String {
     "default".into()
@@ -188,8 +208,47 @@ impl Config {
     pub fn problems(&self) -> Vec<ConfigError> {
         let mut problems = Vec::new();
         let ch = &self.clickhouse;
-        if !(ch.url.starts_with("http://") || ch.url.starts_with("https://")) {
-            problems.push(err("clickhouse.url", "must start with http:// or https://"));
+        let is_http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+        match (&ch.url, &ch.urls) {
+            (Some(_), Some(_)) => problems.push(err("clickhouse.urls", "set url or urls, not both")),
+            (Some(url), None) if !is_http(url) => {
+                problems.push(err("clickhouse.url", "must start with http:// or https://"))
+            }
+            (None, Some(urls)) => {
+                if urls.is_empty() {
+                    problems.push(err("clickhouse.urls", "lists no URL"));
+                }
+                let mut seen = std::collections::HashSet::new();
+                for (i, url) in urls.iter().enumerate() {
+                    if !is_http(url) {
+                        problems.push(err(
+                            format!("clickhouse.urls[{i}]"),
+                            "must start with http:// or https://",
+                        ));
+                    } else if !seen.insert(url.trim_end_matches('/')) {
+                        problems.push(err(
+                            format!("clickhouse.urls[{i}]"),
+                            format!("{url} is listed twice"),
+                        ));
+                    }
+                }
+                if urls.len() > 1 && ch.cluster.is_none() {
+                    problems.push(err(
+                        "clickhouse.cluster",
+                        "required when urls lists more than one node: every node must see the same (replicated) \
+                         ledger, or a failover would insert batches again",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if let Some(cluster) = &ch.cluster {
+            if !is_identifier(cluster) {
+                problems.push(err(
+                    "clickhouse.cluster",
+                    "a cluster name: letters, digits and _, not starting with a digit",
+                ));
+            }
         }
         if let Err(e) = self.clickhouse_password() {
             problems.push(err("clickhouse", e.to_string()));

@@ -187,3 +187,40 @@ fn every_problem_is_reported_with_its_key() {
         assert_eq!(*line, format!("{}: {problem}", file.display()));
     }
 }
+
+#[test]
+fn urls_is_an_alternative_to_url_and_several_nodes_need_a_cluster() {
+    let c: Config =
+        toml::from_str("[clickhouse]\nurls = ['http://a:8123', 'https://b:8443']\ncluster = 'aurora'")
+            .unwrap();
+    assert!(c.problems().is_empty(), "{:?}", c.problems());
+    assert_eq!(c.clickhouse.node_urls(), ["http://a:8123", "https://b:8443"]);
+    let c: Config = toml::from_str("").unwrap();
+    assert_eq!(c.clickhouse.node_urls(), ["http://127.0.0.1:8123"]);
+    let c: Config = toml::from_str("[clickhouse]\nurl = 'http://x:1'\ncluster = 'aurora'").unwrap();
+    assert!(c.problems().is_empty(), "{:?}", c.problems());
+    assert_eq!(c.clickhouse.node_urls(), ["http://x:1"]);
+
+    let keys = |text: &str| -> Vec<String> {
+        let c: Config = toml::from_str(text).unwrap();
+        c.problems().into_iter().map(|e| e.key).collect()
+    };
+    assert_eq!(
+        keys("[clickhouse]\nurl = 'http://a:1'\nurls = ['http://b:1']"),
+        ["clickhouse.urls"]
+    );
+    assert_eq!(keys("[clickhouse]\nurls = []"), ["clickhouse.urls"]);
+    assert_eq!(
+        keys("[clickhouse]\nurls = ['http://a:1', 'b:1', 'http://a:1/']\ncluster = 'c'"),
+        ["clickhouse.urls[1]", "clickhouse.urls[2]"]
+    );
+    assert_eq!(
+        keys("[clickhouse]\nurls = ['http://a:1', 'http://b:1']"),
+        ["clickhouse.cluster"]
+    );
+    assert_eq!(
+        keys("[clickhouse]\nurls = ['http://a:1']\ncluster = 'bad name'"),
+        ["clickhouse.cluster"]
+    );
+    assert!(toml::from_str::<Config>("[clickhouse]\nurls = 'http://a:1'").is_err());
+}

@@ -138,6 +138,8 @@ impl RequestBuilder {
 struct RetryingInsert {
     ch: ClickHouse,
     shared: Arc<Shared>,
+    columns: Vec<crate::columns::Column>,
+    failovers: IntCounter,
     retry_initial: Duration,
     retry_max: Duration,
     ok: IntCounter,
@@ -155,6 +157,8 @@ impl RetryingInsert {
         let m = &shared.metrics;
         RetryingInsert {
             ch: env.ch.clone(),
+            columns: shared.spec.columns(),
+            failovers: m.failovers.with_label_values(&[name]),
             retry_initial: env.retry_initial,
             retry_max: env.retry_max,
             ok: m.batches.with_label_values(&[name, "ok"]),
@@ -168,7 +172,9 @@ impl RetryingInsert {
         }
     }
 
-    /// Returns once ClickHouse has acknowledged `request`.
+    /// Returns once ClickHouse has acknowledged `request`. Each attempt goes to the current node (prepared
+    /// first if it was not reachable when the pipeline started); after a transient failure the next attempt
+    /// goes to the next node, with the same body and query id.
     async fn send(&mut self, request: &InsertRequest<'_>) {
         let name = self.shared.spec.name.as_str();
         let settings = format!("query_id={}", request.query_id);
@@ -186,11 +192,25 @@ impl RetryingInsert {
                 self.acknowledged(request.rows);
                 return;
             }
+            let node = self.ch.current();
             let started = Instant::now();
-            let result = self
-                .ch
-                .insert(request.table, request.columns, &settings, request.body.clone())
-                .await;
+            let result = match schema::ensure_prepared(
+                &self.ch,
+                node,
+                &self.shared.spec,
+                &self.columns,
+                &self.shared.prepared,
+            )
+            .await
+            {
+                Ok(()) => {
+                    self.ch
+                        .on_node(node)
+                        .insert(request.table, request.columns, &settings, request.body.clone())
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             match result {
                 Ok(()) => {
                     self.duration.observe(started.elapsed().as_secs_f64());
@@ -204,7 +224,14 @@ impl RetryingInsert {
                 Err(e) => {
                     self.failed.inc();
                     self.retries.inc();
-                    tracing::warn!(pipeline = name, table = request.table, error = %e, retry_in = ?delay, "insert failed");
+                    let node_label = self.ch.node_label(node).to_string();
+                    tracing::warn!(pipeline = name, table = request.table, node = node_label.as_str(), error = %e, retry_in = ?delay, "insert failed");
+                    // A node that cannot be prepared (down, or anything else) is passed over like one that
+                    // fails the insert; the same batch goes to the next node.
+                    let move_on = e.is_transient() || matches!(e, crate::clickhouse::ChError::Config(_));
+                    if move_on && self.ch.fail_over(node, &e).is_some() {
+                        self.failovers.inc();
+                    }
                     if self.shared.state() != State::Stopping {
                         self.shared.set_state(State::Backoff, Some(e.to_string()));
                     } else {
