@@ -41,6 +41,10 @@ def test_disconnect_then_connect_loses_and_doubles_nothing(kafka, topic, db, ch,
     first = 60_000
     producer = threading.Thread(target=produce, args=(kafka.brokers, topic, envelope_messages(first, seed=4)))
     producer.start()
+    # `connect` returns once the pipeline is registered; its table is created by the pipeline's first step, so
+    # it may not exist at the first look.
+    present = f"SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'events'"
+    wait_until(lambda: ch.execute(present)[0][0] == 1, 60, "the pipeline's table")
     wait_until(lambda: ch.execute(f"SELECT count() FROM {table}")[0][0] > 5_000, 60, "first rows")
     result = daemon.cli("disconnect", "live")
     assert result.returncode == 0, result.stderr
