@@ -84,12 +84,15 @@ class Answer:
         self.status, self.headers, self.text = status, headers, text
 
 
-def http_request(proxy, sql: str, conn: http.client.HTTPConnection | None = None, **params) -> Answer:
+def http_request(
+    proxy, sql: str | bytes, conn: http.client.HTTPConnection | None = None, headers: dict | None = None, **params
+) -> Answer:
     """POSTs `sql` with `params` (on `conn` when given: a keep-alive connection)."""
     own = conn is None
     conn = conn or http.client.HTTPConnection(HOST, proxy.http_port, timeout=10)
     try:
-        conn.request("POST", "/?" + urllib.parse.urlencode(params), body=sql.encode())
+        body = sql if isinstance(sql, bytes) else sql.encode()
+        conn.request("POST", "/?" + urllib.parse.urlencode(params), body=body, headers=headers or {})
         response = conn.getresponse()
         text = response.read().decode()
         return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, text)
@@ -384,6 +387,13 @@ def test_the_read_endpoint_refuses_writes_and_the_write_endpoint_writes(ch_clust
     # INSERT with its data in the body, the statement in the URL, as clickhouse-connect and curl send it.
     answer = http_request(read, "2\n", query="INSERT INTO endpoints.t FORMAT TSV")
     assert answer.status == 403, answer.text
+    # A compressed statement the proxy cannot read is not let through either.
+    import gzip
+
+    zipped = gzip.compress(b"INSERT INTO endpoints.t VALUES (3)")
+    answer = http_request(read, zipped, headers={"Content-Encoding": "gzip"})
+    assert answer.status == 403, answer.text
+    assert http_request(read, gzip.compress(b"SELECT 1"), headers={"Content-Encoding": "gzip"}, query="").status == 403
     # Nothing changed anywhere.
     for node in (1, 2, 3):
         assert ch_cluster.query(node, "SELECT count() FROM endpoints.t").strip() == "0"

@@ -139,7 +139,10 @@ pub async fn inspect(parts: &Parts, mut body: Incoming) -> Result<Inspected, Htt
         match classifier.verdict(body_done) {
             Verdict::Sql => {
                 let complete = body_done || !classifier.body_is_text();
-                let reads = nlq::reads_only(&classifier.text, complete).unwrap_or(false);
+                // A compressed body is part of the statement the proxy cannot read: without a `query`
+                // parameter to judge by, it is not known to read.
+                let unreadable = !classifier.body_is_text() && !body_done && classifier.text.is_empty();
+                let reads = !unreadable && nlq::reads_only(&classifier.text, complete).unwrap_or(false);
                 let kills = if reads {
                     None
                 } else {
