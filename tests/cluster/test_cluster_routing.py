@@ -63,6 +63,12 @@ def cluster_proxy(ch_cluster, tmp_path):
         )
         p.start()
         started.append(p)
+        # At start the proxy asks a node for the server version over HTTP, which takes one turn of the balance:
+        # tests that count turns begin after it.
+        deadline = time.monotonic() + 10
+        while metric(scrape(p.metrics_port), "aurora_proxy_node_chosen_total", protocol="http") < 1:
+            assert time.monotonic() < deadline, "the proxy's start-up request did not happen"
+            time.sleep(0.05)
         return p
 
     yield start
@@ -190,9 +196,9 @@ def test_a_killed_node_is_skipped_at_once_and_rejoins_after_its_probes(ch_cluste
         assert metric(scrape(proxy.metrics_port), "aurora_proxy_node_up", node="ch2") == 0
     finally:
         ch_cluster.restart(2)
-    # Back after healthy_after (2) good probes 300 ms apart.
+    # Back after healthy_after (2) good probes 300 ms apart (with room for a loaded machine).
     took = wait_for(lambda: "ch2 up" in health(proxy), 5, "ch2 back up")
-    assert took < 2.0, took
+    assert took < 3.0, took
     assert "ch2" in {who_native(proxy) for _ in range(6)}
 
 
