@@ -509,3 +509,45 @@ def test_kill_query_over_http_reaches_the_node_running_the_query(cluster_proxy):
     for query_id, (answer, took) in outcomes.items():
         assert took < 15, (query_id, took)
         assert answer.status != 200 or "Exception" in answer.text, answer.text
+
+
+def test_clickhouse_client_and_clickhouse_connect_are_spread_and_fail_over(ch_cluster, cluster_proxy):
+    """The real clients users run: Debian's clickhouse-client (native) and clickhouse-connect (HTTP), each
+    connection and request on the next node, and on the others when one is killed."""
+    import clickhouse_connect
+
+    from support.cli import clickhouse_client
+
+    proxy = cluster_proxy("round_robin")
+
+    def cli_who() -> str:
+        result = clickhouse_client(proxy.endpoint, query=WHO)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.decode().strip()
+
+    # clickhouse-connect opens a ClickHouse session by default: its requests stay on one node.
+    in_session = clickhouse_connect.get_client(host=HOST, port=proxy.http_port)
+    try:
+        assert len({in_session.command(WHO) for _ in range(6)}) == 1
+    finally:
+        in_session.close()
+    # Without one, each request (after the client's start-up requests) goes to the next node.
+    from clickhouse_connect import common
+
+    common.set_setting("autogenerate_session_id", False)
+    try:
+        http_client = clickhouse_connect.get_client(host=HOST, port=proxy.http_port)
+    finally:
+        common.set_setting("autogenerate_session_id", True)
+    try:
+        assert {cli_who() for _ in range(3)} == {"ch1", "ch2", "ch3"}
+        assert {http_client.command(WHO) for _ in range(6)} == {"ch1", "ch2", "ch3"}
+        ch_cluster.kill(1)
+        try:
+            assert {cli_who() for _ in range(4)} == {"ch2", "ch3"}
+            assert {http_client.command(WHO) for _ in range(4)} == {"ch2", "ch3"}
+        finally:
+            ch_cluster.restart(1)
+    finally:
+        http_client.close()
+    wait_for(lambda: "ch1 up" in health(proxy), 5, "ch1 back up")
