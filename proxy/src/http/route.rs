@@ -105,7 +105,12 @@ impl Router {
         reads: bool,
     ) -> Result<(Response<Incoming>, Lease), HttpError> {
         let client_uri: Uri = request.uri().clone();
-        let session_key = key.session.as_ref().map(|s| (key.user.clone(), s.clone()));
+        // With one node there is nowhere else for a session to be.
+        let session_key = key
+            .session
+            .as_ref()
+            .filter(|_| self.upstreams.len() > 1)
+            .map(|s| (key.user.clone(), s.clone()));
         // A KILL goes where its query runs (while that node is up); a session stays where it started.
         let kill_node = key
             .kills
