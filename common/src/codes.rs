@@ -33,6 +33,14 @@ pub const INCORRECT_DATA: i32 = 117;
 pub const TOO_LARGE_STRING_SIZE: i32 = 131;
 /// TIMEOUT_EXCEEDED
 pub const TIMEOUT_EXCEEDED: i32 = 159;
+/// A login with a user name the server does not know (older servers; newer ones answer 516 for both).
+pub const UNKNOWN_USER: i32 = 192;
+/// A login with the wrong password (older servers; newer ones answer 516 for both).
+pub const WRONG_PASSWORD: i32 = 193;
+/// A login from an address the user's networks do not allow.
+pub const IP_ADDRESS_NOT_ALLOWED: i32 = 195;
+/// More queries at once than allowed (ClickHouse's max_concurrent_queries; the proxy's per-user limits).
+pub const TOO_MANY_SIMULTANEOUS_QUERIES: i32 = 202;
 /// SOCKET_TIMEOUT
 pub const SOCKET_TIMEOUT: i32 = 209;
 /// NETWORK_ERROR

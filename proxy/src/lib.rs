@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod codes;
 pub mod config;
 pub mod dialect;
+pub mod gateway;
 pub mod http;
 pub mod listener;
 pub mod metrics;

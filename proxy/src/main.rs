@@ -5,7 +5,8 @@ use aurora_proxy::config::{Cli, Config};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli) {
+    // Kept for SIGHUP, which reloads the proxy users from the same flags, environment and file.
+    let config = match Config::load(cli.clone()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("aurora-proxy: {error}");
@@ -24,7 +25,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(aurora_proxy::server::run(config)) {
+    match runtime.block_on(aurora_proxy::server::run(config, cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");

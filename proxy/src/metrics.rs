@@ -57,6 +57,13 @@ pub struct Metrics {
     pub node_active: IntGaugeVec,
     pub node_chosen: IntCounterVec,
     pub node_probe_duration: HistogramVec,
+    /// `aurora_proxy_logins_refused_total{protocol, code}`: logins the proxy users refused (192/193/516, 195).
+    pub logins_refused: IntCounterVec,
+    /// `aurora_proxy_user_queries_refused_total{user, reason}`: queries a user's limits refused (rate,
+    /// queue_full, queue_timeout) or the proxy killed (max_execution_time).
+    pub user_refused: IntCounterVec,
+    /// `aurora_proxy_user_queue_wait_seconds{user}`: how long admitted queries waited for a turn.
+    pub user_queue_wait: HistogramVec,
 }
 
 impl Metrics {
@@ -145,6 +152,29 @@ impl Metrics {
                 &["node", "protocol"],
             ),
             node_probe_duration,
+            logins_refused: counter(
+                "aurora_proxy_logins_refused_total",
+                "Client logins the proxy refused (unknown user, wrong password, address not allowed), by code.",
+                &["protocol", "code"],
+            ),
+            user_refused: counter(
+                "aurora_proxy_user_queries_refused_total",
+                "Queries of a proxy user refused by its limits or killed at its max_execution_time, by reason.",
+                &["user", "reason"],
+            ),
+            user_queue_wait: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "aurora_proxy_user_queue_wait_seconds",
+                        "Time admitted queries of a proxy user waited for one of its concurrent slots.",
+                    )
+                    .buckets(vec![0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                    &["user"],
+                )
+                .expect("valid metric definition");
+                registry.register(Box::new(h.clone())).expect("metric registered once");
+                h
+            },
             ask_total: counter(
                 "aurora_ask_total",
                 "ASK statements by outcome (ok, rejected, llm_error, sql_error, error).",

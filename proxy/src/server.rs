@@ -9,13 +9,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::ask::AskService;
 use crate::cluster::{self, Cluster, Route};
-use crate::config::Config;
+use crate::config::{Cli, Config};
+use crate::gateway::Gateway;
 use crate::http;
 use crate::metrics::{self, Metrics};
 use crate::native;
 
-/// Serves until a shutdown signal, then waits up to `shutdown_timeout` for running queries.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Serves until a shutdown signal, then waits up to `shutdown_timeout` for running queries. `cli` is what
+/// `config` was loaded from: SIGHUP loads it again and puts the new proxy users in force.
+pub async fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -53,20 +55,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         AskService::new(&config, metrics.clone()).context("cannot set up the natural-language engine")?,
     );
     let cluster = Cluster::new(&config.cluster, metrics.clone());
+    let gateway = Arc::new(Gateway::new(config.users.clone()));
+    if gateway.enabled() {
+        tracing::info!(
+            users = config.users.len(),
+            "proxy users in force: clients log in to the proxy"
+        );
+    }
+    tokio::spawn(reload_on_sighup(cli, gateway.clone(), stop_rx.clone()));
+    let http_env = Arc::new(
+        http::HttpEnv::new(
+            config.clone(),
+            metrics.clone(),
+            ask.clone(),
+            cluster.clone(),
+            gateway.clone(),
+        )
+        .context("cannot set up the HTTP interface")?,
+    );
     let env = Arc::new(native::session::SessionEnv {
         config: config.clone(),
         metrics: metrics.clone(),
-        ask: ask.clone(),
+        ask,
         framing_budget: native::budget::Budget::new(
             usize::try_from(config.max_framing_memory).unwrap_or(usize::MAX),
         ),
         cluster: cluster.clone(),
         route: Route::Any,
+        gateway,
+        router: http_env.router.clone(),
     });
-    let http_env = Arc::new(
-        http::HttpEnv::new(config.clone(), metrics.clone(), ask, cluster.clone())
-            .context("cannot set up the HTTP interface")?,
-    );
     // Each node on both its ports: the native Hello and Ping, then HTTP /ping.
     let probe_env = http_env.clone();
     let connect_timeout = config.cluster.health.timeout;
@@ -192,6 +210,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     metrics_task.abort();
     tracing::info!("aurora-proxy stopped");
     Ok(())
+}
+
+/// On each SIGHUP: loads the configuration again and puts its proxy users and their limits in force, without
+/// dropping a connection. A configuration with problems is refused with them, and the users in force stay.
+/// (Other keys take effect at the next start.)
+async fn reload_on_sighup(cli: Cli, gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: proxy users are not reloadable");
+        return;
+    };
+    loop {
+        tokio::select! {
+            got = hangups.recv() => if got.is_none() { return },
+            _ = crate::listener::stopped(&mut stop) => return,
+        }
+        match Config::load(cli.clone()) {
+            Ok(config) => {
+                let users = gateway.replace(config.users);
+                tracing::info!(users, "SIGHUP: proxy users reloaded");
+            }
+            Err(error) => {
+                tracing::error!("SIGHUP: configuration refused, the proxy users in force stay: {error}");
+            }
+        }
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {

@@ -137,6 +137,27 @@ pub fn upstream_connect_failed(
     tracing::warn!(protocol = protocol.label(), upstream, %error, "cannot connect to upstream ClickHouse");
 }
 
+/// A login the proxy users refused.
+pub fn login_refused(m: &Metrics, protocol: Protocol, code: i32) {
+    m.logins_refused
+        .with_label_values(&[protocol.label(), &code.to_string()])
+        .inc();
+}
+
+/// A query of a proxy user refused by its limits (`reason` from [`crate::gateway::Refused::reason`]) or
+/// killed at its time (`max_execution_time`).
+pub fn user_query_refused(m: &Metrics, user: &str, reason: &str) {
+    tracing::info!(user, reason, "query refused by the proxy user's limits");
+    m.user_refused.with_label_values(&[user, reason]).inc();
+}
+
+/// A query of a proxy user got its turn after `waited`.
+pub fn user_query_admitted(m: &Metrics, user: &str, waited: std::time::Duration) {
+    m.user_queue_wait
+        .with_label_values(&[user])
+        .observe(waited.as_secs_f64());
+}
+
 /// Why a native connection stopped being framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassthroughCause {

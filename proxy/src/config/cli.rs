@@ -48,7 +48,7 @@ impl Cli {
 }
 
 /// Keys the config file has and no flag: tables of their own.
-pub const FILE_ONLY_KEYS: &[&str] = &["nodes"];
+pub const FILE_ONLY_KEYS: &[&str] = &["nodes", "users"];
 
 /// The keys of `matches` whose value a flag or an environment variable gave (not a default).
 fn given(matches: &ArgMatches) -> impl Iterator<Item = String> + '_ {

@@ -56,6 +56,8 @@ pub struct Config {
     pub upstream_http: String,
     /// The nodes behind the proxy, how they are chosen and probed.
     pub cluster: nodes::ClusterConfig,
+    /// Proxy users (`[[users]]`); empty: clients' credentials pass through to ClickHouse.
+    pub users: Vec<crate::gateway::UserConfig>,
     pub llm_base_url: Option<String>,
     pub llm_model: Option<String>,
     /// Base URL of aurora-ingest's HTTP API (no trailing slash), for the console's pipelines page.

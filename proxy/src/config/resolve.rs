@@ -22,6 +22,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
         ask,
         console,
         limits,
+        gateway,
         log,
     } = settings;
     let mut report = |key: &str, message: String| problems.push(Problem::new(key, message));
@@ -70,6 +71,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
     }
 
     let cluster = super::nodes::resolve(cluster, &upstream.upstream_native, &upstream_http, &mut report);
+    let users = crate::gateway::resolve_users(&gateway.users, &mut report);
 
     match (&llm.llm_base_url, &llm.llm_model) {
         (Some(_), None) => report("llm_model", "llm_base_url and llm_model are set together".into()),
@@ -190,6 +192,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
         upstream_native: upstream.upstream_native,
         upstream_http,
         cluster,
+        users,
         llm_base_url: llm.llm_base_url,
         llm_model: llm.llm_model,
         ingest_api_url,

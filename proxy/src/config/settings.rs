@@ -30,6 +30,8 @@ pub const DEFAULT_MAX_FRAMED_PACKET: u64 = 256 << 20;
 pub const DEFAULT_MAX_FRAMING_MEMORY: u64 = 1 << 30;
 /// ClickHouse's own `http_receive_timeout` default.
 pub const DEFAULT_HTTP_RECEIVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a proxy user's query waits for a turn unless its `max_queue_time` says otherwise.
+pub const DEFAULT_MAX_QUEUE_TIME: Duration = Duration::from_secs(10);
 pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_LLM_MAX_TOKENS: u32 = 512;
 pub const DEFAULT_CATALOG_TTL: Duration = Duration::from_secs(60);
@@ -70,6 +72,9 @@ pub struct Settings {
     #[command(flatten)]
     #[serde(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub gateway: Gateway,
     #[command(flatten)]
     #[serde(flatten)]
     pub log: Log,
@@ -340,6 +345,70 @@ pub struct Limits {
     /// the whole time the proxy waits for the first bytes of a body to tell SQL from ASK.
     #[arg(long, env = "AURORA_HTTP_RECEIVE_TIMEOUT", default_value_t = Span(DEFAULT_HTTP_RECEIVE_TIMEOUT))]
     pub http_receive_timeout: Span,
+}
+
+/// Proxy users: who may log in to the proxy, as which ClickHouse user, from where, and within which limits.
+/// Without `[[users]]` in the config file the proxy passes the client's credentials to ClickHouse as they are.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+#[command(next_help_heading = "Gateway")]
+pub struct Gateway {
+    /// The proxy users (config file only, `[[users]]` tables; reloaded on SIGHUP).
+    #[arg(skip)]
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+}
+
+/// One `[[users]]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// What the client logs in as (native Hello; HTTP Basic, `X-ClickHouse-User` or `user=`).
+    pub name: String,
+    /// SHA-256 of the password, 64 hex digits (`echo -n 'secret' | sha256sum`).
+    #[serde(default)]
+    pub password_sha256: Option<String>,
+    /// Or: the environment variable that holds the password (read at start and on SIGHUP).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The ClickHouse user the proxy logs in as for this user (default: the same name).
+    #[serde(default)]
+    pub clickhouse_user: Option<String>,
+    /// The environment variable with that ClickHouse user's password …
+    #[serde(default)]
+    pub clickhouse_password_env: Option<String>,
+    /// … or a file whose first line is it (neither: no password).
+    #[serde(default)]
+    pub clickhouse_password_file: Option<PathBuf>,
+    /// Client addresses allowed to log in as this user (CIDR, e.g. "10.0.0.0/8", "::1/128"); empty: any.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Queries (SQL and ASK, both protocols, every node) this user runs at once; absent: no limit.
+    #[serde(default)]
+    pub max_concurrent_queries: Option<u32>,
+    /// Queries beyond the concurrency limit that wait for a turn; more are refused at once (code 202).
+    #[serde(default)]
+    pub max_queue_size: u32,
+    /// How long a query waits in the queue before it is refused (code 202).
+    #[serde(default = "default_queue_time")]
+    pub max_queue_time: Span,
+    /// Queries per minute (a token bucket refilled continuously); beyond it: code 202, `Retry-After` on HTTP.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// Longest a query may run: then the proxy kills it on the server (`KILL QUERY`) and the client gets
+    /// code 159 (TIMEOUT_EXCEEDED).
+    #[serde(default)]
+    pub max_execution_time: Option<Span>,
+    /// Whether the user may ask questions (`ASK`); SQL is always allowed.
+    #[serde(default = "default_true")]
+    pub allow_ask: bool,
+}
+
+fn default_queue_time() -> Span {
+    Span(DEFAULT_MAX_QUEUE_TIME)
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// How log lines are written.

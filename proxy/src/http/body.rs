@@ -44,6 +44,8 @@ pub struct ClientBody {
     /// The upstream's body broke off mid-way; the client connection is closed as a result.
     failed: bool,
     metrics: Arc<Metrics>,
+    /// The proxy user's turn and time watch, given back when the answer ends.
+    turn: Option<crate::gateway::Turn>,
 }
 
 impl ClientBody {
@@ -93,7 +95,14 @@ impl ClientBody {
             ended: false,
             failed: false,
             metrics,
+            turn: None,
         }
+    }
+
+    /// Holds `turn` until this answer ends.
+    pub fn holding(mut self, turn: Option<crate::gateway::Turn>) -> Self {
+        self.turn = turn;
+        self
     }
 }
 
@@ -117,7 +126,11 @@ impl Body for ClientBody {
                 }
             }
             Poll::Ready(Some(Err(_))) => this.failed = true,
-            Poll::Ready(None) => this.ended = true,
+            Poll::Ready(None) => {
+                this.ended = true;
+                // The user's turn goes back with the last byte, not when hyper drops the body.
+                this.turn = None;
+            }
             Poll::Pending => {}
         }
         polled

@@ -48,6 +48,19 @@ pub enum HttpError {
     /// A statement that writes, on a read endpoint.
     #[error("{}", crate::cluster::READ_ENDPOINT_REFUSAL)]
     ReadOnly,
+    /// The proxy users refused the login (nothing was sent upstream).
+    #[error("{}", .0.message)]
+    Login(crate::gateway::LoginError),
+    /// The proxy user's limits refused the query (code 202) or ASK is not allowed for it (497).
+    #[error("{message}")]
+    Refused {
+        code: i32,
+        message: String,
+        retry_after: Option<u64>,
+    },
+    /// The query passed its proxy user's `max_execution_time` before its answer began; it was killed.
+    #[error("{message}")]
+    Expired { message: String },
     /// The configured upstream URL cannot be used.
     #[error("Aurora proxy: upstream_http {url:?} cannot be used: {reason}")]
     UpstreamUrl { url: String, reason: String },
@@ -66,6 +79,9 @@ impl HttpError {
             HttpError::AskTooLarge { .. } => codes::QUERY_IS_TOO_LARGE,
             HttpError::UpstreamUrl { .. } => codes::UNSUPPORTED_URI_SCHEME,
             HttpError::ReadOnly => codes::READONLY,
+            HttpError::Login(refused) => refused.code,
+            HttpError::Refused { code, .. } => *code,
+            HttpError::Expired { .. } => codes::TIMEOUT_EXCEEDED,
         }
     }
 
@@ -79,6 +95,13 @@ impl HttpError {
             | HttpError::SessionNodeDown { .. } => StatusCode::BAD_GATEWAY,
             HttpError::ClientBody(_) => StatusCode::BAD_REQUEST,
             HttpError::ReceiveTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            HttpError::Login(refused) => refused.http_status(),
+            // What rate limiters answer and retrying clients (clickhouse-connect among them) wait on.
+            HttpError::Refused {
+                code: codes::TOO_MANY_SIMULTANEOUS_QUERIES,
+                ..
+            } => StatusCode::TOO_MANY_REQUESTS,
+            HttpError::Refused { .. } => StatusCode::FORBIDDEN,
             other => status_for_code(other.code()),
         }
     }

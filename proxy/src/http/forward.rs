@@ -16,6 +16,7 @@ use hyper::{Request, Response, StatusCode};
 use super::body::{ClientBody, UpstreamBody};
 use super::classify::{self, Inspected};
 use super::error::{exception_body, HttpError};
+use super::gateway;
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
 use super::route::RouteKey;
 use super::HttpEnv;
@@ -28,9 +29,18 @@ const EXCEPTION_CODE: &str = "x-clickhouse-exception-code";
 /// Answers one request.
 pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr) -> Response<ClientBody> {
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let login = match gateway::login(env, &mut parts, peer) {
+        Ok(login) => login,
+        Err(error) => return error_answer(env, &error, StatementKind::Sql, started),
+    };
     if parts.uri.path() == "/ask" {
-        return super::answer::answer_json(env, parts, body, peer).await;
+        return match gateway::admit(env, &login, StatementKind::Ask).await {
+            Ok(turn) => super::answer::answer_json(env, parts, body, peer)
+                .await
+                .map(|body| body.holding(turn)),
+            Err(error) => error_answer(env, &error, StatementKind::Ask, started),
+        };
     }
     let receive_timeout = env.config.http_receive_timeout;
     let inspected = match tokio::time::timeout(receive_timeout, classify::inspect(&parts, body)).await {
@@ -47,17 +57,40 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
             reads,
             kills,
         }) => {
+            let turn = match gateway::admit(env, &login, StatementKind::Sql).await {
+                Ok(turn) => turn,
+                Err(error) => return error_answer(env, &error, StatementKind::Sql, started),
+            };
             let body = UpstreamBody::new(peeked, rest, receive_timeout, env.metrics.clone());
-            match forward(env, parts, body, reads, kills, peer, started).await {
+            let sent = Sent {
+                reads,
+                kills,
+                peer,
+                started,
+                login: &login,
+            };
+            match forward(env, parts, body, sent, turn).await {
                 Ok(response) => response,
                 Err(error) => error_answer(env, &error, StatementKind::Sql, started),
             }
         }
-        Ok(Inspected::Ask(statement)) => {
-            super::answer::answer_statement(env, parts, statement, peer, started).await
-        }
+        Ok(Inspected::Ask(statement)) => match gateway::admit(env, &login, StatementKind::Ask).await {
+            Ok(turn) => super::answer::answer_statement(env, parts, statement, peer, started)
+                .await
+                .map(|body| body.holding(turn)),
+            Err(error) => error_answer(env, &error, StatementKind::Ask, started),
+        },
         Err(error) => error_answer(env, &error, StatementKind::Sql, started),
     }
+}
+
+/// What is known of a request that goes upstream, beside its head and body.
+struct Sent<'a> {
+    reads: bool,
+    kills: Option<String>,
+    peer: SocketAddr,
+    started: Instant,
+    login: &'a crate::gateway::Login,
 }
 
 /// Sends the request upstream and returns its answer with a body that streams.
@@ -65,32 +98,51 @@ async fn forward(
     env: &HttpEnv,
     mut parts: hyper::http::request::Parts,
     body: UpstreamBody,
-    reads: bool,
-    kills: Option<String>,
-    peer: SocketAddr,
-    started: Instant,
+    sent: Sent<'_>,
+    turn: Option<crate::gateway::Turn>,
 ) -> Result<Response<ClientBody>, HttpError> {
-    let key = route_key(&parts, env, kills);
+    let query_id = gateway::query_id(&mut parts)?;
+    let key = route_key(&parts, env, sent.kills);
     strip_hop_by_hop(&mut parts.headers);
     // The router names the node in `Host`.
     parts.headers.remove(HOST);
-    append_forwarded_for(&mut parts.headers, peer);
+    append_forwarded_for(&mut parts.headers, sent.peer);
     parts.version = hyper::Version::HTTP_11;
 
-    let (response, connection) = env
+    let request = env
         .router
-        .send(env.route, &key, Request::from_parts(parts, body), reads)
-        .await?;
+        .send(env.route, &key, Request::from_parts(parts, body), sent.reads);
+    let deadline = gateway::deadline(sent.login, sent.started);
+    let (response, connection) = match deadline {
+        None => request.await?,
+        Some(deadline) => match tokio::time::timeout_at(deadline.into(), request).await {
+            Ok(answer) => answer?,
+            Err(_) => {
+                gateway::kill_everywhere(env, sent.login, &query_id);
+                return Err(gateway::expired(sent.login, sent.started));
+            }
+        },
+    };
+    let mut turn = turn;
+    if let (Some(deadline), Some(turn), Some(node)) = (deadline, turn.as_mut(), connection.node.as_ref()) {
+        gateway::watch(env, sent.login, node.node().index, &query_id, deadline, turn);
+    }
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(gateway::QUERY_ID_HEADER) {
+        if let Ok(value) = HeaderValue::from_str(&query_id) {
+            parts.headers.insert(gateway::QUERY_ID_HEADER, value);
+        }
+    }
     let body = ClientBody::relay(
         incoming,
         connection,
         StatementKind::Sql,
         parts.status,
-        started,
+        sent.started,
         env.metrics.clone(),
-    );
+    )
+    .holding(turn);
     Ok(Response::from_parts(parts, body))
 }
 
@@ -126,7 +178,25 @@ fn error_answer(
     started: Instant,
 ) -> Response<ClientBody> {
     let body = exception_body(error.code(), error.class(), &error.to_string());
-    local_answer(env, error.status(), error.code(), body, kind, started)
+    let mut response = local_answer(env, error.status(), error.code(), body, kind, started);
+    let headers = response.headers_mut();
+    match error {
+        // As ClickHouse answers a refused login.
+        HttpError::Login(_) if error.status() == StatusCode::UNAUTHORIZED => {
+            headers.insert(
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ClickHouse server HTTP API\""),
+            );
+        }
+        HttpError::Refused {
+            retry_after: Some(seconds),
+            ..
+        } => {
+            headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
+        _ => {}
+    }
+    response
 }
 
 fn local_answer(

@@ -15,6 +15,7 @@ pub mod body;
 pub mod classify;
 pub mod error;
 pub mod forward;
+pub mod gateway;
 mod headers;
 pub mod ingest_api;
 pub mod params;
@@ -46,6 +47,8 @@ pub struct HttpEnv {
     pub router: Arc<route::Router>,
     /// Which nodes this listener's requests go to (and, for a read endpoint, that writes are refused).
     pub route: crate::cluster::Route,
+    /// Proxy users and their limits.
+    pub gateway: Arc<crate::gateway::Gateway>,
 }
 
 impl HttpEnv {
@@ -96,6 +99,7 @@ impl HttpEnv {
         metrics: Arc<Metrics>,
         ask: Arc<AskService>,
         cluster: Arc<crate::cluster::Cluster>,
+        gateway: Arc<crate::gateway::Gateway>,
     ) -> Result<HttpEnv, HttpError> {
         let router = Arc::new(route::Router::new(
             cluster,
@@ -108,6 +112,7 @@ impl HttpEnv {
             ask,
             router,
             route: crate::cluster::Route::Any,
+            gateway,
         })
     }
 
@@ -119,6 +124,7 @@ impl HttpEnv {
             ask: self.ask.clone(),
             router: self.router.clone(),
             route,
+            gateway: self.gateway.clone(),
         }
     }
 }

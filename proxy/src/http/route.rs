@@ -203,6 +203,41 @@ impl Router {
 }
 
 impl Router {
+    /// Kills the query `query_id` on the node at `index` (`KILL QUERY … ASYNC`, as `user`): what the proxy does
+    /// when a query passes its proxy user's `max_execution_time`.
+    pub async fn kill(&self, index: usize, query_id: &str, user: &str, password: &str) -> Result<(), String> {
+        use base64::Engine as _;
+        let upstream = self.upstreams.get(index).ok_or("no such node")?;
+        let fail = |reason: String| format!("HTTP {}: {reason}", upstream.url);
+        let sql = format!(
+            "KILL QUERY WHERE query_id = {} ASYNC",
+            nlq::bind::quoted_string(query_id)
+        );
+        let uri = upstream
+            .uri_for(&Uri::from_static("/"))
+            .map_err(|e| fail(e.to_string()))?;
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let request = Request::post(uri)
+            .header(hyper::header::AUTHORIZATION, format!("Basic {credentials}"))
+            .body(UpstreamBody::full(sql.into(), self.metrics.clone()))
+            .map_err(|e| fail(e.to_string()))?;
+        let (response, lease) = upstream.send(request).await.map_err(|e| match e {
+            SendError::Connect(reason) | SendError::Failed(reason) => fail(reason),
+        })?;
+        let status = response.status();
+        let body = super::body::read_answer(response.into_body(), lease, 64 << 10)
+            .await
+            .map_err(fail)?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(fail(format!(
+                "KILL QUERY answered {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            )))
+        }
+    }
+
     /// The health probe of the node at `index`: `GET /ping` answers 200 `Ok.` on a live ClickHouse.
     pub async fn ping(&self, index: usize) -> Result<(), String> {
         let upstream = &self.upstreams[index];

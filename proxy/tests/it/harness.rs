@@ -56,13 +56,19 @@ impl Proxy {
         let metrics = Metrics::new();
         let ask = Arc::new(AskService::new(&config, metrics.clone()).expect("ask service"));
         let cluster = aurora_proxy::cluster::Cluster::new(&config.cluster, metrics.clone());
+        let router = Arc::new(
+            aurora_proxy::http::route::Router::new(cluster.clone(), config.connect_timeout, metrics.clone())
+                .expect("router"),
+        );
         let env = Arc::new(SessionEnv {
             framing_budget: Budget::new(config.max_framing_memory as usize),
+            gateway: Arc::new(aurora_proxy::gateway::Gateway::new(config.users.clone())),
             config,
             metrics,
             ask,
             cluster,
             route: aurora_proxy::cluster::Route::Any,
+            router,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");

@@ -17,6 +17,10 @@ impl Session {
                 let failure = self.env.ask.syntax_error(&syntax);
                 return self.fail_ask(&failure, pending.started).await;
             }
+            Err(Refusal::Gateway { kind, code, message }) => {
+                let failure = AskFailure { code, message };
+                return self.fail_statement(&failure, kind, pending.started).await;
+            }
             Err(Refusal::ReadOnly) => {
                 let failure = AskFailure {
                     code: codes::READONLY,
@@ -79,11 +83,7 @@ impl Session {
             bytes.len(),
         );
         if self.query.is_none() {
-            self.query = Some(InFlight {
-                kind: StatementKind::Ask,
-                started,
-                cancelled: false,
-            });
+            self.query = Some(self.in_flight(StatementKind::Ask, started, String::new()));
         }
         self.generated = Some(Generated { run, query });
         Ok(())
@@ -104,6 +104,7 @@ impl Session {
         self.client
             .send(&encode_exception(failure.code, &failure.message))
             .await?;
+        self.admitted = None;
         let in_flight = self.query.take();
         telemetry::query_finished(
             &self.env.metrics,

@@ -41,6 +41,29 @@ pub(super) async fn handshake(
     };
     tracing::debug!(%peer, ?hello, "client hello");
 
+    // Proxy users: the login is checked here, before anything goes upstream, and the Hello sent on carries
+    // the ClickHouse credentials of the user instead of the client's.
+    let mut hello = hello;
+    let login = match env
+        .gateway
+        .login(&String::from_utf8_lossy(&hello.user), &hello.password, peer.ip())
+    {
+        Ok(login) => login,
+        Err(refused) => {
+            tracing::info!(%peer, user = %String::from_utf8_lossy(&hello.user), code = refused.code, "login refused");
+            telemetry::login_refused(&env.metrics, Protocol::Native, refused.code);
+            client
+                .send(&encode_exception(refused.code, &refused.message))
+                .await?;
+            return Ok(None);
+        }
+    };
+    if let Some(user) = login.user() {
+        let (name, password) = user.clickhouse_credentials();
+        hello.user = name.as_bytes().to_vec();
+        hello.password = password.as_bytes().to_vec();
+    }
+
     // The node: the balance strategy's choice among the listener's healthy nodes; a node that refuses or does
     // not answer the connect is taken out and the next one tried, before the client sees anything.
     let user = String::from_utf8_lossy(&hello.user);
@@ -113,6 +136,8 @@ pub(super) async fn handshake(
                         query: None,
                         ask: None,
                         generated: None,
+                        login,
+                        admitted: None,
                         asker: nlq::Asker {
                             credentials: nlq::clickhouse::Credentials::new(
                                 String::from_utf8_lossy(&hello.user),

@@ -33,6 +33,7 @@ use crate::telemetry::{self, Direction, Outcome, PassthroughCause, Protocol, Sta
 use crate::tls::ClientStream;
 
 mod ask;
+mod gateway;
 mod handshake;
 mod relay;
 
@@ -53,6 +54,10 @@ pub struct SessionEnv {
     pub cluster: Arc<crate::cluster::Cluster>,
     /// Which nodes this listener's clients go to.
     pub route: crate::cluster::Route,
+    /// Proxy users and their limits.
+    pub gateway: Arc<crate::gateway::Gateway>,
+    /// The nodes' HTTP interfaces: where the proxy sends `KILL QUERY` for a query past its time.
+    pub router: Arc<crate::http::route::Router>,
 }
 
 /// A statement whose answer has not ended yet.
@@ -60,6 +65,13 @@ struct InFlight {
     kind: StatementKind,
     started: Instant,
     cancelled: bool,
+    /// The query id upstream (the client's, or one the proxy gave it); empty for an ASK's generated query.
+    query_id: String,
+    /// When the proxy user's `max_execution_time` runs out.
+    deadline: Option<Instant>,
+    /// Set when the deadline passed: the query was killed, the rest of its answer is dropped and the client
+    /// gets a timeout exception at its end.
+    expired: Option<std::time::Duration>,
 }
 
 /// An ASK statement waiting for the client's end of external data before it is answered.
@@ -76,6 +88,12 @@ enum Refusal {
     Syntax(nlq::AskSyntaxError),
     /// SQL that writes, on a read endpoint.
     ReadOnly,
+    /// The proxy user's limits: too many queries, or ASK not allowed.
+    Gateway {
+        kind: StatementKind,
+        code: i32,
+        message: String,
+    },
 }
 
 /// A generated query running upstream, watched until its first block: an exception before it means ClickHouse
@@ -124,6 +142,10 @@ pub struct Session {
     generated: Option<Generated>,
     /// Who the client logged in as, for the catalog of its ASK questions.
     asker: nlq::Asker,
+    /// The proxy user the client logged in as (or pass-through).
+    login: crate::gateway::Login,
+    /// The running statement's turn among its proxy user's concurrent queries, given back when it ends.
+    admitted: Option<crate::gateway::Admission>,
     /// Framing progress of the incomplete packet at the head of each buffer.
     client_frame: FrameState,
     upstream_frame: FrameState,

@@ -42,7 +42,15 @@ impl Session {
         if *draining && self.is_idle() {
             return Ok(Flow::Close("shutdown"));
         }
+        let deadline = self
+            .query
+            .as_ref()
+            .filter(|q| q.expired.is_none())
+            .and_then(|q| q.deadline);
         tokio::select! {
+            _ = tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std)), if deadline.is_some() => {
+                self.query_expired().await?;
+            }
             n = self.client.read_more() => {
                 if n? == 0 {
                     return Ok(self.client_gone().await);
@@ -125,17 +133,31 @@ impl Session {
                 },
             };
             match action {
-                ClientAction::Forward { query, cancel } => {
-                    if let Some(kind) = query {
-                        // A new answer: its blocks may be shaped differently from the last one's.
-                        self.client_frame.forget_layout();
-                        self.upstream_frame.forget_layout();
-                        self.query = Some(InFlight {
-                            kind,
-                            started: Instant::now(),
-                            cancelled: false,
+                ClientAction::Forward {
+                    query: Some(kind), ..
+                } => {
+                    // A new statement: its turn among the user's queries, then upstream under a query id.
+                    self.flush_client(pending).await?;
+                    pending = 0;
+                    let started = Instant::now();
+                    if let Err(refusal) = self.admit(kind).await {
+                        // Refused like a write on a read endpoint: its external data is swallowed, then the
+                        // client gets the exception.
+                        self.client.consume(len);
+                        self.ask = Some(PendingAsk {
+                            started,
+                            statement: Err(refusal),
+                            query: None,
                         });
+                        continue;
                     }
+                    let query_id = self.send_query(len).await?;
+                    // A new answer: its blocks may be shaped differently from the last one's.
+                    self.client_frame.forget_layout();
+                    self.upstream_frame.forget_layout();
+                    self.query = Some(self.in_flight(kind, started, query_id));
+                }
+                ClientAction::Forward { query: None, cancel } => {
                     if cancel {
                         if let Some(q) = &mut self.query {
                             q.cancelled = true;
@@ -146,6 +168,10 @@ impl Session {
                 ClientAction::StartAsk(statement) => {
                     self.flush_client(pending).await?;
                     pending = 0;
+                    let statement = match statement {
+                        Ok(ask) => self.admit(StatementKind::Ask).await.map(|()| ask),
+                        refused => refused,
+                    };
                     let query = decode_owned_query(&self.client.buf[..len], self.ctx.revision);
                     self.client.consume(len);
                     self.ask = Some(PendingAsk {
@@ -195,7 +221,7 @@ impl Session {
         Flow::Passthrough(PassthroughCause::MemoryBudget, detail)
     }
 
-    async fn flush_client(&mut self, n: usize) -> Result<(), SessionError> {
+    pub(super) async fn flush_client(&mut self, n: usize) -> Result<(), SessionError> {
         let direction = Direction::ClientToUpstream;
         forward_counted(
             &mut self.client,
@@ -220,6 +246,18 @@ impl Session {
                 .set_allowance((limit as usize).saturating_sub(self.upstream.buf.len()));
             match frame_server_packet(buf, &self.ctx, &mut self.upstream_frame) {
                 Ok((packet, len)) => {
+                    if let Some(elapsed) = self.query.as_ref().and_then(|q| q.expired) {
+                        // Killed at its time: nothing more of its answer reaches the client.
+                        let ends = packet.ends_query();
+                        self.flush_upstream(pending).await?;
+                        self.upstream.consume(len);
+                        pending = 0;
+                        if ends {
+                            self.generated = None;
+                            self.expired_query_ended(elapsed).await?;
+                        }
+                        continue;
+                    }
                     if self.generated.is_some() {
                         match packet {
                             ServerPacket::Exception(e) => {
@@ -285,6 +323,7 @@ impl Session {
     }
 
     fn finish_query(&mut self, packet: &ServerPacket) {
+        self.admitted = None;
         let Some(query) = self.query.take() else {
             return;
         };
@@ -361,6 +400,7 @@ impl Session {
     /// Ends a running query with an exception to the client (the client side is always at a packet boundary:
     /// only complete packets are forwarded).
     async fn fail_in_flight_with(&mut self, code: i32, message: &str) {
+        self.admitted = None;
         let _ = self.client.send(&encode_exception(code, message)).await;
         if let Some(query) = self.query.take() {
             telemetry::query_finished(
