@@ -57,6 +57,8 @@ pub struct Metrics {
     pub node_active: IntGaugeVec,
     pub node_chosen: IntCounterVec,
     pub node_probe_duration: HistogramVec,
+    /// `aurora_proxy_node_circuit_open_total{node}`: times a node's circuit opened.
+    pub node_circuit_open: IntCounterVec,
     /// `aurora_proxy_logins_refused_total{protocol, code}`: logins the proxy users refused (192/193/516, 195).
     pub logins_refused: IntCounterVec,
     /// `aurora_proxy_user_queries_refused_total{user, reason}`: queries a user's limits refused (rate,
@@ -152,6 +154,11 @@ impl Metrics {
                 &["node", "protocol"],
             ),
             node_probe_duration,
+            node_circuit_open: counter(
+                "aurora_proxy_node_circuit_open_total",
+                "Times a ClickHouse node's circuit opened after consecutive failed connects.",
+                &["node"],
+            ),
             logins_refused: counter(
                 "aurora_proxy_logins_refused_total",
                 "Client logins the proxy refused (unknown user, wrong password, address not allowed), by code.",

@@ -51,6 +51,13 @@ pub async fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let https = match &config.https {
+        Some(https) => {
+            let acceptor = crate::tls::acceptor(&https.files.cert_file, &https.files.key_file)?;
+            Some((bind(https.listen, "HTTPS").await?, acceptor))
+        }
+        None => None,
+    };
     let ask = Arc::new(
         AskService::new(&config, metrics.clone()).context("cannot set up the natural-language engine")?,
     );
@@ -167,6 +174,16 @@ pub async fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
         serving.push(tokio::spawn(http::serve(
             listener,
             Arc::new(http_env.with_route(route)),
+            stop_rx.clone(),
+            tracker.clone(),
+        )));
+    }
+    if let Some((listener, acceptor)) = https {
+        tracing::info!(https = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving HTTP clients over TLS");
+        serving.push(tokio::spawn(http::serve_tls(
+            listener,
+            acceptor,
+            http_env.clone(),
             stop_rx.clone(),
             tracker.clone(),
         )));

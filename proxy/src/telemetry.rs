@@ -214,11 +214,16 @@ pub fn http_response_finished(m: &Metrics, status: u16, outcome: Outcome) {
     }
 }
 
-pub fn tls_handshake_failed(m: &Metrics, peer: std::net::SocketAddr, error: &dyn std::fmt::Display) {
+pub fn tls_handshake_failed(
+    m: &Metrics,
+    protocol: Protocol,
+    peer: std::net::SocketAddr,
+    error: &dyn std::fmt::Display,
+) {
     m.protocol_errors
-        .with_label_values(&[Protocol::Native.label(), "tls"])
+        .with_label_values(&[protocol.label(), "tls"])
         .inc();
-    tracing::info!(%peer, %error, "TLS handshake with a native client failed");
+    tracing::info!(%peer, %error, protocol = protocol.label(), "TLS handshake with a client failed");
 }
 
 /// Most bytes of a question, generated SQL, user name or error text written into one log line.

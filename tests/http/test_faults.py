@@ -138,3 +138,50 @@ def test_sigterm_lets_a_request_in_flight_finish(clickhouse, tmp_path):
         if p.proc.poll() is None:
             p.proc.kill()
             p.proc.wait()
+
+
+def test_an_open_circuit_fails_fast_on_both_protocols_and_tries_again_after_the_cooldown(start_proxy):
+    """A node that does not answer connects: after `circuit_failures` failed connects (each waits out the connect
+    timeout) its circuit opens, and clients fail at once with code 210 instead of waiting too, until the cooldown."""
+    blackhole = socket.socket()
+    blackhole.bind((HOST, 0))
+    blackhole.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(blackhole.getsockname())
+            fillers.append(filler)
+        port = blackhole.getsockname()[1]
+        p = start_proxy(f"{HOST}:{port}", f"http://{HOST}:{port}",
+                        ("--connect-timeout", "1s", "--circuit-failures", "2", "--circuit-cooldown", "4s",
+                         "--health-interval", "60s"))
+        timings = []
+        for _ in range(4):
+            started = time.monotonic()
+            answer = request(p.endpoint, body="SELECT 1", timeout=10)
+            timings.append(time.monotonic() - started)
+            assert answer.status == 502 and exception_code(answer) == 210, answer.text
+            if "circuit" in answer.text:
+                break
+        # The failed connects (the start-up probe's among them) opened it within two requests.
+        assert "circuit" in answer.text and "circuit_cooldown" in answer.text, answer.text
+        assert timings[-1] < 0.3 and len(timings) <= 3, timings
+        # The native side fails fast too, with the same reason.
+        started = time.monotonic()
+        with pytest.raises(Exception) as raised:
+            from clickhouse_driver import Client
+            Client(HOST, port=p.native_port, connect_timeout=5).execute("SELECT 1")
+        assert time.monotonic() - started < 0.5
+        assert getattr(raised.value, "code", None) == 210 and "circuit" in str(raised.value), raised.value
+        assert metric(p.endpoint, "aurora_proxy_node_circuit_open_total", node="upstream") >= 1
+        # After the cooldown the node is tried again: the connect waits out its timeout once more.
+        time.sleep(4.2)
+        started = time.monotonic()
+        answer = request(p.endpoint, body="SELECT 1", timeout=10)
+        assert time.monotonic() - started > 0.9 and "no connection within 1s" in answer.text, answer.text
+    finally:
+        for filler in fillers:
+            filler.close()
+        blackhole.close()

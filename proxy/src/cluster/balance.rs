@@ -98,6 +98,8 @@ mod tests {
                     timeout: std::time::Duration::from_secs(1),
                     unhealthy_after: 1,
                     healthy_after: 1,
+                    circuit_failures: 0,
+                    circuit_cooldown: std::time::Duration::from_secs(1),
                 },
             },
             Metrics::new(),

@@ -8,12 +8,18 @@
 //! anything. When no node of the route is healthy, the nodes that are out are tried anyway, best first: a
 //! stale "down" must not refuse a client while a node would answer.
 //!
+//! A node whose connects keep failing has its circuit opened: after `circuit_failures` consecutive failed
+//! connects it is skipped for `circuit_cooldown` — even when no other node is left, so that clients fail fast
+//! (code 210) instead of piling up connects to a server that is gone. After the cool-down the next connect tries
+//! it again; one that succeeds, or a good probe, closes the circuit.
+//!
 //! Each choice returns a [`NodeLease`] that counts the connection (native) or request (HTTP) on its node for as
 //! long as it lives: least-connections balancing and the per-node gauges read these counts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::nodes::{ClusterConfig, HealthConfig, NodeConfig};
 use crate::config::{Balance, Role};
@@ -68,6 +74,10 @@ pub struct Node {
     bad_probes: AtomicU32,
     /// Native connections open and HTTP requests running on this node.
     active: AtomicUsize,
+    /// Consecutive failed connects (reset by a good connect or probe).
+    failures: AtomicU32,
+    /// Until when the circuit is open: the node is skipped.
+    open_until: Mutex<Option<Instant>>,
 }
 
 impl Node {
@@ -82,6 +92,14 @@ impl Node {
     /// Native connections and HTTP requests on this node now.
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// How long the node's circuit stays open from now; `None` when it is closed.
+    pub fn circuit_open(&self) -> Option<Duration> {
+        let until = (*self.open_until.lock().expect("circuit lock"))?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
     }
 }
 
@@ -165,6 +183,8 @@ impl Cluster {
                     good_probes: AtomicU32::new(0),
                     bad_probes: AtomicU32::new(0),
                     active: AtomicUsize::new(0),
+                    failures: AtomicU32::new(0),
+                    open_until: Mutex::new(None),
                 })
             })
             .collect();
@@ -211,6 +231,7 @@ impl Cluster {
             .nodes
             .iter()
             .filter(|n| route.serves(n.config.role) && !tried.contains(&n.index))
+            .filter(|n| n.circuit_open().is_none())
             .collect();
         let healthy: Vec<&Arc<Node>> = candidates.iter().copied().filter(|n| n.is_up()).collect();
         let pool = if healthy.is_empty() { candidates } else { healthy };
@@ -239,10 +260,54 @@ impl Cluster {
         })
     }
 
-    /// A connect to `node` failed: it is out at once, until probes bring it back.
+    /// A connect to `node` failed: it is out at once, until probes bring it back; after `circuit_failures`
+    /// in a row its circuit opens for `circuit_cooldown`.
     pub fn connect_failed(&self, node: &Node, reason: &str) {
         node.good_probes.store(0, Ordering::Relaxed);
         self.set_up(node, false, reason);
+        let failures = node.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let breaker = self.health.circuit_failures;
+        if breaker > 0 && failures >= breaker {
+            let cooldown = self.health.circuit_cooldown;
+            *node.open_until.lock().expect("circuit lock") = Some(Instant::now() + cooldown);
+            self.metrics
+                .node_circuit_open
+                .with_label_values(&[node.name()])
+                .inc();
+            tracing::warn!(
+                node = node.name(),
+                failures,
+                cooldown = %humantime::format_duration(cooldown),
+                "circuit open: the node is skipped for the cool-down"
+            );
+        }
+    }
+
+    /// A connect to `node` succeeded: its circuit is closed.
+    pub fn connected(&self, node: &Node) {
+        if node.failures.swap(0, Ordering::Relaxed) > 0 {
+            *node.open_until.lock().expect("circuit lock") = None;
+        }
+    }
+
+    /// Why no node of `route` can be chosen now, when their circuits are open (for the client's error).
+    pub fn circuits_open(&self, route: Route) -> Option<String> {
+        let open: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| route.serves(n.config.role))
+            .filter_map(|n| {
+                n.circuit_open()
+                    .map(|left| format!("{} for {:.1} s more", n.name(), left.as_secs_f64()))
+            })
+            .collect();
+        (!open.is_empty()).then(|| {
+            format!(
+                "the circuit of every node is open after {} failed connects in a row: {} (circuit_cooldown)",
+                self.health.circuit_failures,
+                open.join(", ")
+            )
+        })
     }
 
     /// Records one probe of `node`.
@@ -250,6 +315,7 @@ impl Cluster {
         match result {
             Ok(()) => {
                 node.bad_probes.store(0, Ordering::Relaxed);
+                self.connected(node);
                 let good = node.good_probes.fetch_add(1, Ordering::Relaxed).saturating_add(1);
                 if good >= self.health.healthy_after {
                     self.set_up(node, true, "health probes answered");
@@ -328,6 +394,8 @@ mod tests {
                 timeout: std::time::Duration::from_secs(1),
                 unhealthy_after: 2,
                 healthy_after: 2,
+                circuit_failures: 3,
+                circuit_cooldown: std::time::Duration::from_secs(60),
             },
         };
         Cluster::new(&config, Metrics::new())
@@ -376,6 +444,38 @@ mod tests {
         let lease = c.choose(Route::Any, "", &[], Protocol::Native).unwrap();
         assert_eq!(lease.node().name(), "ch1");
         assert!(!c.report().0);
+    }
+
+    #[test]
+    fn an_open_circuit_skips_the_node_even_when_no_other_is_left() {
+        let c = cluster(Balance::FirstHealthy, &[Role::Any, Role::Any]);
+        let first = &c.nodes()[0];
+        for _ in 0..2 {
+            c.connect_failed(first, "refused");
+            assert!(first.circuit_open().is_none());
+        }
+        c.connect_failed(first, "refused");
+        assert!(first.circuit_open().is_some());
+        // Down and open: skipped, though "every node down" would try it.
+        c.connect_failed(&c.nodes()[1], "refused");
+        let lease = c.choose(Route::Any, "", &[], Protocol::Native).unwrap();
+        assert_eq!(lease.node().name(), "ch2");
+        assert!(c.choose(Route::Any, "", &[1], Protocol::Native).is_none());
+        for _ in 0..2 {
+            c.connect_failed(&c.nodes()[1], "refused");
+        }
+        assert!(c.choose(Route::Any, "", &[], Protocol::Native).is_none());
+        assert!(c.circuits_open(Route::Any).unwrap().contains("ch1 for"));
+        // A good probe closes it.
+        c.probed(first, Ok(()));
+        assert!(first.circuit_open().is_none());
+        assert_eq!(
+            c.choose(Route::Any, "", &[], Protocol::Native)
+                .unwrap()
+                .node()
+                .name(),
+            "ch1"
+        );
     }
 
     #[test]

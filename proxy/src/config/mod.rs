@@ -42,6 +42,8 @@ pub struct Config {
     pub native_listen: SocketAddr,
     /// TLS listener for native clients, with its certificate chain and key (all three or none).
     pub native_tls: Option<NativeTls>,
+    /// HTTPS listener for the HTTP interface, with the same certificate and key.
+    pub https: Option<Https>,
     pub http_listen: SocketAddr,
     pub metrics_listen: SocketAddr,
     /// Read and write endpoints (each off unless set).
@@ -102,6 +104,20 @@ pub struct NativeTls {
     pub listen: SocketAddr,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+}
+
+/// The PEM certificate chain and private key the TLS listeners present.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Where the HTTPS listener binds and what it presents.
+#[derive(Debug, Clone)]
+pub struct Https {
+    pub listen: SocketAddr,
+    pub files: TlsFiles,
 }
 
 /// aurora-ingest's API token; never printed.

@@ -39,6 +39,10 @@ pub struct HealthConfig {
     pub timeout: Duration,
     pub unhealthy_after: u32,
     pub healthy_after: u32,
+    /// Consecutive failed connects that open a node's circuit (0: never).
+    pub circuit_failures: u32,
+    /// How long an open circuit skips its node.
+    pub circuit_cooldown: Duration,
 }
 
 /// Whether `address` is HOST:PORT.
@@ -116,7 +120,12 @@ pub fn resolve(
         timeout: cluster.health_timeout.0,
         unhealthy_after: cluster.unhealthy_after,
         healthy_after: cluster.healthy_after,
+        circuit_failures: cluster.circuit_failures,
+        circuit_cooldown: cluster.circuit_cooldown.0,
     };
+    if health.circuit_failures > 1000 {
+        report("circuit_failures", "must be 0 (off) to 1000".into());
+    }
     for (key, value) in [
         ("health_interval", health.interval),
         ("health_timeout", health.timeout),

@@ -27,32 +27,46 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
     } = settings;
     let mut report = |key: &str, message: String| problems.push(Problem::new(key, message));
 
-    let native_tls = match (
-        listen.native_tls_listen,
-        listen.tls_cert_file,
-        listen.tls_key_file,
-    ) {
-        (Some(listen), Some(cert_file), Some(key_file)) => Some(NativeTls {
-            listen,
-            cert_file,
-            key_file,
-        }),
-        (None, None, None) => None,
-        (listen, cert, key) => {
-            for (missing, key) in [
-                (listen.is_none(), "native_tls_listen"),
-                (cert.is_none(), "tls_cert_file"),
-                (key.is_none(), "tls_key_file"),
-            ] {
+    // One certificate and key serve both TLS listeners.
+    let listening = listen.native_tls_listen.is_some() || listen.https_listen.is_some();
+    let files = match (listen.tls_cert_file, listen.tls_key_file) {
+        (Some(_), Some(_)) if !listening => {
+            report(
+                "native_tls_listen",
+                "tls_cert_file and tls_key_file serve native_tls_listen or https_listen: set one".into(),
+            );
+            None
+        }
+        (Some(cert_file), Some(key_file)) => Some((cert_file, key_file)),
+        (None, None) if !listening => None,
+        (cert, key) => {
+            for (missing, key) in [(cert.is_none(), "tls_cert_file"), (key.is_none(), "tls_key_file")] {
                 if missing {
                     report(
                         key,
-                        "native_tls_listen, tls_cert_file and tls_key_file are set together".into(),
+                        "native_tls_listen / https_listen, tls_cert_file and tls_key_file are set together"
+                            .into(),
                     );
                 }
             }
             None
         }
+    };
+    let tls_files = files.map(|(cert_file, key_file)| super::TlsFiles { cert_file, key_file });
+    let native_tls = match (&tls_files, listen.native_tls_listen) {
+        (Some(files), Some(listen)) => Some(NativeTls {
+            listen,
+            cert_file: files.cert_file.clone(),
+            key_file: files.key_file.clone(),
+        }),
+        _ => None,
+    };
+    let https = match (&tls_files, listen.https_listen) {
+        (Some(files), Some(listen)) => Some(super::Https {
+            listen,
+            files: files.clone(),
+        }),
+        _ => None,
     };
 
     if !super::nodes::is_host_port(&upstream.upstream_native) {
@@ -183,6 +197,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
     Config {
         native_listen: listen.native_listen,
         native_tls,
+        https,
         http_listen: listen.http_listen,
         metrics_listen: listen.metrics_listen,
         native_read_listen: listen.native_read_listen,

@@ -23,6 +23,8 @@ pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_UNHEALTHY_AFTER: u32 = 2;
 pub const DEFAULT_HEALTHY_AFTER: u32 = 2;
+pub const DEFAULT_CIRCUIT_FAILURES: u32 = 3;
+pub const DEFAULT_CIRCUIT_COOLDOWN: Duration = Duration::from_secs(5);
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -91,10 +93,14 @@ pub struct Listen {
     /// set; needs --tls-cert-file and --tls-key-file.
     #[arg(long, env = "AURORA_NATIVE_TLS_LISTEN")]
     pub native_tls_listen: Option<SocketAddr>,
-    /// PEM certificate chain for --native-tls-listen.
+    /// Address for HTTPS clients (ClickHouse uses 8443). Off unless set; needs --tls-cert-file and
+    /// --tls-key-file.
+    #[arg(long, env = "AURORA_HTTPS_LISTEN")]
+    pub https_listen: Option<SocketAddr>,
+    /// PEM certificate chain for --native-tls-listen and --https-listen.
     #[arg(long, env = "AURORA_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key for --native-tls-listen.
+    /// PEM private key for --native-tls-listen and --https-listen.
     #[arg(long, env = "AURORA_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
     /// Address for ClickHouse HTTP-interface clients.
@@ -154,6 +160,13 @@ pub struct Cluster {
     /// Consecutive good probes after which a node that was out takes clients again.
     #[arg(long, env = "AURORA_HEALTHY_AFTER", default_value_t = DEFAULT_HEALTHY_AFTER)]
     pub healthy_after: u32,
+    /// Consecutive failed connects to a node that open its circuit: it is skipped for circuit_cooldown, even
+    /// when no other node is left, so clients fail fast (code 210). 0 turns the breaker off.
+    #[arg(long, env = "AURORA_CIRCUIT_FAILURES", default_value_t = DEFAULT_CIRCUIT_FAILURES)]
+    pub circuit_failures: u32,
+    /// How long an open circuit skips its node; then the next connect tries it again.
+    #[arg(long, env = "AURORA_CIRCUIT_COOLDOWN", default_value_t = Span(DEFAULT_CIRCUIT_COOLDOWN))]
+    pub circuit_cooldown: Span,
     /// The nodes (config file only, `[[nodes]]` tables).
     #[arg(skip)]
     #[serde(default)]

@@ -42,6 +42,9 @@ pub enum HttpError {
     /// No node of the listener's route could take the request.
     #[error("Aurora proxy: no ClickHouse node can take the request (every node of this endpoint is down or refused the connection)")]
     NoNode,
+    /// Every node of the listener's route has its circuit open (too many failed connects in a row).
+    #[error("Aurora proxy: cannot connect to ClickHouse: {0}")]
+    CircuitOpen(String),
     /// The node that holds the request's `session_id` is down; the session cannot move.
     #[error("Aurora proxy: ClickHouse node {node}, which holds this session_id's session, is down ({reason}); ClickHouse sessions live on one server and cannot move to another, so start a new session")]
     SessionNodeDown { node: String, reason: String },
@@ -73,6 +76,7 @@ impl HttpError {
             HttpError::Connect { .. }
             | HttpError::Upstream { .. }
             | HttpError::NoNode
+            | HttpError::CircuitOpen(_)
             | HttpError::SessionNodeDown { .. } => codes::NETWORK_ERROR,
             HttpError::ClientBody(_) => codes::CANNOT_READ_FROM_SOCKET,
             HttpError::ReceiveTimeout(_) => codes::SOCKET_TIMEOUT,
@@ -92,6 +96,7 @@ impl HttpError {
             HttpError::Connect { .. }
             | HttpError::Upstream { .. }
             | HttpError::NoNode
+            | HttpError::CircuitOpen(_)
             | HttpError::SessionNodeDown { .. } => StatusCode::BAD_GATEWAY,
             HttpError::ClientBody(_) => StatusCode::BAD_REQUEST,
             HttpError::ReceiveTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -112,6 +117,7 @@ impl HttpError {
             HttpError::Connect { .. }
             | HttpError::Upstream { .. }
             | HttpError::NoNode
+            | HttpError::CircuitOpen(_)
             | HttpError::SessionNodeDown { .. } => "DB::NetException",
             _ => "DB::Exception",
         }

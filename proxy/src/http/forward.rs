@@ -118,19 +118,23 @@ async fn forward(
         Some(deadline) => match tokio::time::timeout_at(deadline.into(), request).await {
             Ok(answer) => answer?,
             Err(_) => {
-                gateway::kill_everywhere(env, sent.login, &query_id);
+                if let Some(id) = &query_id {
+                    gateway::kill_everywhere(env, sent.login, id);
+                }
                 return Err(gateway::expired(sent.login, sent.started));
             }
         },
     };
     let mut turn = turn;
-    if let (Some(deadline), Some(turn), Some(node)) = (deadline, turn.as_mut(), connection.node.as_ref()) {
-        gateway::watch(env, sent.login, node.node().index, &query_id, deadline, turn);
+    if let (Some(deadline), Some(turn), Some(node), Some(id)) =
+        (deadline, turn.as_mut(), connection.node.as_ref(), &query_id)
+    {
+        gateway::watch(env, sent.login, node.node().index, id, deadline, turn);
     }
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    if !parts.headers.contains_key(gateway::QUERY_ID_HEADER) {
-        if let Ok(value) = HeaderValue::from_str(&query_id) {
+    if let Some(id) = query_id.filter(|_| !parts.headers.contains_key(gateway::QUERY_ID_HEADER)) {
+        if let Ok(value) = HeaderValue::from_str(&id) {
             parts.headers.insert(gateway::QUERY_ID_HEADER, value);
         }
     }

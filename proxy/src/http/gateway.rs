@@ -89,11 +89,18 @@ fn set_query(parts: &mut Parts, query: &str) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// The request's query id: its `query_id` parameter, or a new one added to the query string.
-pub fn query_id(parts: &mut Parts) -> Result<String, HttpError> {
+/// The request's query id: its `query_id` parameter, or a new one added to the query string of a request that
+/// carries a query (ClickHouse's service paths — `/ping`, `/replicas_status`, `GET /` — take no parameters, and
+/// `None` is returned for them).
+pub fn query_id(parts: &mut Parts) -> Result<Option<String>, HttpError> {
     let query = parts.uri.query().unwrap_or("");
     if let Some(id) = params::param(query, "query_id").filter(|id| !id.is_empty()) {
-        return Ok(String::from_utf8_lossy(&id).into_owned());
+        return Ok(Some(String::from_utf8_lossy(&id).into_owned()));
+    }
+    let carries_query = parts.uri.path() == "/"
+        && (parts.method == hyper::Method::POST || params::param(query, "query").is_some());
+    if !carries_query {
+        return Ok(None);
     }
     let id = crate::gateway::new_query_id();
     let extended = if query.is_empty() {
@@ -102,7 +109,7 @@ pub fn query_id(parts: &mut Parts) -> Result<String, HttpError> {
         format!("{query}&query_id={id}")
     };
     set_query(parts, &extended)?;
-    Ok(id)
+    Ok(Some(id))
 }
 
 /// The statement's turn among its proxy user's queries (waiting in the queue if need be); `None` for

@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 
 pub use error::HttpError;
-pub use server::serve;
+pub use server::{serve, serve_tls};
 pub use upstream::Upstream;
 
 /// Everything the HTTP side needs from the process around it.

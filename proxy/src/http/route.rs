@@ -137,7 +137,10 @@ impl Router {
                 None => self.cluster.choose(route, &key.user, &tried, Protocol::Http),
             };
             let Some(mut lease) = lease else {
-                return Err(last.unwrap_or(HttpError::NoNode));
+                return Err(last.unwrap_or_else(|| match self.cluster.circuits_open(route) {
+                    Some(reason) => HttpError::CircuitOpen(reason),
+                    None => HttpError::NoNode,
+                }));
             };
             // Known from now on: ClickHouse may send the answer's head only when the query ends.
             if let Some(id) = &key.query_id {
@@ -148,6 +151,9 @@ impl Router {
             *request.uri_mut() = upstream.uri_for(&client_uri)?;
             match upstream.try_send(request, reads).await {
                 Ok((response, mut connection)) => {
+                    if !connection.reused {
+                        self.cluster.connected(lease.node());
+                    }
                     if let Some(k) = session_key {
                         if pinned.is_none() && in_session {
                             self.sessions.remember(k, index);

@@ -28,19 +28,48 @@ pub async fn serve(
     let max = env.config.max_connections;
     let serve_shutdown = shutdown.clone();
     accept_loop(listener, max, shutdown, tracker, "http", move |stream, peer| {
-        connection(stream, peer, env.clone(), serve_shutdown.clone())
+        plain(stream, peer, env.clone(), serve_shutdown.clone())
     })
     .await;
 }
 
-/// Serves one client connection (HTTP/1.1 keep-alive: many requests, one at a time).
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+/// Accepts HTTPS clients until `shutdown` turns true: the TLS handshake (within `handshake_timeout`), then
+/// the same HTTP service as the plain listener.
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
     env: Arc<HttpEnv>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+    tracker: TaskTracker,
 ) {
+    let max = env.config.max_connections;
+    let serve_shutdown = shutdown.clone();
+    accept_loop(listener, max, shutdown, tracker, "https", move |stream, peer| {
+        let env = env.clone();
+        let shutdown = serve_shutdown.clone();
+        let acceptor = acceptor.clone();
+        async move {
+            let _ = stream.set_nodelay(true);
+            match tokio::time::timeout(env.config.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => connection(tls, peer, env, shutdown).await,
+                Ok(Err(error)) => telemetry::tls_handshake_failed(&env.metrics, Protocol::Http, peer, &error),
+                Err(_) => telemetry::tls_handshake_failed(&env.metrics, Protocol::Http, peer, &"timed out"),
+            }
+        }
+    })
+    .await;
+}
+
+async fn plain(stream: TcpStream, peer: SocketAddr, env: Arc<HttpEnv>, shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
+    connection(stream, peer, env, shutdown).await
+}
+
+/// Serves one client connection (HTTP/1.1 keep-alive: many requests, one at a time).
+async fn connection<S>(stream: S, peer: SocketAddr, env: Arc<HttpEnv>, mut shutdown: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     telemetry::connection_opened(&env.metrics, Protocol::Http, peer);
     let service_env = env.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {

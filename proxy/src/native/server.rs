@@ -59,8 +59,18 @@ pub async fn serve_tls(
                 let _ = stream.set_nodelay(true);
                 match tokio::time::timeout(env.config.handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => session::run(ClientStream::Tls(Box::new(tls)), peer, env, shutdown).await,
-                    Ok(Err(error)) => crate::telemetry::tls_handshake_failed(&env.metrics, peer, &error),
-                    Err(_) => crate::telemetry::tls_handshake_failed(&env.metrics, peer, &"timed out"),
+                    Ok(Err(error)) => crate::telemetry::tls_handshake_failed(
+                        &env.metrics,
+                        crate::telemetry::Protocol::Native,
+                        peer,
+                        &error,
+                    ),
+                    Err(_) => crate::telemetry::tls_handshake_failed(
+                        &env.metrics,
+                        crate::telemetry::Protocol::Native,
+                        peer,
+                        &"timed out",
+                    ),
                 }
             }
         },

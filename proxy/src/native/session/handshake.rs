@@ -73,10 +73,12 @@ pub(super) async fn handshake(
         let Some(node) = env.cluster.choose(env.route, &user, &tried, Protocol::Native) else {
             let message = format!(
                 "Aurora proxy: cannot connect to ClickHouse {}",
-                if failures.is_empty() {
-                    "no node serves this endpoint".to_string()
-                } else {
+                if !failures.is_empty() {
                     failures.join("; ")
+                } else if let Some(open) = env.cluster.circuits_open(env.route) {
+                    open
+                } else {
+                    "no node serves this endpoint".to_string()
                 }
             );
             client
@@ -86,7 +88,10 @@ pub(super) async fn handshake(
         };
         let addr = node.node().config.native.as_str();
         match crate::native::upstream::connect(addr, env.config.connect_timeout).await {
-            Ok(stream) => break (stream, node),
+            Ok(stream) => {
+                env.cluster.connected(node.node());
+                break (stream, node);
+            }
             Err(error) => {
                 telemetry::upstream_connect_failed(&env.metrics, Protocol::Native, addr, &error);
                 env.cluster.connect_failed(node.node(), &error.to_string());
