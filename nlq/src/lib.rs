@@ -29,6 +29,7 @@ pub mod llm;
 pub mod retrieve;
 pub mod semantic;
 pub mod statement;
+pub mod tenant;
 pub mod validate;
 
 pub use bind::{check_params, query_parameters, substitute_literals, BoundParam, BoundValue};

@@ -522,3 +522,14 @@ fn odbc_escapes_are_refused_clearly() {
     assert!(matches!(e, ValidationError::MalformedPlaceholder { .. }), "{e}");
     assert!(e.to_string().contains("toDateTime"), "{e}");
 }
+
+#[test]
+fn clickhouse_join_strictness_parses_and_stays_in_the_text() {
+    // 18.16 wants ANY or ALL before every JOIN; sqlparser does not read them (they are blanked for it).
+    let sql = "SELECT t.name, count() FROM analytics.purchases AS p ANY LEFT JOIN tenants AS t \
+               ON p.tenant_id = t.tenant_id WHERE p.amount > 10 GROUP BY t.name";
+    let v = ok(sql);
+    assert_eq!(tables(&v), ["analytics.purchases", "analytics.tenants"]);
+    assert_eq!(v.sql, sql);
+    assert_eq!(v.literals.len(), 1);
+}

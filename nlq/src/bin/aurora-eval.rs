@@ -133,6 +133,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         credentials,
         database: cli.database.clone(),
         session: None,
+        tenant: None,
     };
     let ch = ClickHouseHttp::new(&cli.clickhouse_url, Duration::from_secs(60)).map_err(|e| e.to_string())?;
 

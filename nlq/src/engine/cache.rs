@@ -147,6 +147,7 @@ mod tests {
             credentials: Credentials::new(user, ""),
             database: database.into(),
             session: None,
+            tenant: None,
         }
     }
 

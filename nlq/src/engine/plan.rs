@@ -25,6 +25,9 @@ pub struct Asker {
     /// The session the question is asked in (a native connection, an HTTP `session_id`): a question may refine
     /// the one answered before it in the same session.
     pub session: Option<String>,
+    /// The tenant whose rows alone the asker may see (proxy users with `tenant`): the query that answers is
+    /// scoped through [`crate::tenant::scope`] after planning, so cached plans stay tenant-free.
+    pub tenant: Option<crate::tenant::TenantRule>,
 }
 
 impl Asker {

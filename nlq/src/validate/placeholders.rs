@@ -10,12 +10,12 @@ use super::source::Source;
 use super::ValidationError;
 
 /// The SQL as sqlparser gets it, and as it is kept.
-pub(super) struct Prepared {
+pub(crate) struct Prepared {
     /// What is validated and kept: the model's text, with untyped placeholders given the type String.
-    pub(super) shown: String,
+    pub(crate) shown: String,
     /// `shown` with placeholder names that sqlparser reads as ODBC escapes (`d`, `t`, `ts`, `fn`) swapped for
     /// unused names of the same length, so every byte offset is the same in both.
-    pub(super) parsed: String,
+    pub(crate) parsed: String,
     /// Swapped name → the name as written.
     pub(super) renamed: BTreeMap<String, String>,
     pub(super) untyped: BTreeSet<String>,
@@ -23,7 +23,7 @@ pub(super) struct Prepared {
 
 /// Prepares ClickHouse placeholders for sqlparser, which reads `{d …}`, `{t …}`, `{ts …}` and `{fn …}` as ODBC
 /// escapes and `{name}` not at all, although ClickHouse takes any identifier as a placeholder's name.
-pub(super) fn prepare_placeholders(sql: &str) -> Prepared {
+pub(crate) fn prepare_placeholders(sql: &str) -> Prepared {
     let unchanged = || Prepared {
         shown: sql.to_string(),
         parsed: sql.to_string(),

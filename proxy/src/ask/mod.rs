@@ -139,7 +139,7 @@ impl AskService {
             &plan.sql,
             plan.cached.map(|c| c.as_str()),
         );
-        self.prepare(plan, ask, settings, mode, started)
+        self.prepare(plan, ask, settings, mode, started, asker.tenant.as_ref())
     }
 
     /// Sends ClickHouse's rejection of `prepared` back to the model once (see [`AskRun::rejected`]). The error
@@ -166,7 +166,7 @@ impl AskService {
         let settings = split_settings(&ask.settings)
             .map(|s| s.settings)
             .unwrap_or_default();
-        self.prepare(plan, ask, settings, mode, prepared.started)
+        self.prepare(plan, ask, settings, mode, prepared.started, asker.tenant.as_ref())
     }
 
     /// Stores a user's mark of the answer given earlier to the same question; answers with the one-row
@@ -239,6 +239,7 @@ impl AskService {
         mut settings: Vec<(String, String)>,
         mode: ParamMode,
         started: Instant,
+        tenant: Option<&nlq::tenant::TenantRule>,
     ) -> Result<Prepared, AskFailure> {
         if ask.explain {
             let sql = plan.explain_sql();
@@ -255,16 +256,54 @@ impl AskService {
         if executable.set_readonly {
             settings.push(("readonly".into(), "1".into()));
         }
+        // A tenant user's answer reads every table filtered to its tenant (after the caches: plans are shared).
+        let sql = match tenant {
+            Some(rule) => nlq::tenant::scope(&executable.sql, rule, &|database, table| {
+                tenant_scope_of(&plan.catalog, &rule.column, database, table)
+            })
+            .map_err(|error| {
+                self.fail(
+                    "rejected",
+                    codes::ACCESS_DENIED,
+                    format!("Aurora: tenant scoping: {error}"),
+                )
+            })?,
+            None => executable.sql,
+        };
         Ok(Prepared {
             plan,
             explain: false,
             feedback: None,
-            sql: executable.sql,
+            sql,
             parameters: executable.parameters,
             settings,
             format: ask.format.clone(),
             started,
             planned: Instant::now(),
+        })
+    }
+
+    /// SQL of a tenant user, scoped to its tenant through the user's catalog (read with `asker`'s
+    /// credentials, cached like ASK's): the text ClickHouse runs instead, or why it cannot be scoped.
+    pub async fn scope_sql(&self, asker: &Asker, sql: &str) -> Result<String, AskFailure> {
+        let Some(rule) = &asker.tenant else {
+            return Ok(sql.to_string());
+        };
+        let (catalog, _) = self
+            .engine
+            .catalogs()
+            .get(self.engine.clickhouse(), &asker.credentials, false)
+            .await
+            .map_err(|error| AskFailure {
+                code: error.code.unwrap_or(codes::NETWORK_ERROR),
+                message: format!("Aurora: tenant scoping needs the catalog: {error}"),
+            })?;
+        nlq::tenant::scope(sql, rule, &|database, table| {
+            tenant_scope_of(&catalog, &rule.column, database, table)
+        })
+        .map_err(|error| AskFailure {
+            code: codes::ACCESS_DENIED,
+            message: format!("Aurora: tenant scoping: {error} (user of tenant {})", rule.value),
         })
     }
 
@@ -306,6 +345,24 @@ impl AskService {
 
 /// Aurora's own one-row answer about `plan` (`EXPLAIN ASK`, a feedback mark): `sql` selects literals, runs
 /// nothing else and is never corrected.
+/// What `catalog` says of `database.table` for tenant scoping on `column`.
+fn tenant_scope_of(
+    catalog: &nlq::catalog::Catalog,
+    column: &str,
+    database: &str,
+    table: &str,
+) -> nlq::tenant::TableScope {
+    let name = nlq::TableName {
+        database: database.to_string(),
+        table: table.to_string(),
+    };
+    match catalog.table(&name) {
+        Some(found) if found.columns.iter().any(|c| c.name == column) => nlq::tenant::TableScope::Scoped,
+        Some(_) => nlq::tenant::TableScope::Unscoped,
+        None => nlq::tenant::TableScope::Unknown,
+    }
+}
+
 fn described(
     plan: Plan,
     sql: String,

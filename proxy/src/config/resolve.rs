@@ -85,7 +85,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
     }
 
     let cluster = super::nodes::resolve(cluster, &upstream.upstream_native, &upstream_http, &mut report);
-    let users = crate::gateway::resolve_users(&gateway.users, &mut report);
+    let users = crate::gateway::resolve_users(&gateway.users, &gateway.tenant_column, &mut report);
 
     match (&llm.llm_base_url, &llm.llm_model) {
         (Some(_), None) => report("llm_model", "llm_base_url and llm_model are set together".into()),

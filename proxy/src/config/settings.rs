@@ -365,6 +365,10 @@ pub struct Limits {
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
 #[command(next_help_heading = "Gateway")]
 pub struct Gateway {
+    /// The column that holds the tenant in every table a proxy user with `tenant` may read: its queries (SQL and
+    /// ASK) read each table filtered on it.
+    #[arg(long, env = "AURORA_TENANT_COLUMN", default_value = "tenant_id")]
+    pub tenant_column: String,
     /// The proxy users (config file only, `[[users]]` tables; reloaded on SIGHUP).
     #[arg(skip)]
     #[serde(default)]
@@ -414,6 +418,10 @@ pub struct UserSpec {
     /// Whether the user may ask questions (`ASK`); SQL is always allowed.
     #[serde(default = "default_true")]
     pub allow_ask: bool,
+    /// The tenant this user's queries are scoped to: every table is read filtered on `tenant_column` = this,
+    /// and a statement that cannot be proven scoped is refused.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 fn default_queue_time() -> Span {

@@ -50,6 +50,21 @@ impl ProxyUser {
     pub fn max_execution_time(&self) -> Option<Duration> {
         self.config.max_execution_time
     }
+
+    /// The tenant scope of this user's queries, with `database` (empty: `default`) for unqualified tables;
+    /// `None` when the user has no tenant.
+    pub fn tenant_rule(&self, database: &str) -> Option<nlq::tenant::TenantRule> {
+        let value = self.config.tenant.clone()?;
+        Some(nlq::tenant::TenantRule {
+            column: self.config.tenant_column.clone(),
+            value,
+            default_database: if database.is_empty() {
+                "default".into()
+            } else {
+                database.into()
+            },
+        })
+    }
 }
 
 /// What an HTTP answer holds while it streams: its user's turn, and the watch that kills the query when it

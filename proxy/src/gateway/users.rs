@@ -24,6 +24,9 @@ pub struct UserConfig {
     pub limits: LimitSpec,
     pub max_execution_time: Option<Duration>,
     pub allow_ask: bool,
+    /// The tenant whose rows alone this user sees, and the column that holds it.
+    pub tenant: Option<String>,
+    pub tenant_column: String,
 }
 
 impl std::fmt::Debug for UserConfig {
@@ -71,6 +74,8 @@ impl UserConfig {
             },
             max_execution_time: None,
             allow_ask: true,
+            tenant: None,
+            tenant_column: "tenant_id".into(),
         }
     }
 }
@@ -95,7 +100,14 @@ fn parse_hex32(text: &str) -> Option<[u8; 32]> {
 }
 
 /// Checks `[[users]]`; every problem is reported with its key (`users[i].field`).
-pub fn resolve_users(specs: &[UserSpec], report: &mut impl FnMut(&str, String)) -> Vec<UserConfig> {
+pub fn resolve_users(
+    specs: &[UserSpec],
+    tenant_column: &str,
+    report: &mut impl FnMut(&str, String),
+) -> Vec<UserConfig> {
+    if tenant_column.is_empty() {
+        report("tenant_column", "must name a column".into());
+    }
     let mut names = BTreeSet::new();
     let mut users = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
@@ -195,6 +207,12 @@ pub fn resolve_users(specs: &[UserSpec], report: &mut impl FnMut(&str, String)) 
                 "a queue needs max_concurrent_queries".into(),
             );
         }
+        if spec.tenant.as_deref() == Some("") {
+            report(
+                &key("tenant"),
+                "must not be empty (leave it out for no tenant)".into(),
+            );
+        }
         if spec.max_execution_time.is_some_and(|t| t.0.is_zero()) {
             report(&key("max_execution_time"), "must be longer than zero".into());
         }
@@ -213,6 +231,8 @@ pub fn resolve_users(specs: &[UserSpec], report: &mut impl FnMut(&str, String)) 
             },
             max_execution_time: spec.max_execution_time.map(|t| t.0),
             allow_ask: spec.allow_ask,
+            tenant: spec.tenant.clone(),
+            tenant_column: tenant_column.to_string(),
         });
     }
     users

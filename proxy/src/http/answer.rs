@@ -79,6 +79,8 @@ pub fn asker(parts: &Parts) -> nlq::Asker {
             .map(text)
             .filter(|id| !id.is_empty())
             .map(|id| format!("http/{id}")),
+        // Set by the gateway's login for a proxy user with a tenant.
+        tenant: parts.extensions.get::<nlq::tenant::TenantRule>().cloned(),
     }
 }
 

@@ -25,7 +25,7 @@ pub const PEEK_LIMIT: usize = 64 << 10;
 pub const ASK_LIMIT: usize = 1 << 20;
 
 /// ClickHouse paths that never carry a statement: relayed without looking at them.
-const STATIC_PATHS: &[&str] = &["/ping", "/replicas_status", "/play"];
+pub const STATIC_PATHS: &[&str] = &["/ping", "/replicas_status", "/play"];
 
 /// What a request turned out to be.
 pub enum Inspected {

@@ -61,7 +61,15 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
                 Ok(turn) => turn,
                 Err(error) => return error_answer(env, &error, StatementKind::Sql, started),
             };
-            let body = UpstreamBody::new(peeked, rest, receive_timeout, env.metrics.clone());
+            let body = if parts.extensions.get::<nlq::tenant::TenantRule>().is_some() {
+                match gateway::scope_request(env, &mut parts, peeked, rest).await {
+                    Ok(Some(text)) => UpstreamBody::full(text, env.metrics.clone()),
+                    Ok(None) => UpstreamBody::empty(env.metrics.clone()),
+                    Err(error) => return error_answer(env, &error, StatementKind::Sql, started),
+                }
+            } else {
+                UpstreamBody::new(peeked, rest, receive_timeout, env.metrics.clone())
+            };
             let sent = Sent {
                 reads,
                 kills,

@@ -23,7 +23,8 @@ pub const QUERY_ID_HEADER: &str = "x-clickhouse-query-id";
 /// Checks the request's login against the proxy users and, for a proxy user, replaces the credentials it
 /// carries with the user's ClickHouse ones.
 pub fn login(env: &HttpEnv, parts: &mut Parts, peer: SocketAddr) -> Result<Login, HttpError> {
-    if !env.gateway.enabled() {
+    // ClickHouse's service paths answer without a login (load balancers ask `/ping`), and so does the proxy.
+    if !env.gateway.enabled() || super::classify::STATIC_PATHS.contains(&parts.uri.path()) {
         return Ok(Login::PassThrough);
     }
     let asker = super::answer::asker(parts);
@@ -40,6 +41,9 @@ pub fn login(env: &HttpEnv, parts: &mut Parts, peer: SocketAddr) -> Result<Login
             HttpError::Login(refused)
         })?;
     if let Some(user) = login.user() {
+        if let Some(rule) = user.tenant_rule(&asker.database) {
+            parts.extensions.insert(rule);
+        }
         carry_credentials(parts, user)?;
     }
     Ok(login)
@@ -195,4 +199,95 @@ pub fn watch(env: &HttpEnv, login: &Login, node: usize, query_id: &str, deadline
         }
     });
     turn.watchdog = Some(task.abort_handle());
+}
+
+/// Most bytes of a tenant user's statement the proxy reads to scope it.
+pub const MAX_TENANT_STATEMENT: usize = 1 << 20;
+
+/// A tenant user's SQL request, scoped: its statement (the `query` parameter or the body, not both, never
+/// compressed) read whole, scoped to the tenant, and put back where it came from. Returns the body to send.
+pub async fn scope_request(
+    env: &HttpEnv,
+    parts: &mut Parts,
+    peeked: std::collections::VecDeque<hyper::body::Frame<bytes::Bytes>>,
+    mut rest: hyper::body::Incoming,
+) -> Result<Option<bytes::Bytes>, HttpError> {
+    use hyper::body::Body as _;
+    let refuse = |message: String| HttpError::Refused {
+        code: crate::codes::ACCESS_DENIED,
+        message: format!("Aurora: tenant scoping: {message}"),
+        retry_after: None,
+    };
+    let query = parts.uri.query().unwrap_or("").to_string();
+    if parts.headers.contains_key(hyper::header::CONTENT_ENCODING)
+        || params::param(&query, "decompress").is_some()
+    {
+        return Err(refuse("a compressed request cannot be read to scope it".into()));
+    }
+    let mut body = Vec::new();
+    for frame in peeked {
+        if let Ok(data) = frame.into_data() {
+            body.extend_from_slice(&data);
+        }
+    }
+    let receive_timeout = env.config.http_receive_timeout;
+    while !rest.is_end_stream() {
+        let frame = tokio::time::timeout(receive_timeout, http_body_util::BodyExt::frame(&mut rest))
+            .await
+            .map_err(|_| HttpError::ReceiveTimeout(receive_timeout))?;
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    body.extend_from_slice(&data);
+                }
+            }
+            Some(Err(error)) => return Err(HttpError::ClientBody(error)),
+        }
+        if body.len() > MAX_TENANT_STATEMENT {
+            return Err(refuse(format!(
+                "the statement is longer than {MAX_TENANT_STATEMENT} bytes"
+            )));
+        }
+    }
+    let param = params::param(&query, "query")
+        .map(|q| q.into_owned())
+        .unwrap_or_default();
+    let in_param = !param.is_empty();
+    let text = match (in_param, body.iter().all(u8::is_ascii_whitespace)) {
+        (true, false) => {
+            return Err(refuse(
+                "a statement with data in the body cannot be scoped".into(),
+            ))
+        }
+        (true, true) => param,
+        (false, _) => body,
+    };
+    let text = String::from_utf8(text).map_err(|_| refuse("the statement is not UTF-8".into()))?;
+    let asker = super::answer::asker(parts);
+    let scoped = env
+        .ask
+        .scope_sql(&asker, &text)
+        .await
+        .map_err(|failure| HttpError::Refused {
+            code: failure.code,
+            message: failure.message,
+            retry_after: None,
+        })?;
+    if in_param {
+        let kept: Vec<String> = query
+            .split('&')
+            .filter(|pair| &*params::decode(pair.split('=').next().unwrap_or("")) != b"query")
+            .map(str::to_string)
+            .chain(std::iter::once(format!(
+                "query={}",
+                params::encode(scoped.as_bytes())
+            )))
+            .collect();
+        set_query(parts, &kept.join("&"))?;
+        Ok(None)
+    } else {
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
+        Ok(Some(bytes::Bytes::from(scoped)))
+    }
 }

@@ -54,7 +54,12 @@ impl Session {
     /// the client's, or a new one when it sent none (the packet is then written again with it). The query
     /// is remembered on its node, so a `KILL QUERY … WHERE query_id = …` through the proxy's HTTP side reaches
     /// it. Returns the id.
-    pub(super) async fn send_query(&mut self, len: usize) -> Result<String, SessionError> {
+    /// `text`: the statement to send instead of the client's (a tenant user's scoped query).
+    pub(super) async fn send_query(
+        &mut self,
+        len: usize,
+        text: Option<String>,
+    ) -> Result<String, SessionError> {
         let revision = self.ctx.revision;
         let given = {
             let mut r = Reader::new(&self.client.buf[..len]);
@@ -63,8 +68,12 @@ impl Session {
                 .map_err(SessionError::ClientProtocol)?;
             String::from_utf8_lossy(packet.query_id).into_owned()
         };
-        let id = if given.is_empty() {
-            let id = crate::gateway::new_query_id();
+        let id = if given.is_empty() || text.is_some() {
+            let id = if given.is_empty() {
+                crate::gateway::new_query_id()
+            } else {
+                given
+            };
             let mut query =
                 super::ask::decode_owned_query(&self.client.buf[..len], revision).ok_or_else(|| {
                     SessionError::ClientProtocol(DecodeError::malformed(
@@ -72,6 +81,9 @@ impl Session {
                     ))
                 })?;
             query.query_id = id.clone().into_bytes();
+            if let Some(text) = text {
+                query.query = text.into_bytes();
+            }
             let mut bytes = Vec::with_capacity(len + 40);
             query.encode(revision, &mut bytes);
             self.upstream.send(&bytes).await?;
@@ -89,6 +101,38 @@ impl Session {
         };
         self.env.cluster.running(&mut self.node, &id);
         Ok(id)
+    }
+
+    /// A tenant user's SQL, scoped to its tenant: the text to send instead, or the refusal (code 497) when it
+    /// cannot be proven scoped. `None` for other users.
+    pub(super) async fn scoped_text(&mut self, len: usize) -> Result<Option<String>, Refusal> {
+        if self.asker.tenant.is_none() {
+            return Ok(None);
+        }
+        let refuse = |code, message| Refusal::Gateway {
+            kind: StatementKind::Sql,
+            code,
+            message,
+        };
+        let query =
+            super::ask::decode_owned_query(&self.client.buf[..len], self.ctx.revision).ok_or_else(|| {
+                refuse(
+                    codes::SYNTAX_ERROR,
+                    "Aurora: the Query packet could not be read".into(),
+                )
+            })?;
+        let text = String::from_utf8(query.query).map_err(|_| {
+            refuse(
+                codes::ACCESS_DENIED,
+                "Aurora: tenant scoping: the statement is not UTF-8".into(),
+            )
+        })?;
+        self.env
+            .ask
+            .scope_sql(&self.asker, &text)
+            .await
+            .map(Some)
+            .map_err(|failure| refuse(failure.code, failure.message))
     }
 
     /// The running query passed its user's `max_execution_time`: it is cancelled on this connection and

@@ -58,6 +58,9 @@ pub(super) async fn handshake(
             return Ok(None);
         }
     };
+    let tenant = login
+        .user()
+        .and_then(|user| user.tenant_rule(&String::from_utf8_lossy(&hello.database)));
     if let Some(user) = login.user() {
         let (name, password) = user.clickhouse_credentials();
         hello.user = name.as_bytes().to_vec();
@@ -141,7 +144,7 @@ pub(super) async fn handshake(
                         query: None,
                         ask: None,
                         generated: None,
-                        login,
+                        login: login.clone(),
                         admitted: None,
                         asker: nlq::Asker {
                             credentials: nlq::clickhouse::Credentials::new(
@@ -151,6 +154,7 @@ pub(super) async fn handshake(
                             database: String::from_utf8_lossy(&hello.database).into_owned(),
                             // One connection is one session: a follow-up refines its previous ASK.
                             session: Some(format!("native/{}", next_session_id())),
+                            tenant: tenant.clone(),
                         },
                         client_frame: FrameState::default(),
                         upstream_frame: FrameState::default(),

@@ -140,18 +140,25 @@ impl Session {
                     self.flush_client(pending).await?;
                     pending = 0;
                     let started = Instant::now();
-                    if let Err(refusal) = self.admit(kind).await {
-                        // Refused like a write on a read endpoint: its external data is swallowed, then the
-                        // client gets the exception.
-                        self.client.consume(len);
-                        self.ask = Some(PendingAsk {
-                            started,
-                            statement: Err(refusal),
-                            query: None,
-                        });
-                        continue;
-                    }
-                    let query_id = self.send_query(len).await?;
+                    let scoped = match self.admit(kind).await {
+                        Ok(()) => self.scoped_text(len).await,
+                        Err(refusal) => Err(refusal),
+                    };
+                    let text = match scoped {
+                        Ok(text) => text,
+                        Err(refusal) => {
+                            // Refused like a write on a read endpoint: its external data is swallowed, then
+                            // the client gets the exception (and the turn goes back with it).
+                            self.client.consume(len);
+                            self.ask = Some(PendingAsk {
+                                started,
+                                statement: Err(refusal),
+                                query: None,
+                            });
+                            continue;
+                        }
+                    };
+                    let query_id = self.send_query(len, text).await?;
                     // A new answer: its blocks may be shaped differently from the last one's.
                     self.client_frame.forget_layout();
                     self.upstream_frame.forget_layout();
