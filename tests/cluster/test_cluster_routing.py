@@ -511,6 +511,48 @@ def test_kill_query_over_http_reaches_the_node_running_the_query(cluster_proxy):
         assert answer.status != 200 or "Exception" in answer.text, answer.text
 
 
+def test_kill_query_over_http_reaches_a_native_clients_query_on_its_node(cluster_proxy):
+    """Three native clients (round robin: one per node) run long queries without query ids; the proxy gives each
+    one and remembers its node, so a KILL by that id sent through the proxy's HTTP side finds it."""
+    proxy = cluster_proxy("round_robin")
+    errors = {}
+
+    def long_query(i):
+        client = Client("127.0.0.1", port=proxy.native_port, send_receive_timeout=60,
+                        settings={"max_execution_time": 60})
+        try:
+            client.execute(f"SELECT count() FROM system.numbers_mt WHERE NOT ignore('native-kill-{i}')")
+        except Exception as e:  # noqa: BLE001 - the error is what is checked
+            errors[i] = e
+        finally:
+            client.disconnect()
+
+    runners = [threading.Thread(target=long_query, args=(i,)) for i in range(3)]
+    for runner in runners:
+        runner.start()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    killed_ids = set()
+    for i in range(3):
+        # The id the proxy gave the query, as the node running it shows it (round robin: some request of six
+        # reaches that node).
+        for _ in range(6):
+            found = http_request(proxy, "SELECT query_id FROM system.processes "
+                                 f"WHERE query LIKE '%native-kill-{i}%' AND query NOT LIKE '%system.processes%' "
+                                 "FORMAT TSV")
+            if found.text.strip():
+                query_id = found.text.split()[0]
+                killed = http_request(proxy, f"KILL QUERY WHERE query_id = '{query_id}' SYNC FORMAT TSV")
+                assert killed.status == 200 and query_id in killed.text, (query_id, killed.text)
+                killed_ids.add(query_id)
+                break
+    assert len(killed_ids) == 3, killed_ids
+    for runner in runners:
+        runner.join(timeout=20)
+        assert not runner.is_alive()
+    assert sorted(errors) == [0, 1, 2], errors
+
+
 def test_clickhouse_client_and_clickhouse_connect_are_spread_and_fail_over(ch_cluster, cluster_proxy):
     """The real clients users run: Debian's clickhouse-client (native) and clickhouse-connect (HTTP), each
     connection and request on the next node, and on the others when one is killed."""
