@@ -64,6 +64,11 @@ pub struct Metrics {
     /// `aurora_proxy_user_queries_refused_total{user, reason}`: queries a user's limits refused (rate,
     /// queue_full, queue_timeout) or the proxy killed (max_execution_time).
     pub user_refused: IntCounterVec,
+    /// `aurora_proxy_audit_records_total`: audit records stored in the audit table.
+    pub audit_stored: prometheus::IntCounter,
+    /// `aurora_proxy_audit_records_dropped_total{reason}`: audit records not stored (queue_full, clickhouse:
+    /// those are in the log instead).
+    pub audit_dropped: IntCounterVec,
     /// `aurora_proxy_user_queue_wait_seconds{user}`: how long admitted queries waited for a turn.
     pub user_queue_wait: HistogramVec,
 }
@@ -168,6 +173,20 @@ impl Metrics {
                 "aurora_proxy_user_queries_refused_total",
                 "Queries of a proxy user refused by its limits or killed at its max_execution_time, by reason.",
                 &["user", "reason"],
+            ),
+            audit_stored: {
+                let c = prometheus::IntCounter::new(
+                    "aurora_proxy_audit_records_total",
+                    "Audit records stored in the audit table.",
+                )
+                .expect("valid metric definition");
+                registry.register(Box::new(c.clone())).expect("metric registered once");
+                c
+            },
+            audit_dropped: counter(
+                "aurora_proxy_audit_records_dropped_total",
+                "Audit records not stored: queue_full (the writer fell behind), clickhouse (the insert failed; the records are in the log).",
+                &["reason"],
             ),
             user_queue_wait: {
                 let h = HistogramVec::new(

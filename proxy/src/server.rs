@@ -70,16 +70,20 @@ pub async fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
         );
     }
     tokio::spawn(reload_on_sighup(cli, gateway.clone(), stop_rx.clone()));
-    let http_env = Arc::new(
-        http::HttpEnv::new(
-            config.clone(),
-            metrics.clone(),
-            ask.clone(),
-            cluster.clone(),
-            gateway.clone(),
-        )
-        .context("cannot set up the HTTP interface")?,
-    );
+    let mut http_env = http::HttpEnv::new(
+        config.clone(),
+        metrics.clone(),
+        ask.clone(),
+        cluster.clone(),
+        gateway.clone(),
+    )
+    .context("cannot set up the HTTP interface")?;
+    if let Some(audit) = &config.audit {
+        tracing::info!(table = %format!("{}.{}", audit.database, audit.table), "audit records go to ClickHouse");
+        http_env.audit =
+            crate::gateway::audit::Audit::start(audit.clone(), http_env.router.clone(), metrics.clone());
+    }
+    let http_env = Arc::new(http_env);
     let env = Arc::new(native::session::SessionEnv {
         config: config.clone(),
         metrics: metrics.clone(),
@@ -91,6 +95,7 @@ pub async fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
         route: Route::Any,
         gateway,
         router: http_env.router.clone(),
+        audit: http_env.audit.clone(),
     });
     // Each node on both its ports: the native Hello and Ping, then HTTP /ping.
     let probe_env = http_env.clone();

@@ -32,8 +32,13 @@ def sha(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
 
+AUDIT = "aurora_test_audit.log"
+
+
 def users_toml(secret_file, analyst_password: str = "analyst-pw") -> str:
     return f"""
+audit_table = "{AUDIT}"
+
 [[users]]
 name = "analyst"
 password_sha256 = "{sha(analyst_password)}"
@@ -348,3 +353,48 @@ def test_sighup_reloads_users_without_dropping_connections_and_keeps_them_on_a_b
         while request(endpoint, body="SELECT 1", headers=basic("analyst", "analyst-pw")).status != 200:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def test_every_statement_leaves_an_audit_record(gateway, direct):
+    endpoint, *_ = gateway
+    marker = uuid.uuid4().hex
+    client = native(endpoint, "analyst", "analyst-pw")
+    try:
+        client.execute(f"SELECT 'native-ok-{marker}'")
+        with pytest.raises(DriverError):
+            client.execute(f"SELECT no_such_column_{marker}")
+    finally:
+        client.disconnect()
+    ok = logged(endpoint, f"SELECT 'http-ok-{marker}'", headers=basic("analyst", "analyst-pw"))
+    bad = logged(endpoint, f"SELECT no_such_column_{marker}", headers=basic("analyst", "analyst-pw"))
+    refused = native_error(endpoint, "hasty", "hasty-pw", f"ASK 'audit {marker}'")
+    assert ok.status == 200 and bad.status != 200 and refused.code == 497
+    admin = Client(direct.host, port=direct.native_port)
+    try:
+        deadline = time.monotonic() + 10
+        rows = []
+        while time.monotonic() < deadline:
+            try:
+                rows = admin.execute(
+                    f"SELECT protocol, proxy_user, clickhouse_user, kind, outcome, code, query_id, query, question "
+                    f"FROM {AUDIT} WHERE query LIKE '%{marker}%' OR question LIKE '%{marker}%' ORDER BY time")
+            except DriverError:
+                rows = []  # the table appears with the first batch
+            if len(rows) >= 5:
+                break
+            time.sleep(0.3)
+        by = {(r[0], r[4]): r for r in rows}
+        assert len(rows) == 5, rows
+        assert by[("native", "ok")][1:4] == ("analyst", "alice", "sql") and UUID.match(by[("native", "ok")][6])
+        assert by[("native", "error")][5] == 47  # UNKNOWN_IDENTIFIER, ClickHouse's own code
+        assert by[("http", "ok")][1:3] == ("analyst", "alice") and UUID.match(by[("http", "ok")][6])
+        assert ("http", "error") in by
+        refused_row = [r for r in rows if r[4] == "refused"]
+        assert refused_row and refused_row[0][3] == "ask" and refused_row[0][5] == 497, rows
+        # No password reached the table.
+        (leaks,), = admin.execute(f"SELECT count() FROM {AUDIT} WHERE position(query, 'analyst-pw') > 0 "
+                                  "OR position(query, 'alice-secret') > 0")
+        assert leaks == 0
+    finally:
+        admin.disconnect()
+    assert metric(endpoint, "aurora_proxy_audit_records_total") >= 5

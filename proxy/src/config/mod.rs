@@ -60,6 +60,8 @@ pub struct Config {
     pub cluster: nodes::ClusterConfig,
     /// Proxy users (`[[users]]`); empty: clients' credentials pass through to ClickHouse.
     pub users: Vec<crate::gateway::UserConfig>,
+    /// The audit table and its writer; `None`: no audit records are kept.
+    pub audit: Option<crate::gateway::audit::AuditConfig>,
     pub llm_base_url: Option<String>,
     pub llm_model: Option<String>,
     /// Base URL of aurora-ingest's HTTP API (no trailing slash), for the console's pipelines page.

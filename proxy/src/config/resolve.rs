@@ -85,6 +85,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
     }
 
     let cluster = super::nodes::resolve(cluster, &upstream.upstream_native, &upstream_http, &mut report);
+    let audit = resolve_audit(&gateway, &mut report);
     let users = crate::gateway::resolve_users(&gateway.users, &gateway.tenant_column, &mut report);
 
     match (&llm.llm_base_url, &llm.llm_model) {
@@ -208,6 +209,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
         upstream_http,
         cluster,
         users,
+        audit,
         llm_base_url: llm.llm_base_url,
         llm_model: llm.llm_model,
         ingest_api_url,
@@ -288,4 +290,54 @@ fn ingest_api_token(env: Option<String>, file: Option<PathBuf>) -> Result<Option
         Problem::new(key, e.to_string())
     })?;
     Ok(token.map(IngestApiToken))
+}
+
+/// The audit table of `audit_table` (`database.table`, plain identifiers) with its writer's credentials; `None`
+/// when it is empty.
+fn resolve_audit(
+    gateway: &super::settings::Gateway,
+    report: &mut impl FnMut(&str, String),
+) -> Option<crate::gateway::audit::AuditConfig> {
+    if gateway.audit_table.is_empty() {
+        return None;
+    }
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 128
+            && !part.starts_with(|c: char| c.is_ascii_digit())
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let Some((database, table)) = gateway
+        .audit_table
+        .split_once('.')
+        .filter(|(d, t)| plain(d) && plain(t))
+    else {
+        report(
+            "audit_table",
+            format!(
+                "{:?} is not database.table (letters, digits and '_')",
+                gateway.audit_table
+            ),
+        );
+        return None;
+    };
+    let password = match &gateway.audit_password_env {
+        None => String::new(),
+        Some(var) => match std::env::var(var) {
+            Ok(value) => value,
+            Err(_) => {
+                report(
+                    "audit_password_env",
+                    format!("environment variable {var} is not set"),
+                );
+                String::new()
+            }
+        },
+    };
+    Some(crate::gateway::audit::AuditConfig {
+        database: database.to_string(),
+        table: table.to_string(),
+        user: gateway.audit_user.clone(),
+        password,
+    })
 }

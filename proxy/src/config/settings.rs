@@ -369,6 +369,16 @@ pub struct Gateway {
     /// ASK) read each table filtered on it.
     #[arg(long, env = "AURORA_TENANT_COLUMN", default_value = "tenant_id")]
     pub tenant_column: String,
+    /// Table (`database.table`) that keeps one record per statement (SQL and ASK, both protocols): who, from
+    /// where, on which node, what, how it ended; created if missing. Empty: no audit table.
+    #[arg(long, env = "AURORA_AUDIT_TABLE", default_value = "")]
+    pub audit_table: String,
+    /// ClickHouse user that creates and writes the audit table.
+    #[arg(long, env = "AURORA_AUDIT_USER", default_value = "default")]
+    pub audit_user: String,
+    /// Environment variable with that user's password (none: no password).
+    #[arg(long, env = "AURORA_AUDIT_PASSWORD_ENV")]
+    pub audit_password_env: Option<String>,
     /// The proxy users (config file only, `[[users]]` tables; reloaded on SIGHUP).
     #[arg(skip)]
     #[serde(default)]

@@ -6,6 +6,7 @@
 //! limits ([`limits`]) are shared by all its connections and requests. `SIGHUP` reloads the users; a user
 //! whose limits did not change keeps its running state (its slots, queue and rate tokens).
 
+pub mod audit;
 pub mod limits;
 mod users;
 

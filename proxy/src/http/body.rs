@@ -46,6 +46,11 @@ pub struct ClientBody {
     metrics: Arc<Metrics>,
     /// The proxy user's turn and time watch, given back when the answer ends.
     turn: Option<crate::gateway::Turn>,
+    /// The statement's audit record, completed and handed on when the answer ends.
+    audit: Option<(
+        crate::gateway::audit::AuditRecord,
+        Arc<crate::gateway::audit::Audit>,
+    )>,
 }
 
 impl ClientBody {
@@ -96,7 +101,18 @@ impl ClientBody {
             failed: false,
             metrics,
             turn: None,
+            audit: None,
         }
+    }
+
+    /// Completes `record` when this answer ends and hands it to `audit`.
+    pub fn auditing(
+        mut self,
+        record: crate::gateway::audit::AuditRecord,
+        audit: Arc<crate::gateway::audit::Audit>,
+    ) -> Self {
+        self.audit = Some((record, audit));
+        self
     }
 
     /// Holds `turn` until this answer ends.
@@ -230,6 +246,23 @@ impl Drop for ClientBody {
             self.started.elapsed(),
         );
         telemetry::http_response_finished(&self.metrics, self.status.as_u16(), outcome);
+        if let Some((mut record, audit)) = self.audit.take() {
+            record.outcome = match outcome {
+                Outcome::Ok => "ok",
+                Outcome::Aborted => "aborted",
+                _ if record.code == crate::codes::TOO_MANY_SIMULTANEOUS_QUERIES
+                    || record.code == crate::codes::ACCESS_DENIED
+                    || self.status == StatusCode::UNAUTHORIZED =>
+                {
+                    "refused"
+                }
+                _ => "error",
+            };
+            record.status = self.status.as_u16();
+            record.bytes = self.bytes;
+            record.duration_ms = self.started.elapsed().as_millis() as u64;
+            audit.record(record);
+        }
         if self.bytes > 0 {
             telemetry::bytes_relayed(
                 &self.metrics,

@@ -21,20 +21,71 @@ use super::headers::{append_forwarded_for, strip_hop_by_hop};
 use super::route::RouteKey;
 use super::HttpEnv;
 use crate::cluster::Route;
+use crate::gateway::audit::AuditRecord;
 use crate::telemetry::StatementKind;
 
 /// The header ClickHouse sets on error answers with the exception code.
 const EXCEPTION_CODE: &str = "x-clickhouse-exception-code";
 
-/// Answers one request.
+/// Answers one request (and, with an audit table, records it when the answer ends).
 pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr) -> Response<ClientBody> {
+    let mut record = env.audit.enabled().then(|| AuditRecord {
+        protocol: "http",
+        client: peer.to_string(),
+        kind: "sql",
+        ..Default::default()
+    });
+    let response = answer(env, request, peer, record.as_mut()).await;
+    match record {
+        Some(mut record) => {
+            record.code = response
+                .headers()
+                .get(EXCEPTION_CODE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            response.map(|body| body.auditing(record, env.audit.clone()))
+        }
+        None => response,
+    }
+}
+
+async fn answer(
+    env: &HttpEnv,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    mut record: Option<&mut AuditRecord>,
+) -> Response<ClientBody> {
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
+    if let Some(record) = record.as_deref_mut() {
+        record.clickhouse_user = super::answer::asker(&parts).credentials.user;
+        record.proxy_user = record.clickhouse_user.clone();
+    }
     let login = match gateway::login(env, &mut parts, peer) {
         Ok(login) => login,
         Err(error) => return error_answer(env, &error, StatementKind::Sql, started),
     };
+    if let Some(record) = record.as_deref_mut() {
+        match login.user() {
+            Some(user) => {
+                record.proxy_user = user.name().to_string();
+                record.clickhouse_user = user.clickhouse_credentials().0.to_string();
+            }
+            None => record.proxy_user = String::new(),
+        }
+        let query = parts.uri.query().unwrap_or("");
+        if let Some(text) = super::params::param(query, "query") {
+            record.query = String::from_utf8_lossy(&text).into_owned();
+        }
+        if let Some(id) = super::params::param(query, "query_id") {
+            record.query_id = String::from_utf8_lossy(&id).into_owned();
+        }
+    }
     if parts.uri.path() == "/ask" {
+        if let Some(record) = record.as_deref_mut() {
+            record.kind = "ask";
+        }
         return match gateway::admit(env, &login, StatementKind::Ask).await {
             Ok(turn) => super::answer::answer_json(env, parts, body, peer)
                 .await
@@ -57,6 +108,15 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
             reads,
             kills,
         }) => {
+            if let Some(record) = record.as_deref_mut() {
+                for frame in &peeked {
+                    if let Some(data) = frame.data_ref() {
+                        if record.query.len() < crate::gateway::audit::MAX_TEXT {
+                            record.query.push_str(&String::from_utf8_lossy(data));
+                        }
+                    }
+                }
+            }
             let turn = match gateway::admit(env, &login, StatementKind::Sql).await {
                 Ok(turn) => turn,
                 Err(error) => return error_answer(env, &error, StatementKind::Sql, started),
@@ -77,18 +137,35 @@ pub async fn handle(env: &HttpEnv, request: Request<Incoming>, peer: SocketAddr)
                 started,
                 login: &login,
             };
-            match forward(env, parts, body, sent, turn).await {
+            match forward(env, parts, body, sent, turn, record).await {
                 Ok(response) => response,
                 Err(error) => error_answer(env, &error, StatementKind::Sql, started),
             }
         }
-        Ok(Inspected::Ask(statement)) => match gateway::admit(env, &login, StatementKind::Ask).await {
-            Ok(turn) => super::answer::answer_statement(env, parts, statement, peer, started)
-                .await
-                .map(|body| body.holding(turn)),
-            Err(error) => error_answer(env, &error, StatementKind::Ask, started),
-        },
+        Ok(Inspected::Ask(statement)) => {
+            if let (Some(record), Ok(ask)) = (record, &statement) {
+                record.kind = "ask";
+                record.question = ask.question.clone();
+            }
+            answer_ask(env, parts, statement, peer, started, &login).await
+        }
         Err(error) => error_answer(env, &error, StatementKind::Sql, started),
+    }
+}
+
+async fn answer_ask(
+    env: &HttpEnv,
+    parts: hyper::http::request::Parts,
+    statement: Result<nlq::AskStatement, nlq::AskSyntaxError>,
+    peer: SocketAddr,
+    started: Instant,
+    login: &crate::gateway::Login,
+) -> Response<ClientBody> {
+    match gateway::admit(env, login, StatementKind::Ask).await {
+        Ok(turn) => super::answer::answer_statement(env, parts, statement, peer, started)
+            .await
+            .map(|body| body.holding(turn)),
+        Err(error) => error_answer(env, &error, StatementKind::Ask, started),
     }
 }
 
@@ -108,8 +185,13 @@ async fn forward(
     body: UpstreamBody,
     sent: Sent<'_>,
     turn: Option<crate::gateway::Turn>,
+    record: Option<&mut AuditRecord>,
 ) -> Result<Response<ClientBody>, HttpError> {
     let query_id = gateway::query_id(&mut parts)?;
+    let mut record = record;
+    if let (Some(record), Some(id)) = (record.as_deref_mut(), &query_id) {
+        record.query_id = id.clone();
+    }
     let key = route_key(&parts, env, sent.kills);
     strip_hop_by_hop(&mut parts.headers);
     // The router names the node in `Host`.
@@ -133,6 +215,9 @@ async fn forward(
             }
         },
     };
+    if let (Some(record), Some(node)) = (record, connection.node.as_ref()) {
+        record.node = node.node().name().to_string();
+    }
     let mut turn = turn;
     if let (Some(deadline), Some(turn), Some(node), Some(id)) =
         (deadline, turn.as_mut(), connection.node.as_ref(), &query_id)

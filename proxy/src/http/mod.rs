@@ -49,6 +49,8 @@ pub struct HttpEnv {
     pub route: crate::cluster::Route,
     /// Proxy users and their limits.
     pub gateway: Arc<crate::gateway::Gateway>,
+    /// Where each statement's audit record goes.
+    pub audit: Arc<crate::gateway::audit::Audit>,
 }
 
 impl HttpEnv {
@@ -101,6 +103,7 @@ impl HttpEnv {
         cluster: Arc<crate::cluster::Cluster>,
         gateway: Arc<crate::gateway::Gateway>,
     ) -> Result<HttpEnv, HttpError> {
+        let router_metrics = metrics.clone();
         let router = Arc::new(route::Router::new(
             cluster,
             config.connect_timeout,
@@ -113,6 +116,7 @@ impl HttpEnv {
             router,
             route: crate::cluster::Route::Any,
             gateway,
+            audit: crate::gateway::audit::Audit::off(router_metrics),
         })
     }
 
@@ -125,6 +129,7 @@ impl HttpEnv {
             router: self.router.clone(),
             route,
             gateway: self.gateway.clone(),
+            audit: self.audit.clone(),
         }
     }
 }

@@ -209,6 +209,10 @@ impl Router {
 }
 
 impl Router {
+    pub fn metrics(&self) -> std::sync::Arc<crate::metrics::Metrics> {
+        self.metrics.clone()
+    }
+
     /// Kills the query `query_id` on the node at `index` (`KILL QUERY … ASYNC`, as `user`): what the proxy does
     /// when a query passes its proxy user's `max_execution_time`.
     pub async fn kill(&self, index: usize, query_id: &str, user: &str, password: &str) -> Result<(), String> {

@@ -60,7 +60,9 @@ impl Proxy {
             aurora_proxy::http::route::Router::new(cluster.clone(), config.connect_timeout, metrics.clone())
                 .expect("router"),
         );
+        let audit = aurora_proxy::gateway::audit::Audit::off(metrics.clone());
         let env = Arc::new(SessionEnv {
+            audit,
             framing_budget: Budget::new(config.max_framing_memory as usize),
             gateway: Arc::new(aurora_proxy::gateway::Gateway::new(config.users.clone())),
             config,

@@ -83,7 +83,12 @@ impl Session {
             bytes.len(),
         );
         if self.query.is_none() {
-            self.query = Some(self.in_flight(StatementKind::Ask, started, String::new()));
+            let mut in_flight = self.in_flight(StatementKind::Ask, started, String::new());
+            let prepared = run.prepared();
+            self.pending_audit = None;
+            in_flight.audit =
+                self.audit_record(StatementKind::Ask, "", &prepared.sql, &prepared.plan.question);
+            self.query = Some(in_flight);
         }
         self.generated = Some(Generated { run, query });
         Ok(())
@@ -105,7 +110,29 @@ impl Session {
             .send(&encode_exception(failure.code, &failure.message))
             .await?;
         self.admitted = None;
-        let in_flight = self.query.take();
+        let mut in_flight = self.query.take();
+        // A statement refused or failed before (or instead of) reaching ClickHouse.
+        let record = match in_flight.as_mut().and_then(|q| q.audit.take()) {
+            Some(record) => Some(record),
+            None => self
+                .pending_audit
+                .take()
+                .or_else(|| self.audit_record(kind, "", "", "")),
+        };
+        let outcome = if failure.code == codes::TOO_MANY_SIMULTANEOUS_QUERIES
+            || failure.code == codes::ACCESS_DENIED
+            || failure.code == codes::READONLY
+        {
+            "refused"
+        } else {
+            "error"
+        };
+        self.audit_end(
+            record,
+            outcome,
+            failure.code,
+            in_flight.as_ref().map_or(started, |q| q.started),
+        );
         telemetry::query_finished(
             &self.env.metrics,
             Protocol::Native,

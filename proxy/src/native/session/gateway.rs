@@ -4,6 +4,7 @@
 //! answer dropped, and the client told with ClickHouse's timeout exception.
 
 use super::*;
+use crate::gateway::audit::AuditRecord;
 use crate::gateway::{refusal_message, timeout_message};
 
 impl Session {
@@ -20,6 +21,55 @@ impl Session {
                 .and_then(|user| user.max_execution_time())
                 .map(|max| started + max),
             expired: None,
+            audit: None,
+        }
+    }
+
+    /// The audit record of a statement starting now (`None` without an audit table).
+    pub(super) fn audit_record(
+        &self,
+        kind: StatementKind,
+        query_id: &str,
+        query: &str,
+        question: &str,
+    ) -> Option<AuditRecord> {
+        if !self.env.audit.enabled() {
+            return None;
+        }
+        Some(AuditRecord {
+            proxy_user: self
+                .login
+                .user()
+                .map(|u| u.name().to_string())
+                .unwrap_or_default(),
+            clickhouse_user: self.asker.credentials.user.clone(),
+            client: self.peer.to_string(),
+            protocol: "native",
+            node: self.node.node().name().to_string(),
+            query_id: query_id.to_string(),
+            kind: match kind {
+                StatementKind::Ask => "ask",
+                _ => "sql",
+            },
+            query: query.to_string(),
+            question: question.to_string(),
+            ..Default::default()
+        })
+    }
+
+    /// Completes and hands on the audit record of a statement that ended with `outcome` (and `code`).
+    pub(super) fn audit_end(
+        &self,
+        record: Option<AuditRecord>,
+        outcome: &'static str,
+        code: i32,
+        started: Instant,
+    ) {
+        if let Some(mut record) = record {
+            record.outcome = outcome;
+            record.code = code;
+            record.duration_ms = started.elapsed().as_millis() as u64;
+            self.env.audit.record(record);
         }
     }
 
@@ -175,7 +225,9 @@ impl Session {
             .unwrap_or(elapsed);
         let (code, message) = timeout_message(elapsed, max);
         self.client.send(&encode_exception(code, &message)).await?;
-        if let Some(query) = self.query.take() {
+        if let Some(mut query) = self.query.take() {
+            let record = query.audit.take();
+            self.audit_end(record, "timeout", code, query.started);
             telemetry::query_finished(
                 &self.env.metrics,
                 Protocol::Native,

@@ -146,6 +146,7 @@ pub(super) async fn handshake(
                         generated: None,
                         login: login.clone(),
                         admitted: None,
+                        pending_audit: None,
                         asker: nlq::Asker {
                             credentials: nlq::clickhouse::Credentials::new(
                                 String::from_utf8_lossy(&hello.user),

@@ -58,6 +58,8 @@ pub struct SessionEnv {
     pub gateway: Arc<crate::gateway::Gateway>,
     /// The nodes' HTTP interfaces: where the proxy sends `KILL QUERY` for a query past its time.
     pub router: Arc<crate::http::route::Router>,
+    /// Where each statement's audit record goes.
+    pub audit: Arc<crate::gateway::audit::Audit>,
 }
 
 /// A statement whose answer has not ended yet.
@@ -72,6 +74,8 @@ struct InFlight {
     /// Set when the deadline passed: the query was killed, the rest of its answer is dropped and the client
     /// gets a timeout exception at its end.
     expired: Option<std::time::Duration>,
+    /// Its audit record, completed when it ends (`None` without an audit table).
+    audit: Option<crate::gateway::audit::AuditRecord>,
 }
 
 /// An ASK statement waiting for the client's end of external data before it is answered.
@@ -146,6 +150,8 @@ pub struct Session {
     login: crate::gateway::Login,
     /// The running statement's turn among its proxy user's concurrent queries, given back when it ends.
     admitted: Option<crate::gateway::Admission>,
+    /// The audit record of an intercepted statement (an ASK, a refused statement) until it is answered.
+    pending_audit: Option<crate::gateway::audit::AuditRecord>,
     /// Framing progress of the incomplete packet at the head of each buffer.
     client_frame: FrameState,
     upstream_frame: FrameState,

@@ -149,6 +149,12 @@ impl Session {
                         Err(refusal) => {
                             // Refused like a write on a read endpoint: its external data is swallowed, then
                             // the client gets the exception (and the turn goes back with it).
+                            if self.env.audit.enabled() {
+                                let text = decode_owned_query(&self.client.buf[..len], self.ctx.revision)
+                                    .map(|q| String::from_utf8_lossy(&q.query).into_owned())
+                                    .unwrap_or_default();
+                                self.pending_audit = self.audit_record(kind, "", &text, "");
+                            }
                             self.client.consume(len);
                             self.ask = Some(PendingAsk {
                                 started,
@@ -158,11 +164,27 @@ impl Session {
                             continue;
                         }
                     };
+                    let sent_text = if self.env.audit.enabled() {
+                        Some(match &text {
+                            Some(scoped) => scoped.clone(),
+                            None => {
+                                super::ask::decode_owned_query(&self.client.buf[..len], self.ctx.revision)
+                                    .map(|q| String::from_utf8_lossy(&q.query).into_owned())
+                                    .unwrap_or_default()
+                            }
+                        })
+                    } else {
+                        None
+                    };
                     let query_id = self.send_query(len, text).await?;
                     // A new answer: its blocks may be shaped differently from the last one's.
                     self.client_frame.forget_layout();
                     self.upstream_frame.forget_layout();
-                    self.query = Some(self.in_flight(kind, started, query_id));
+                    let mut in_flight = self.in_flight(kind, started, query_id);
+                    if let Some(sent) = sent_text {
+                        in_flight.audit = self.audit_record(kind, &in_flight.query_id, &sent, "");
+                    }
+                    self.query = Some(in_flight);
                 }
                 ClientAction::Forward { query: None, cancel } => {
                     if cancel {
@@ -175,6 +197,9 @@ impl Session {
                 ClientAction::StartAsk(statement) => {
                     self.flush_client(pending).await?;
                     pending = 0;
+                    if let Ok(ask) = &statement {
+                        self.pending_audit = self.audit_record(StatementKind::Ask, "", "", &ask.question);
+                    }
                     let statement = match statement {
                         Ok(ask) => self.admit(StatementKind::Ask).await.map(|()| ask),
                         refused => refused,
@@ -331,7 +356,7 @@ impl Session {
 
     fn finish_query(&mut self, packet: &ServerPacket) {
         self.admitted = None;
-        let Some(query) = self.query.take() else {
+        let Some(mut query) = self.query.take() else {
             return;
         };
         let outcome = match packet {
@@ -339,6 +364,13 @@ impl Session {
             _ if query.cancelled => Outcome::Cancelled,
             _ => Outcome::Ok,
         };
+        let (label, code) = match packet {
+            ServerPacket::Exception(e) => ("error", e.code),
+            _ if query.cancelled => ("cancelled", 0),
+            _ => ("ok", 0),
+        };
+        let record = query.audit.take();
+        self.audit_end(record, label, code, query.started);
         telemetry::query_finished(
             &self.env.metrics,
             Protocol::Native,
@@ -409,7 +441,9 @@ impl Session {
     async fn fail_in_flight_with(&mut self, code: i32, message: &str) {
         self.admitted = None;
         let _ = self.client.send(&encode_exception(code, message)).await;
-        if let Some(query) = self.query.take() {
+        if let Some(mut query) = self.query.take() {
+            let record = query.audit.take();
+            self.audit_end(record, "aborted", code, query.started);
             telemetry::query_finished(
                 &self.env.metrics,
                 Protocol::Native,
