@@ -1,6 +1,7 @@
 """Fixtures of the ingest tests (defined in support/ingest_fixtures.py, shared with tests/security):
-`kafka` (tansu for the session), `topic` (a fresh 3-partition topic), `start_ingest` (aurora-ingest daemons with
-an API token each), `ch` (a clickhouse-driver Client on the session ClickHouse)."""
+`kafka` (Apache Kafka, or tansu with AURORA_KAFKA=tansu, for the session), `topic` (a fresh 3-partition topic),
+`start_ingest` (aurora-ingest daemons with an API token each), `ch` (a clickhouse-driver Client on the session
+ClickHouse)."""
 
 import pytest
 

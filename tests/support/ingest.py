@@ -1,4 +1,5 @@
-"""Processes of the ingest tests: a Kafka-compatible broker (tansu via scripts/kafka.sh) and aurora-ingest daemons.
+"""Processes of the ingest tests: a Kafka broker (Apache Kafka by default, tansu with AURORA_KAFKA=tansu; both via
+scripts/kafka.sh) and aurora-ingest daemons.
 
 The daemon is started from its binary with a generated TOML config; tests drive it through its HTTP API
 (the same one `aurora-ingest connect|disconnect|status` uses) and its command line. Each daemon gets a random API
@@ -40,8 +41,25 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def broker_kind() -> str:
+    """Which broker the ingest tests run on: env AURORA_KAFKA=apache (default) or tansu."""
+    kind = os.environ.get("AURORA_KAFKA", "apache")
+    if kind not in ("apache", "tansu"):
+        raise ValueError(f"AURORA_KAFKA={kind!r}: expected apache or tansu")
+    return kind
+
+
+def make_broker(workdir: Path, sasl_ssl: bool = False):
+    """The session's broker of the kind `broker_kind()` names (sasl_ssl: Apache Kafka with its SASL_SSL listener)."""
+    if sasl_ssl or broker_kind() == "apache":
+        return ApacheBroker(workdir, sasl_ssl=sasl_ssl)
+    return Broker(workdir)
+
+
 class Broker:
     """tansu on a free port, in memory, for the whole session."""
+
+    kind = "tansu"
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
@@ -59,6 +77,98 @@ class Broker:
 
     def create_topic(self, name: str, partitions: int = 3) -> None:
         subprocess.run([str(KAFKA_SH), "topic", str(self.port), name, str(partitions)], check=True, timeout=30)
+
+
+class ApacheBroker:
+    """Apache Kafka (scripts/kafka.sh apache-start): one KRaft broker+controller on free ports, its storage formatted
+    anew; with `sasl_ssl` a second listener, SASL_SSL with SCRAM-SHA-512 and PLAIN (user USER, certificates made for
+    this run, CA at `ca`)."""
+
+    kind = "apache"
+    USER = "aurora"
+    PASSWORD = "s3cret-Scram-pw"
+
+    def __init__(self, workdir: Path, sasl_ssl: bool = False):
+        self.workdir = workdir
+        self.port = free_port()
+        self.sasl_port = free_port() if sasl_ssl else None
+        self.ca = workdir / "tls" / "ca.crt"
+
+    @property
+    def brokers(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def sasl_brokers(self) -> str:
+        assert self.sasl_port is not None, "started without --sasl-ssl"
+        return f"{HOST}:{self.sasl_port}"
+
+    def start(self) -> None:
+        extra = ["--sasl-ssl", str(self.sasl_port)] if self.sasl_port else []
+        env = dict(os.environ, AURORA_KAFKA_SASL_PASSWORD=self.PASSWORD)
+        subprocess.run([str(KAFKA_SH), "apache-start", str(self.workdir), str(self.port), *extra],
+                       check=True, timeout=180, env=env)
+
+    def stop(self) -> None:
+        self._admin = None
+        subprocess.run([str(KAFKA_SH), "apache-stop", str(self.workdir)], check=True, timeout=60)
+
+    def pid(self) -> int:
+        return int((self.workdir / "kafka.pid").read_text())
+
+    def restart(self) -> None:
+        """Stops the JVM (SIGTERM, controlled shutdown) and starts it again on the same ports and data."""
+        self.stop()
+        env = dict(os.environ, AURORA_KAFKA_SASL_PASSWORD=self.PASSWORD)
+        subprocess.run([str(KAFKA_SH), "apache-resume", str(self.workdir), str(self.port)],
+                       check=True, timeout=180, env=env)
+
+    def admin(self):
+        """One AdminClient kept for the broker's life (its futures fail once the client is collected)."""
+        from confluent_kafka.admin import AdminClient
+
+        if getattr(self, "_admin", None) is None:
+            self._admin = AdminClient({"bootstrap.servers": self.brokers})
+        return self._admin
+
+    def create_topic(self, name: str, partitions: int = 3, config: Optional[dict] = None) -> None:
+        from confluent_kafka.admin import NewTopic
+
+        futures = self.admin().create_topics([NewTopic(name, partitions, 1, config=config or {})],
+                                             operation_timeout=30, request_timeout=30)
+        for f in futures.values():
+            f.result(60)
+        # The new partitions have leaders once the metadata says so.
+        wait_until(lambda: self._leaders(name) == partitions, 30, f"leaders of {name}'s {partitions} partitions")
+
+    def _leaders(self, name: str) -> int:
+        md = self.admin().list_topics(name, timeout=10)
+        t = md.topics.get(name)
+        if t is None or t.error is not None:
+            return 0
+        return sum(1 for p in t.partitions.values() if p.leader >= 0)
+
+    def high_watermarks(self, topic: str, partitions: int = 3) -> dict:
+        """The broker's high watermark of each partition (a fresh consumer's watermark query)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": self.brokers, "group.id": f"hw-{secrets.token_hex(4)}",
+                      "enable.auto.commit": False})
+        try:
+            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+        finally:
+            c.close()
+
+    def client_config(self, password: Optional[str] = None, mechanism: str = "SCRAM-SHA-512") -> dict:
+        """librdkafka properties of a client of the SASL_SSL listener (`bootstrap.servers` included)."""
+        return {
+            "bootstrap.servers": self.sasl_brokers,
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": mechanism,
+            "sasl.username": self.USER,
+            "sasl.password": password or self.PASSWORD,
+            "ssl.ca.location": str(self.ca),
+        }
 
 
 def toml_value(v) -> str:

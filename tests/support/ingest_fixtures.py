@@ -1,7 +1,8 @@
 """Fixtures of the tests that run aurora-ingest (tests/ingest, tests/security), imported by their conftest.py:
-a real Kafka-compatible broker (tansu), aurora-ingest daemons, topics.
+a real Kafka broker, aurora-ingest daemons, topics.
 
-- `kafka`: one tansu broker per session and folder (scripts/kafka.sh, free port, in-memory storage).
+- `kafka`: one broker per session and folder (scripts/kafka.sh, free ports): Apache Kafka 4 (KRaft, storage
+  formatted per run), or tansu in memory with AURORA_KAFKA=tansu.
 - `topic`: a fresh 3-partition topic for one test.
 - `start_ingest`: factory starting aurora-ingest daemons against the session ClickHouse (or another), each with an
   API token of its own unless `token=None`, stopped with SIGTERM at teardown (a daemon that ignores it fails the test).
@@ -15,12 +16,12 @@ import uuid
 import pytest
 from clickhouse_driver import Client
 
-from support.ingest import AUTO, Broker, IngestDaemon, ingest_binary
+from support.ingest import AUTO, IngestDaemon, ingest_binary, make_broker
 
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory):
-    broker = Broker(tmp_path_factory.mktemp("kafka"))
+    broker = make_broker(tmp_path_factory.mktemp("kafka"))
     broker.start()
     yield broker
     broker.stop()
