@@ -231,3 +231,7 @@ fn skip_block_info(r: &mut Reader<'_>) -> Result<(), DecodeError> {
 #[cfg(test)]
 #[path = "block_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "block_golden_tests.rs"]
+mod golden_tests;
