@@ -65,7 +65,7 @@ def endpoints(direct, proxy) -> dict:
 def test_go_driver_sees_through_the_proxy_what_it_sees_directly(driver, direct, proxy):
     run_go(driver, endpoints(direct, proxy),
            "^(TestPing|TestTypes|TestStreamMillionRows|TestBatchInsert|TestSettings|TestErrorCodes|"
-           "TestCancelMidQuery|TestCompression|TestHTTPProtocol)$")
+           "TestCancelMidQuery|TestCompression|TestHTTPProtocol|TestBatchWithoutColumnList)$")
 
 
 @pytest.mark.proxy_only
