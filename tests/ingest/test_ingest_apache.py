@@ -101,3 +101,54 @@ def test_a_broker_restart_mid_run_loses_and_doubles_nothing(tmp_path_factory, db
         assert daemon.alive()
     finally:
         broker.stop()
+
+
+def produce_transactions(brokers, topic, batches):
+    """(events, commit?) pairs, each in a transaction of its own that is committed or aborted."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": brokers, "transactional.id": f"tx-{topic}", "linger.ms": 5})
+    p.init_transactions(30)
+    for messages, commit in batches:
+        p.begin_transaction()
+        for key, value in messages:
+            p.produce(topic, key=key, value=value)
+        p.flush(30)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+
+
+@pytest.mark.timeout(180)
+def test_read_committed_skips_an_aborted_transactions_messages(kafka, topic, db, ch, start_ingest):
+    produce_transactions(kafka.brokers, topic, [
+        (list(envelope_messages(1000, seed=23)), True),
+        (list(envelope_messages(500, seed=23, start=1000)), False),
+        (list(envelope_messages(700, seed=23, start=1500)), True),
+    ])
+    committed_ids = {e for e in range(0, 1000)} | {e for e in range(1500, 2200)}
+    daemon = start_ingest([
+        {"name": "rc", "topics": [topic], "table": f"{db}.rc", "batch_max_wait": "200ms",
+         "group_id": f"rc-{topic}", "kafka_options": {"isolation.level": "read_committed"}},
+        # The same topic read uncommitted: the aborted messages are there to be skipped.
+        {"name": "ru", "topics": [topic], "table": f"{db}.ru", "batch_max_wait": "200ms",
+         "group_id": f"ru-{topic}", "kafka_options": {"isolation.level": "read_uncommitted"}},
+    ])
+    wait_until(lambda: ch.execute(f"SELECT count() FROM {db}.ru")[0][0] >= 2200, 90, "2200 rows read uncommitted")
+    wait_until(lambda: ch.execute(f"SELECT count() FROM {db}.rc")[0][0] >= 1700, 60, "1700 rows read committed")
+    time.sleep(2)
+    # The lag agrees with the broker: high watermark - committed offset. (Known: after a transaction the group's
+    # committed offset stays at the last message + 1, before the transaction's commit marker, so this lag stays at
+    # 1 per partition and never reaches 0: a daemon finding, reported in issue 16.)
+    hw = kafka.high_watermarks(topic)
+    for name in ("rc", "ru"):
+        done = committed(kafka.brokers, f"{name}-{topic}", topic)
+        wait_until(lambda: lag_by_partition(daemon, name, topic) == {p: hw[p] - done[p] for p in range(3)}, 20,
+                   f"{name}'s lag = high watermark - committed")
+    assert tuple(ch.execute(f"SELECT count(), uniqExact(event_id) FROM {db}.ru")[0]) == (2200, 2200)
+    assert tuple(ch.execute(f"SELECT count(), uniqExact(event_id) FROM {db}.rc")[0]) == (1700, 1700)
+    from support.events import event_id
+
+    rc_ids = {r[0] for r in ch.execute(f"SELECT toString(event_id) FROM {db}.rc")}
+    assert rc_ids == {event_id(i, 23) for i in committed_ids}
