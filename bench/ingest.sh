@@ -15,7 +15,8 @@
 # own cost of writing exactly these rows without any parsing.
 #
 # Prints rows/s of each and the daemon's rate as a ratio of each limit and of the lower one, plus the daemon's
-# peak RSS. Starts its own ClickHouse and tansu on free ports, stops both at the end. Not a test.
+# peak RSS. Starts its own ClickHouse and broker on free ports, stops both at the end. Not a test.
+# The broker: Apache Kafka 4 (scripts/kafka.sh apache-start, the default) or tansu with AURORA_KAFKA=tansu.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -34,6 +35,8 @@ while [ $# -gt 0 ]; do
 done
 
 PY="${AURORA_CACHE:-$HOME/.cache/aurora}/venv/bin/python"
+BROKER="${AURORA_KAFKA:-apache}"
+case "$BROKER" in apache|tansu) ;; *) echo "AURORA_KAFKA=$BROKER: expected apache or tansu" >&2; exit 2 ;; esac
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 
@@ -42,7 +45,11 @@ CH_TCP=$(free_port); CH_HTTP=$(free_port); KAFKA=$(free_port); API=$(free_port)
 DAEMON_PID=""
 cleanup() {
     [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null || true
-    "$ROOT/scripts/kafka.sh" stop "$WORK/kafka" >/dev/null 2>&1 || true
+    if [ "$BROKER" = apache ]; then
+        "$ROOT/scripts/kafka.sh" apache-stop "$WORK/kafka" >/dev/null 2>&1 || true
+    else
+        "$ROOT/scripts/kafka.sh" stop "$WORK/kafka" >/dev/null 2>&1 || true
+    fi
     "$ROOT/scripts/clickhouse.sh" stop "$WORK/ch" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -54,8 +61,13 @@ BIN="$ROOT/target/release/aurora-ingest"
 BARE="$ROOT/target/release/examples/bare_consumer"
 
 "$ROOT/scripts/clickhouse.sh" start "$WORK/ch" "$CH_TCP" "$CH_HTTP"
-"$ROOT/scripts/kafka.sh" start "$WORK/kafka" "$KAFKA"
-"$ROOT/scripts/kafka.sh" topic "$KAFKA" events 3
+if [ "$BROKER" = apache ]; then
+    "$ROOT/scripts/kafka.sh" apache-start "$WORK/kafka" "$KAFKA"
+    "$ROOT/scripts/kafka.sh" apache-topic "$KAFKA" events 3
+else
+    "$ROOT/scripts/kafka.sh" start "$WORK/kafka" "$KAFKA"
+    "$ROOT/scripts/kafka.sh" topic "$KAFKA" events 3
+fi
 CH() { clickhouse-client --port "$CH_TCP" "$@"; }
 
 echo "pre-filling topic events with $EVENTS events…" >&2
@@ -126,11 +138,12 @@ t1=$(now)
 copy_rate=$(python3 -c "print(round($daemon_rows / ($t1 - $t0)))")
 
 python3 - "$EVENTS" "$MB" "$direct_rate" "$bare_rate" "$daemon_rate" "$daemon_rows" "$distinct" "$peak_rss" "$hwm" "$cpu" \
-    "$copy_rate" "$PARALLELISM" "$BATCH_ROWS" "$bare_cpu" <<'PY'
+    "$copy_rate" "$PARALLELISM" "$BATCH_ROWS" "$bare_cpu" "$BROKER" <<'PY'
 import sys
-events, mb, direct, bare, daemon, rows, distinct, rss, hwm, cpu, copy, par, batch, bare_cpu = sys.argv[1:]
+events, mb, direct, bare, daemon, rows, distinct, rss, hwm, cpu, copy, par, batch, bare_cpu, broker = sys.argv[1:]
+broker = "Apache Kafka" if broker == "apache" else "tansu"
 direct, bare, daemon = int(direct), int(bare), int(daemon)
-print(f"events: {int(events):,} envelope JSON messages ({mb} MB), topic with 3 partitions (tansu)")
+print(f"events: {int(events):,} envelope JSON messages ({mb} MB), topic with 3 partitions ({broker})")
 print(f"  ClickHouse JSONEachRow insert (clickhouse-client): {direct:>10,} rows/s")
 print(f"  bare rdkafka consumer, 1 core:                     {bare:>10,} msgs/s  (CPU {float(bare_cpu):.2f} s)")
 print(f"  ClickHouse INSERT … SELECT of the same rows:       {int(copy):>10,} rows/s  (server-side write cost only)")
