@@ -1,4 +1,4 @@
-"""aurora-ingest delivery against a real broker (tansu) and the real ClickHouse: exactly once, dead letters,
+"""aurora-ingest delivery against a real broker (Apache Kafka; tansu with AURORA_KAFKA=tansu) and the real ClickHouse: exactly once, dead letters,
 crashes of the daemon at any moment and in the window between insert and commit."""
 
 from __future__ import annotations
