@@ -1,5 +1,6 @@
-"""aurora-ingest delivery against a real broker (Apache Kafka; tansu with AURORA_KAFKA=tansu) and the real ClickHouse: exactly once, dead letters,
-crashes of the daemon at any moment and in the window between insert and commit."""
+"""aurora-ingest delivery against a real broker (Apache Kafka; tansu with AURORA_KAFKA=tansu) and the real
+ClickHouse: exactly once, dead letters, crashes of the daemon at any moment and in the window between insert and
+commit."""
 
 from __future__ import annotations
 
