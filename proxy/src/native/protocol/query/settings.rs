@@ -115,8 +115,36 @@ const STRING_VALUED_SETTINGS: &[&str] = &[
     "transfer_overflow_mode",
 ];
 
+/// Longest setting name an old server's list is read with; ClickHouse's own are under 64 bytes.
+const MAX_SETTING_NAME: u64 = 128;
+
+/// A setting name as ClickHouse spells them: lower-case letters, digits and `_`.
+fn setting_name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
+}
+
 pub(super) fn skip_binary_settings(r: &mut Reader<'_>) -> Result<(), DecodeError> {
     loop {
+        // A value read in the wrong form (a newer client's setting whose type this list does not know, e.g. a
+        // string-valued `dialect`) shows as a "name" that is not one: the packet cannot be framed, and the
+        // connection is relayed as bytes (the server refuses the unknown setting itself). Checked on the bytes
+        // that have arrived, so a wrong length never makes the proxy wait for bytes that are not coming.
+        let start = r.position();
+        let len = r.varuint()?;
+        let arrived = r.remaining();
+        let unreadable = || {
+            DecodeError::unsupported(
+                "a setting of the Query packet in the old binary form that the proxy cannot size (a newer client's setting)",
+            )
+        };
+        if len > MAX_SETTING_NAME
+            || !arrived[..arrived.len().min(len as usize)]
+                .iter()
+                .all(|&b| setting_name_byte(b))
+        {
+            return Err(unreadable());
+        }
+        r.seek(start)?;
         let name = r.bytes()?;
         if name.is_empty() {
             return Ok(());
