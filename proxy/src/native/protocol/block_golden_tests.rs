@@ -45,7 +45,11 @@ fn goldens() -> Vec<Golden> {
             let rows = r.varuint().unwrap();
             assert_eq!(r.bytes().unwrap(), b"c", "{name}");
             let type_name = r.string().unwrap().to_string();
-            assert_eq!(type_name, entry["type"].as_str().unwrap(), "{name}: type as chdb names it");
+            assert_eq!(
+                type_name,
+                entry["type"].as_str().unwrap(),
+                "{name}: type as chdb names it"
+            );
             let data = bytes[r.position()..].to_vec();
             Golden {
                 name: name.clone(),
@@ -93,18 +97,33 @@ fn data_packet(g: &Golden, revision: Revision, compressed_in: Option<usize>) -> 
 fn frame(packet: &[u8], revision: Revision, compression: bool) -> Result<(ServerPacket, usize), DecodeError> {
     let mut buf = packet.to_vec();
     buf.push(5);
-    let ctx = Context { revision, compression };
+    let ctx = Context {
+        revision,
+        compression,
+    };
     frame_server_packet(&buf, &ctx, &mut FrameState::default())
 }
 
 fn check(g: &Golden, revision: Revision, compressed_in: Option<usize>) -> Result<(), String> {
     let packet = data_packet(g, revision, compressed_in);
     let compression = compressed_in.is_some();
-    let what = format!("{} ({}) at {revision}, compressed in {compressed_in:?}", g.name, g.type_name);
+    let what = format!(
+        "{} ({}) at {revision}, compressed in {compressed_in:?}",
+        g.name, g.type_name
+    );
     match (g.expected.as_str(), frame(&packet, revision, compression)) {
         ("framed", Ok((ServerPacket::Data(shape), len))) => {
-            if shape != (BlockShape { columns: 1, rows: g.rows }) || len != packet.len() {
-                return Err(format!("{what}: framed as {shape:?} ending at {len} of {}", packet.len()));
+            if shape
+                != (BlockShape {
+                    columns: 1,
+                    rows: g.rows,
+                })
+                || len != packet.len()
+            {
+                return Err(format!(
+                    "{what}: framed as {shape:?} ending at {len} of {}",
+                    packet.len()
+                ));
             }
         }
         ("opaque", Err(DecodeError::Unsupported(_))) => {}
@@ -113,11 +132,19 @@ fn check(g: &Golden, revision: Revision, compressed_in: Option<usize>) -> Result
     // Every strict prefix: not yet complete. Never an end, never malformed. (Unsupported is the framer's answer
     // for an opaque type once it reaches the type name, at any length from there on.)
     for cut in 0..packet.len() {
-        let ctx = Context { revision, compression };
+        let ctx = Context {
+            revision,
+            compression,
+        };
         match frame_server_packet(&packet[..cut], &ctx, &mut FrameState::default()) {
             Err(DecodeError::Incomplete { .. }) => {}
             Err(DecodeError::Unsupported(_)) if g.expected == "opaque" => {}
-            other => return Err(format!("{what}: prefix of {cut}/{} bytes gave {other:?}", packet.len())),
+            other => {
+                return Err(format!(
+                    "{what}: prefix of {cut}/{} bytes gave {other:?}",
+                    packet.len()
+                ))
+            }
         }
     }
     Ok(())
@@ -135,7 +162,12 @@ fn golden_blocks_frame_to_their_exact_end_and_prefixes_are_incomplete() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The same blocks fed a few bytes at a time into one `FrameState`, as they arrive from a socket.
@@ -145,7 +177,10 @@ fn golden_blocks_framed_in_pieces_end_where_whole_framing_does() {
         for compressed_in in [None, Some(16)] {
             let revision = Revision(54469);
             let packet = data_packet(&g, revision, compressed_in);
-            let ctx = Context { revision, compression: compressed_in.is_some() };
+            let ctx = Context {
+                revision,
+                compression: compressed_in.is_some(),
+            };
             let mut state = FrameState::default();
             let mut len = 0;
             let end = loop {
