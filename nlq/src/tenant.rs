@@ -23,7 +23,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Tokenizer;
 
 use crate::validate::placeholders::prepare_placeholders;
-use crate::validate::source::Source;
+use crate::validate::source::{blank_join_strictness, Source};
 
 /// Whose rows a query may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,47 +266,6 @@ impl Visitor for Scoper<'_> {
             _ => ControlFlow::Continue(()),
         }
     }
-}
-
-/// `sql` with ClickHouse's JOIN strictness and distribution words (`ANY`, `ALL`, `ASOF`, `SEMI`, `ANTI`,
-/// `GLOBAL` before a join) blanked out with spaces of the same length, which sqlparser does not read: the
-/// byte offsets stay those of the text, where the words stay.
-pub(crate) fn blank_join_strictness(sql: &str) -> String {
-    use sqlparser::tokenizer::Token;
-    let Ok(tokens) = Tokenizer::new(&ClickHouseDialect {}, sql).tokenize_with_location() else {
-        return sql.to_string();
-    };
-    let source = Source::new(sql, tokens);
-    // Each unquoted word, upper-cased, with its byte range.
-    let words: Vec<(String, Option<(usize, usize)>)> = source
-        .tokens
-        .iter()
-        .filter_map(|t| match &t.token {
-            Token::Word(w) if w.quote_style.is_none() => Some((
-                w.value.to_ascii_uppercase(),
-                source.offset(t.span.start).zip(source.offset(t.span.end)),
-            )),
-            _ => None,
-        })
-        .collect();
-    let mut out = sql.as_bytes().to_vec();
-    for pair in words.windows(2) {
-        let [(word, range), (next, _)] = pair else {
-            continue;
-        };
-        let joins = matches!(
-            next.as_str(),
-            "LEFT" | "RIGHT" | "INNER" | "FULL" | "JOIN" | "ANY" | "ALL" | "ASOF" | "SEMI" | "ANTI" | "CROSS"
-        );
-        let strictness = matches!(word.as_str(), "ANY" | "ALL" | "ASOF" | "SEMI" | "ANTI" | "GLOBAL");
-        if joins && strictness {
-            if let Some((start, end)) = range {
-                out[*start..*end].fill(b' ');
-            }
-        }
-    }
-    // Only ASCII letters were replaced by spaces.
-    String::from_utf8(out).unwrap_or_else(|_| sql.to_string())
 }
 
 /// `name` as ClickHouse reads it: bare when it is a plain identifier, in backquotes otherwise.

@@ -56,7 +56,7 @@ pub fn validate(sql: &str, policy: &Policy) -> Result<ValidatedQuery, Validation
     let prepared = prepare_placeholders(sql);
     let shown = prepared.shown.as_str();
     // ClickHouse's `ANY LEFT JOIN` & co., which sqlparser does not read, blanked at the same offsets.
-    let blanked = crate::tenant::blank_join_strictness(&prepared.parsed);
+    let blanked = source::blank_join_strictness(&prepared.parsed);
     let sql = blanked.as_str();
     let dialect = ClickHouseDialect {};
     let statements = match Parser::parse_sql(&dialect, sql) {

@@ -80,8 +80,7 @@ pub async fn run(config: Config, cli: Cli) -> anyhow::Result<()> {
     .context("cannot set up the HTTP interface")?;
     if let Some(audit) = &config.audit {
         tracing::info!(table = %format!("{}.{}", audit.database, audit.table), "audit records go to ClickHouse");
-        http_env.audit =
-            crate::gateway::audit::Audit::start(audit.clone(), http_env.router.clone(), metrics.clone());
+        http_env.audit = crate::http::audit::start(audit.clone(), http_env.router.clone(), metrics.clone());
     }
     let http_env = Arc::new(http_env);
     let env = Arc::new(native::session::SessionEnv {

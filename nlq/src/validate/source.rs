@@ -1,6 +1,7 @@
 //! The SQL text with its tokens: tokenizer locations (line, column) turned into byte offsets.
 
-use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+use sqlparser::dialect::ClickHouseDialect;
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 /// The SQL text with its tokens, for turning line/column spans into byte offsets.
 pub(crate) struct Source<'a> {
@@ -61,4 +62,44 @@ impl<'a> Source<'a> {
         }
         None
     }
+}
+
+/// `sql` with ClickHouse's JOIN strictness and distribution words (`ANY`, `ALL`, `ASOF`, `SEMI`, `ANTI`,
+/// `GLOBAL` before a join) blanked out with spaces of the same length, which sqlparser does not read: the
+/// byte offsets stay those of the text, where the words stay.
+pub(crate) fn blank_join_strictness(sql: &str) -> String {
+    let Ok(tokens) = Tokenizer::new(&ClickHouseDialect {}, sql).tokenize_with_location() else {
+        return sql.to_string();
+    };
+    let source = Source::new(sql, tokens);
+    // Each unquoted word, upper-cased, with its byte range.
+    let words: Vec<(String, Option<(usize, usize)>)> = source
+        .tokens
+        .iter()
+        .filter_map(|t| match &t.token {
+            Token::Word(w) if w.quote_style.is_none() => Some((
+                w.value.to_ascii_uppercase(),
+                source.offset(t.span.start).zip(source.offset(t.span.end)),
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut out = sql.as_bytes().to_vec();
+    for pair in words.windows(2) {
+        let [(word, range), (next, _)] = pair else {
+            continue;
+        };
+        let joins = matches!(
+            next.as_str(),
+            "LEFT" | "RIGHT" | "INNER" | "FULL" | "JOIN" | "ANY" | "ALL" | "ASOF" | "SEMI" | "ANTI" | "CROSS"
+        );
+        let strictness = matches!(word.as_str(), "ANY" | "ALL" | "ASOF" | "SEMI" | "ANTI" | "GLOBAL");
+        if joins && strictness {
+            if let Some((start, end)) = range {
+                out[*start..*end].fill(b' ');
+            }
+        }
+    }
+    // Only ASCII letters were replaced by spaces.
+    String::from_utf8(out).unwrap_or_else(|_| sql.to_string())
 }

@@ -19,6 +19,7 @@ pub mod nodes;
 mod resolve;
 pub mod settings;
 pub mod upstream_url;
+pub mod users;
 
 #[cfg(test)]
 mod tests;
@@ -59,9 +60,9 @@ pub struct Config {
     /// The nodes behind the proxy, how they are chosen and probed.
     pub cluster: nodes::ClusterConfig,
     /// Proxy users (`[[users]]`); empty: clients' credentials pass through to ClickHouse.
-    pub users: Vec<crate::gateway::UserConfig>,
+    pub users: Vec<users::UserConfig>,
     /// The audit table and its writer; `None`: no audit records are kept.
-    pub audit: Option<crate::gateway::audit::AuditConfig>,
+    pub audit: Option<users::AuditConfig>,
     pub llm_base_url: Option<String>,
     pub llm_model: Option<String>,
     /// Base URL of aurora-ingest's HTTP API (no trailing slash), for the console's pipelines page.

@@ -86,7 +86,7 @@ pub fn resolve(settings: Settings, problems: &mut Vec<Problem>) -> Config {
 
     let cluster = super::nodes::resolve(cluster, &upstream.upstream_native, &upstream_http, &mut report);
     let audit = resolve_audit(&gateway, &mut report);
-    let users = crate::gateway::resolve_users(&gateway.users, &gateway.tenant_column, &mut report);
+    let users = super::users::resolve_users(&gateway.users, &gateway.tenant_column, &mut report);
 
     match (&llm.llm_base_url, &llm.llm_model) {
         (Some(_), None) => report("llm_model", "llm_base_url and llm_model are set together".into()),
@@ -297,7 +297,7 @@ fn ingest_api_token(env: Option<String>, file: Option<PathBuf>) -> Result<Option
 fn resolve_audit(
     gateway: &super::settings::Gateway,
     report: &mut impl FnMut(&str, String),
-) -> Option<crate::gateway::audit::AuditConfig> {
+) -> Option<super::users::AuditConfig> {
     if gateway.audit_table.is_empty() {
         return None;
     }
@@ -334,7 +334,7 @@ fn resolve_audit(
             }
         },
     };
-    Some(crate::gateway::audit::AuditConfig {
+    Some(super::users::AuditConfig {
         database: database.to_string(),
         table: table.to_string(),
         user: gateway.audit_user.clone(),

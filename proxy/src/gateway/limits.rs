@@ -7,14 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// What the limits of one user are (the part of `[[users]]` that a reload may keep the state of).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LimitSpec {
-    pub max_concurrent_queries: Option<u32>,
-    pub max_queue_size: u32,
-    pub max_queue_time: Duration,
-    pub requests_per_minute: Option<u32>,
-}
+pub use crate::config::users::LimitSpec;
 
 /// The running state of one user's limits.
 pub struct Limiter {

@@ -8,15 +8,15 @@
 
 pub mod audit;
 pub mod limits;
-mod users;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::config::users;
+pub use crate::config::users::UserConfig;
 pub use limits::{Admission, LimitSpec, Limiter, Refused};
-pub use users::{resolve_users, UserConfig};
 
 use crate::codes;
 use crate::dialect::Dialect;

@@ -11,6 +11,7 @@
 //! rewritten: the upstream sees the query string the client sent.
 
 pub mod answer;
+pub mod audit;
 pub mod body;
 pub mod classify;
 pub mod error;

@@ -1,4 +1,4 @@
-//! `[[users]]` of the config file, checked into [`UserConfig`]s: names, password hashes, the ClickHouse
+//! `[[users]]` of the config file, checked into [`UserConfig`]s (what [`crate::gateway`] enforces): names, password hashes, the ClickHouse
 //! credentials (read from the environment or a file, never from the config itself), networks and limits.
 
 use std::collections::BTreeSet;
@@ -8,8 +8,16 @@ use std::time::Duration;
 use aurora_common::secret::{self, SecretKeys};
 use ipnet::IpNet;
 
-use super::limits::LimitSpec;
-use crate::config::settings::UserSpec;
+use super::settings::UserSpec;
+
+/// What the limits of one user are (the part of `[[users]]` that a reload may keep the state of).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitSpec {
+    pub max_concurrent_queries: Option<u32>,
+    pub max_queue_size: u32,
+    pub max_queue_time: Duration,
+    pub requests_per_minute: Option<u32>,
+}
 
 /// One proxy user, checked.
 #[derive(Clone, PartialEq)]
@@ -80,7 +88,7 @@ impl UserConfig {
     }
 }
 
-pub(super) fn sha256(data: &[u8]) -> [u8; 32] {
+pub fn sha256(data: &[u8]) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, data);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
@@ -236,4 +244,23 @@ pub fn resolve_users(
         });
     }
     users
+}
+
+/// Where the audit table is and who writes it.
+#[derive(Clone, PartialEq)]
+pub struct AuditConfig {
+    /// `database.table`, checked as two identifiers.
+    pub database: String,
+    pub table: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditConfig")
+            .field("table", &format_args!("{}.{}", self.database, self.table))
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
