@@ -4,6 +4,7 @@ on SIGTERM a request in flight still finishes."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import signal
 import socket
@@ -11,6 +12,7 @@ import threading
 import time
 
 import pytest
+from clickhouse_driver import Client
 
 from conftest import exception_code, metric, request
 from support.servers import HOST, ProxyProcess, free_port
@@ -43,9 +45,10 @@ def test_upstream_down_is_a_bad_gateway_in_clickhouse_shape(start_proxy):
     assert exception_code(ask) == 210 and "ClickHouse" in ask.text and "LLM" not in ask.text, ask.text
 
 
-def test_unreachable_upstream_fails_within_the_connect_timeout(start_proxy):
-    # A listener that never accepts, with its accept queue full: further SYNs are dropped and a connect hangs,
-    # as it does towards a host that is down. The proxy's connect timeout (1 s here) must end it.
+@contextlib.contextmanager
+def unanswered_port():
+    """A port whose listener never accepts, its accept queue full: further SYNs are dropped and a connect hangs,
+    as it does towards a host that is down."""
     blackhole = socket.socket()
     blackhole.bind((HOST, 0))
     blackhole.listen(0)
@@ -56,7 +59,16 @@ def test_unreachable_upstream_fails_within_the_connect_timeout(start_proxy):
             filler.setblocking(False)
             filler.connect_ex(blackhole.getsockname())
             fillers.append(filler)
-        port = blackhole.getsockname()[1]
+        yield blackhole.getsockname()[1]
+    finally:
+        for filler in fillers:
+            filler.close()
+        blackhole.close()
+
+
+def test_unreachable_upstream_fails_within_the_connect_timeout(start_proxy):
+    # A connect that hangs, as towards a host that is down: the proxy's connect timeout (1 s here) must end it.
+    with unanswered_port() as port:
         p = start_proxy(f"{HOST}:{closed_port()}", f"http://{HOST}:{port}", ("--connect-timeout", "1s"))
         started = time.monotonic()
         answer = request(p.endpoint, body="SELECT 1", timeout=10)
@@ -64,10 +76,6 @@ def test_unreachable_upstream_fails_within_the_connect_timeout(start_proxy):
         assert answer.status == 502 and exception_code(answer) == 210, answer.text
         assert 0.9 < elapsed < 3.0, elapsed
         assert "no connection within 1s (connect_timeout)" in answer.text, answer.text
-    finally:
-        for filler in fillers:
-            filler.close()
-        blackhole.close()
 
 
 class BrokenUpstream:
@@ -143,17 +151,7 @@ def test_sigterm_lets_a_request_in_flight_finish(clickhouse, tmp_path):
 def test_an_open_circuit_fails_fast_on_both_protocols_and_tries_again_after_the_cooldown(start_proxy):
     """A node that does not answer connects: after `circuit_failures` failed connects (each waits out the connect
     timeout) its circuit opens, and clients fail at once with code 210 instead of waiting too, until the cooldown."""
-    blackhole = socket.socket()
-    blackhole.bind((HOST, 0))
-    blackhole.listen(0)
-    fillers = []
-    try:
-        for _ in range(4):
-            filler = socket.socket()
-            filler.setblocking(False)
-            filler.connect_ex(blackhole.getsockname())
-            fillers.append(filler)
-        port = blackhole.getsockname()[1]
+    with unanswered_port() as port:
         p = start_proxy(f"{HOST}:{port}", f"http://{HOST}:{port}",
                         ("--connect-timeout", "1s", "--circuit-failures", "2", "--circuit-cooldown", "4s",
                          "--health-interval", "60s"))
@@ -171,7 +169,6 @@ def test_an_open_circuit_fails_fast_on_both_protocols_and_tries_again_after_the_
         # The native side fails fast too, with the same reason.
         started = time.monotonic()
         with pytest.raises(Exception) as raised:
-            from clickhouse_driver import Client
             Client(HOST, port=p.native_port, connect_timeout=5).execute("SELECT 1")
         assert time.monotonic() - started < 0.5
         assert getattr(raised.value, "code", None) == 210 and "circuit" in str(raised.value), raised.value
@@ -181,7 +178,3 @@ def test_an_open_circuit_fails_fast_on_both_protocols_and_tries_again_after_the_
         started = time.monotonic()
         answer = request(p.endpoint, body="SELECT 1", timeout=10)
         assert time.monotonic() - started > 0.9 and "no connection within 1s" in answer.text, answer.text
-    finally:
-        for filler in fillers:
-            filler.close()
-        blackhole.close()

@@ -217,59 +217,49 @@ impl Router {
     /// when a query passes its proxy user's `max_execution_time`.
     pub async fn kill(&self, index: usize, query_id: &str, user: &str, password: &str) -> Result<(), String> {
         use base64::Engine as _;
-        let upstream = self.upstreams.get(index).ok_or("no such node")?;
-        let fail = |reason: String| format!("HTTP {}: {reason}", upstream.url);
         let sql = format!(
             "KILL QUERY WHERE query_id = {} ASYNC",
             nlq::bind::quoted_string(query_id)
         );
-        let uri = upstream
-            .uri_for(&Uri::from_static("/"))
-            .map_err(|e| fail(e.to_string()))?;
         let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        let request = Request::post(uri)
+        let request = Request::post("/")
             .header(hyper::header::AUTHORIZATION, format!("Basic {credentials}"))
-            .body(UpstreamBody::full(sql.into(), self.metrics.clone()))
-            .map_err(|e| fail(e.to_string()))?;
-        let (response, lease) = upstream.send(request).await.map_err(|e| match e {
-            SendError::Connect(reason) | SendError::Failed(reason) => fail(reason),
-        })?;
-        let status = response.status();
-        let body = super::body::read_answer(response.into_body(), lease, 64 << 10)
-            .await
-            .map_err(fail)?;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(fail(format!(
-                "KILL QUERY answered {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            )))
-        }
+            .body(UpstreamBody::full(sql.into(), self.metrics.clone()));
+        self.ask_node(index, request, "KILL QUERY", 64 << 10).await
     }
 
     /// The health probe of the node at `index`: `GET /ping` answers 200 `Ok.` on a live ClickHouse.
     pub async fn ping(&self, index: usize) -> Result<(), String> {
-        let upstream = &self.upstreams[index];
+        let request = Request::get("/ping").body(UpstreamBody::empty(self.metrics.clone()));
+        self.ask_node(index, request, "/ping", 4096).await
+    }
+
+    /// Sends the proxy's own `request` (its URI a path) to the node at `index` and reads the answer (at most
+    /// `limit` bytes); an answer other than 2xx is an error naming `what` and the node's text.
+    async fn ask_node(
+        &self,
+        index: usize,
+        request: hyper::http::Result<Request<UpstreamBody>>,
+        what: &str,
+        limit: usize,
+    ) -> Result<(), String> {
+        let upstream = self.upstreams.get(index).ok_or("no such node")?;
         let fail = |reason: String| format!("HTTP {}: {reason}", upstream.url);
-        let uri = upstream
-            .uri_for(&Uri::from_static("/ping"))
-            .map_err(|e| fail(e.to_string()))?;
-        let request = Request::get(uri)
-            .body(UpstreamBody::empty(self.metrics.clone()))
-            .map_err(|e| fail(e.to_string()))?;
+        let mut request = request.map_err(|e| fail(e.to_string()))?;
+        let path = request.uri().clone();
+        *request.uri_mut() = upstream.uri_for(&path).map_err(|e| fail(e.to_string()))?;
         let (response, lease) = upstream.send(request).await.map_err(|e| match e {
             SendError::Connect(reason) | SendError::Failed(reason) => fail(reason),
         })?;
         let status = response.status();
-        let body = super::body::read_answer(response.into_body(), lease, 4096)
+        let body = super::body::read_answer(response.into_body(), lease, limit)
             .await
             .map_err(fail)?;
         if status.is_success() {
             Ok(())
         } else {
             Err(fail(format!(
-                "/ping answered {status}: {}",
+                "{what} answered {status}: {}",
                 String::from_utf8_lossy(&body).trim()
             )))
         }
